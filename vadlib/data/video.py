@@ -1,0 +1,151 @@
+"""Readers for the two ways a video is stored: a file decord reads, or a folder of frames.
+
+Both give RGB ``uint8`` frames ``(B, H, W, 3)`` in batches, so memory does not grow with
+video length. Grayscale frames (UCSD) are replicated to three channels.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator, Protocol, Sequence
+
+import numpy as np
+
+from vadlib.errors import DataError
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+class VideoSource(Protocol):
+    """What every reader offers."""
+
+    path: Path
+
+    def __len__(self) -> int: ...
+
+    @property
+    def fps(self) -> float: ...
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the frames."""
+        ...
+
+    def get(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices`` as ``(B, H, W, 3)`` uint8 RGB."""
+        ...
+
+
+def _natural_key(p: Path) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name))
+
+
+class FrameFolder:
+    """A folder of image files, one per frame, in natural name order (``000.jpg``, ``001.jpg``…)."""
+
+    def __init__(self, path: str | Path, fps: float = 25.0):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise DataError(self.path, "frames folder does not exist")
+        self.files = sorted(
+            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key
+        )
+        if not self.files:
+            raise DataError(self.path, "frames folder holds no image files "
+                            f"(looked for {', '.join(IMAGE_EXTENSIONS)})")
+        self._fps = fps
+        self._size: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        if self._size is None:
+            self._size = self._read(0).shape[:2]
+        return self._size
+
+    def _read(self, i: int) -> np.ndarray:
+        import cv2
+
+        f = self.files[i]
+        img = cv2.imread(str(f), cv2.IMREAD_COLOR)  # grayscale files are replicated to 3 channels
+        if img is None:
+            raise DataError(f, "image file cannot be read (corrupt, empty or not an image)")
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    def get(self, indices: Sequence[int]) -> np.ndarray:
+        frames = [self._read(int(i)) for i in indices]
+        shapes = {fr.shape for fr in frames}
+        if len(shapes) > 1:
+            raise DataError(self.path, f"frames of different sizes within one video: {sorted(shapes)}")
+        return np.stack(frames) if frames else np.zeros((0, *self.size, 3), np.uint8)
+
+
+class VideoFile:
+    """A video file read with decord (mp4, avi, …)."""
+
+    def __init__(self, path: str | Path, num_threads: int = 1):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(self.path, "video file does not exist")
+        if self.path.stat().st_size == 0:
+            raise DataError(self.path, "video file is empty (0 bytes)")
+        import decord
+
+        try:
+            self._vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
+        except Exception as exc:  # decord raises DECORDError / RuntimeError
+            raise DataError(self.path, f"decord cannot open the video ({exc.__class__.__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else 'no message'})") from exc
+        if len(self._vr) == 0:
+            raise DataError(self.path, "video has no frames")
+
+    def __len__(self) -> int:
+        return len(self._vr)
+
+    @property
+    def fps(self) -> float:
+        try:
+            return float(self._vr.get_avg_fps())
+        except Exception:
+            return 25.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self._vr[0].shape[:2])  # type: ignore[return-value]
+
+    def get(self, indices: Sequence[int]) -> np.ndarray:
+        idx = [int(i) for i in indices]
+        if not idx:
+            h, w = self.size
+            return np.zeros((0, h, w, 3), np.uint8)
+        try:
+            return self._vr.get_batch(idx).asnumpy()
+        except Exception as exc:
+            raise DataError(self.path, f"failed to decode frames {idx[0]}..{idx[-1]} "
+                            f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+
+
+def open_video(path: str | Path, fps: float = 25.0) -> VideoSource:
+    """Open a video file (decord) or a frames folder, chosen by what ``path`` is."""
+    p = Path(path)
+    if p.is_dir():
+        return FrameFolder(p, fps=fps)
+    if p.suffix.lower() in VIDEO_EXTENSIONS or p.is_file():
+        return VideoFile(p)
+    raise DataError(p, "neither a video file nor a frames folder (does the path exist?)")
+
+
+def iter_batches(source: VideoSource, indices: Sequence[int], batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(indices, frames)`` in batches of at most ``batch_size`` frames."""
+    idx = np.asarray(indices, dtype=np.int64)
+    for start in range(0, len(idx), batch_size):
+        chunk = idx[start:start + batch_size]
+        yield chunk, source.get(chunk.tolist())

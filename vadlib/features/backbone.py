@@ -1,0 +1,163 @@
+"""The CLIP backbone: a thin wrapper over open_clip.
+
+``load_backbone(name, pretrained)`` takes any open_clip model name with a pretrained tag
+(``"ViT-B-16", "openai"``), or a local checkpoint path as ``pretrained``. The explicit tag
+``"random"`` builds the architecture with random weights — for tests and offline runs only;
+every output of such a backbone is marked ``real_weights = False`` and warned about.
+
+``vadlib-tiny`` is a small open_clip model config registered here (2-layer ViT at 64 px,
+64-d embeddings) that runs through the real open_clip code path in seconds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from vadlib.errors import ConfigError, WeightsUnavailableError
+
+RANDOM = "random"
+TINY = "vadlib-tiny"
+_CONFIG_DIR = Path(__file__).parent / "model_configs"
+RANDOM_WEIGHTS_WARNING = (
+    "RANDOM WEIGHTS: backbone '{name}' has random (untrained) weights; every score and figure "
+    "from it checks the plumbing only and says nothing about the method."
+)
+
+
+class RandomWeightsWarning(UserWarning):
+    """Raised (as a warning) whenever a random-weight backbone is built or used."""
+
+
+def _register_configs() -> None:
+    import open_clip
+
+    if TINY not in open_clip.list_models():
+        open_clip.add_model_config(_CONFIG_DIR)
+
+
+@dataclass
+class Backbone:
+    """A frozen open_clip model with its preprocessing and tokenizer.
+
+    Attributes:
+        name, pretrained: as given to :func:`load_backbone`.
+        real_weights: False for ``pretrained="random"``; reports carry this flag.
+        embed_dim: width D of image and text embeddings.
+        image_size: the encoder's input size (pixels).
+        mean, std: the preprocessing normalisation.
+    """
+
+    model: torch.nn.Module
+    preprocess: Callable
+    tokenizer: Callable
+    name: str
+    pretrained: str
+    real_weights: bool
+    embed_dim: int
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    device: torch.device
+
+    @property
+    def tag(self) -> str:
+        """Short identity used in feature-store keys: ``name/pretrained``."""
+        return f"{self.name}/{Path(self.pretrained).name if self.pretrained else ''}"
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, S, S)`` preprocessed images → ``(B, D)`` raw (unnormalised) embeddings."""
+        return self.model.encode_image(images.to(self.device))
+
+    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str], normalize: bool = True) -> torch.Tensor:
+        """Texts → ``(N, D)`` embeddings (L2-normalised by default)."""
+        if len(texts) == 0:
+            raise ConfigError("encode_text got an empty prompt list")
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        feats = self.model.encode_text(tokens)
+        return torch.nn.functional.normalize(feats, dim=-1) if normalize else feats
+
+    def warn_if_random(self) -> None:
+        if not self.real_weights:
+            warnings.warn(RANDOM_WEIGHTS_WARNING.format(name=self.name), RandomWeightsWarning, stacklevel=2)
+
+
+def list_backbones() -> list[str]:
+    """All open_clip model names, the tiny test config included."""
+    import open_clip
+
+    _register_configs()
+    return open_clip.list_models()
+
+
+def _weights_error(name: str, pretrained: str, exc: BaseException) -> WeightsUnavailableError:
+    return WeightsUnavailableError(
+        f"cannot load weights '{pretrained}' for backbone '{name}' ({exc.__class__.__name__}: {exc}).\n"
+        "Remedies:\n"
+        f"  1. pre-download on a machine with network: python -c \"import open_clip; "
+        f"open_clip.create_model_and_transforms('{name}', pretrained='{pretrained}')\" "
+        "(the weights land in the Hugging Face / torch cache; copy that cache here);\n"
+        "  2. point backbone.pretrained at a local checkpoint file (.pt/.bin/.safetensors);\n"
+        "  3. for plumbing checks only, choose random weights explicitly: "
+        "-S backbone.name=vadlib-tiny -S backbone.pretrained=random (outputs are marked RANDOM WEIGHTS)."
+    )
+
+
+def load_backbone(name: str, pretrained: str | None, device: str | torch.device = "cpu",
+                  cache_dir: str | None = None) -> Backbone:
+    """Build a frozen open_clip backbone.
+
+    Args:
+        name: an open_clip model name (``open_clip.list_models()``) or ``"vadlib-tiny"``.
+        pretrained: an open_clip pretrained tag (``"openai"``, ``"laion2b_s34b_b88k"``…),
+            a local checkpoint path, or ``"random"`` for explicit random weights.
+        device: torch device.
+    Raises:
+        ConfigError: unknown model name or empty tag.
+        WeightsUnavailableError: the weights cannot be obtained (with remedies in the message).
+    """
+    import open_clip
+
+    _register_configs()
+    known = open_clip.list_models()
+    if name not in known:
+        close = [m for m in known if name.lower().replace("/", "-") in m.lower()][:8]
+        raise ConfigError(f"unknown backbone '{name}'; open_clip knows {len(known)} models"
+                          + (f", e.g. {', '.join(close)}" if close else f" (see vadlib.features.list_backbones())"))
+    if not pretrained:
+        raise ConfigError(f"backbone '{name}': give a pretrained tag, a checkpoint path, or 'random' explicitly")
+    device = torch.device(device)
+    real = pretrained != RANDOM
+    if real and Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"} and not Path(pretrained).is_file():
+        raise _weights_error(name, pretrained, FileNotFoundError(f"no such file: {pretrained}"))
+    if real and not Path(pretrained).is_file():
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if pretrained not in tags:
+            raise ConfigError(f"backbone '{name}' has no pretrained tag '{pretrained}' "
+                              f"(known: {', '.join(tags) or 'none'}; or give a local checkpoint path)")
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=None if not real else pretrained, device=device, cache_dir=cache_dir)
+    except Exception as exc:
+        if not real:
+            raise
+        raise _weights_error(name, pretrained, exc) from exc
+    model.eval().requires_grad_(False)
+    tokenizer = open_clip.get_tokenizer(name)
+    visual = model.visual
+    size = visual.image_size
+    size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    mean = tuple(getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN)
+    std = tuple(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD)
+    with torch.no_grad():
+        embed_dim = int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
+    bb = Backbone(model=model, preprocess=preprocess, tokenizer=tokenizer, name=name, pretrained=pretrained,
+                  real_weights=real, embed_dim=embed_dim, image_size=size, mean=mean, std=std, device=device)
+    bb.warn_if_random()
+    return bb
