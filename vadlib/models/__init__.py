@@ -1,0 +1,1 @@
+"""Methods. Each ends in :class:`vadlib.results.Predictions` (per-frame scores, optional classes)."""

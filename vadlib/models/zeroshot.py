@@ -1,0 +1,72 @@
+"""CLIP zero-shot scoring (methods.md §4.1 and the §2 score ``S(t)``).
+
+For frame features ``f_t`` (L2-normalised) and prompt text features:
+
+* ``max_cos``: ``S(t) = max_i cos(f_t, T_i)`` over the dataset's semantic anomaly prompts;
+* ``softmax``: ``p_t = softmax([cos(f_t, N_j); cos(f_t, A_i)] / tau)``, score
+  ``a_t = sum_i p_t(A_i) = 1 - p_t(normal)``; tau = 0.01 is CLIP's logit scale 100;
+* per frame the predicted class: ``normal`` if ``p_t(normal) >= max_i p_t(A_i)`` else the
+  anomaly prompt's class, and which anomaly prompt fired (``argmax_i cos(f_t, A_i)``).
+
+Class probabilities are C-way: column 0 sums the normal prompts, then one column per anomaly
+class (prompts of the same class are summed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vadlib.models.prompts import PromptSet, encode_prompts
+
+SCORES = ("softmax", "max_cos")
+
+
+@dataclass
+class ZeroShotOutput:
+    """Per-row outputs for one video: all ``(N,)`` except ``class_probs (N, C)``."""
+
+    softmax: np.ndarray
+    max_cos: np.ndarray
+    fired: np.ndarray
+    class_probs: np.ndarray
+
+
+class ZeroShotScorer:
+    """Scores frame features against a :class:`PromptSet` with a frozen backbone's text tower."""
+
+    def __init__(self, backbone, prompts: PromptSet, tau: float = 0.01):
+        self.prompts = prompts
+        self.tau = float(tau)
+        self.normal_text = encode_prompts(backbone, prompts.normal, prompts.templates)   # (Kn, D)
+        self.anomaly_text = encode_prompts(backbone, list(prompts.anomaly.values()), prompts.templates)  # (Ka, D)
+        self.class_names = ["normal", *dict.fromkeys(prompts.anomaly_names)]
+        col = {c: i for i, c in enumerate(self.class_names)}
+        self._cls_of_prompt = np.array([col[c] for c in prompts.anomaly_names])
+
+    @torch.no_grad()
+    def score(self, feats: np.ndarray | torch.Tensor) -> ZeroShotOutput:
+        """``feats (N, D)`` raw or normalised image features → :class:`ZeroShotOutput`."""
+        x = torch.as_tensor(np.asarray(feats), dtype=torch.float32)
+        if x.ndim == 3:  # (N, crops, D): average crops' embeddings
+            x = x.mean(1)
+        x = torch.nn.functional.normalize(x, dim=-1)
+        cos_n = x @ self.normal_text.T           # (N, Kn)
+        cos_a = x @ self.anomaly_text.T          # (N, Ka)
+        logits = torch.cat([cos_n, cos_a], dim=1) / self.tau
+        p = torch.softmax(logits, dim=1)
+        kn = cos_n.shape[1]
+        p_normal = p[:, :kn].sum(1)
+        p_anom = p[:, kn:]
+        probs = np.zeros((x.shape[0], len(self.class_names)), np.float32)
+        probs[:, 0] = p_normal.numpy()
+        for j, c in enumerate(self._cls_of_prompt):
+            probs[:, c] += p_anom[:, j].numpy()
+        return ZeroShotOutput(
+            softmax=(1.0 - p_normal).numpy().astype(np.float32),
+            max_cos=cos_a.max(1).values.numpy().astype(np.float32),
+            fired=cos_a.argmax(1).numpy().astype(np.int64),
+            class_probs=probs,
+        )

@@ -1,0 +1,130 @@
+"""Run a pipeline stage's notebook through papermill with its parameters from ``params.yaml``.
+
+``python -m vadlib.pipeline <stage> [--item NAME]`` (what every ``dvc.yaml`` stage calls):
+
+1. reads ``params.yaml`` (DVC's ``-S`` overrides have already been written into it);
+2. builds the notebook parameters: every key of the ``<stage>:`` section, plus the shared
+   sections ``seed``, ``backbone``, ``datasets``, and ``item`` and ``out_dir``
+   (``reports/<stage>[/<item>]``);
+3. converts ``notebooks/<stage>.py`` (jupytext percent format) to a notebook, executes it with
+   papermill, and writes ``<out_dir>/<stage>.ipynb`` and ``<stage>.html`` atomically.
+
+One name per concept: stage ``zeroshot`` = ``notebooks/zeroshot.py`` = ``params.yaml: zeroshot``
+= ``reports/zeroshot/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vadlib.errors import ConfigError
+from vadlib.io import atomic_path
+
+SHARED_SECTIONS = ("seed", "backbone", "datasets")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read ``params.yaml``; a missing or malformed file raises ConfigError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found (run from the repository root)")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return params
+
+
+def notebook_parameters(params: dict[str, Any], stage: str, item: str | None = None,
+                        reports: str | Path = "reports") -> dict[str, Any]:
+    """The parameters papermill injects for ``stage`` (see module docstring)."""
+    if stage not in params:
+        raise ConfigError(f"params.yaml has no section '{stage}' (sections: {', '.join(params)})")
+    section = params[stage] or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"params.yaml: section '{stage}' must be a mapping")
+    out = {k: params[k] for k in SHARED_SECTIONS if k in params}
+    out.update(section)
+    out_dir = Path(reports) / stage / item if item else Path(reports) / stage
+    out.update(item=item or "", out_dir=str(out_dir), stage=stage)
+    return out
+
+
+def run_notebook(stage: str, item: str | None = None, params_file: str | Path = "params.yaml",
+                 notebooks: str | Path = "notebooks", reports: str | Path = "reports",
+                 html: bool = True, extra: dict[str, Any] | None = None) -> Path:
+    """Execute ``notebooks/<stage>.py`` with papermill; return the executed notebook's path."""
+    import jupytext
+    import papermill as pm
+
+    src = Path(notebooks) / f"{stage}.py"
+    if not src.is_file():
+        raise ConfigError(f"{src}: no notebook for stage '{stage}'")
+    params = notebook_parameters(load_params(params_file), stage, item, reports)
+    if extra:
+        params.update(extra)
+    out_dir = Path(params["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The kernel must be this interpreter's (a venv's python need not be first on PATH).
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    target = out_dir / f"{stage}.ipynb"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_in = Path(tmp) / f"{stage}.ipynb"
+        jupytext.write(nb, tmp_in)
+        with atomic_path(target) as tmp_out:
+            try:
+                pm.execute_notebook(str(tmp_in), str(tmp_out), parameters=params, kernel_name="python3",
+                                    cwd=os.getcwd(), progress_bar=False, log_output=True)
+            except pm.PapermillExecutionError as exc:
+                failed = out_dir / f"{stage}.failed.ipynb"
+                os.replace(tmp_out, failed)
+                raise SystemExit(f"stage '{stage}'{' [' + item + ']' if item else ''} failed in "
+                                 f"{src} (cell {exc.exec_count}): {exc.ename}: {exc.evalue}\n"
+                                 f"executed notebook with the traceback: {failed}") from None
+    if html:
+        write_html(target)
+    return target
+
+
+def write_html(notebook: Path) -> Path:
+    """Export an executed notebook to HTML beside it (atomically)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, as_version=4))
+    out = notebook.with_suffix(".html")
+    with atomic_path(out) as tmp:
+        tmp.write_text(body, encoding="utf-8")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vadlib.pipeline", description=__doc__.split("\n\n")[0])
+    ap.add_argument("stage", help="stage name = notebooks/<stage>.py = params.yaml section")
+    ap.add_argument("--item", default=None, help="foreach item (e.g. a dataset name)")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--no-html", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        path = run_notebook(args.stage, args.item, params_file=args.params, html=not args.no_html)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
