@@ -4,8 +4,8 @@
 
 1. reads ``params.yaml`` (DVC's ``-S`` overrides have already been written into it);
 2. builds the notebook parameters: every key of the ``<stage>:`` section, plus the shared
-   sections ``seed``, ``backbone``, ``datasets``, and ``item`` and ``out_dir``
-   (``reports/<stage>[/<item>]``);
+   sections ``seed``, ``backbone``, ``datasets``, and ``item``, ``out_dir``
+   (``reports/<stage>[/<item>]``) and ``reports`` (where earlier stages wrote);
 3. converts ``notebooks/<stage>.py`` (jupytext percent format) to a notebook, executes it with
    papermill, and writes ``<out_dir>/<stage>.ipynb`` and ``<stage>.html`` atomically.
 
@@ -55,7 +55,7 @@ def notebook_parameters(params: dict[str, Any], stage: str, item: str | None = N
     out = {k: params[k] for k in SHARED_SECTIONS if k in params}
     out.update(section)
     out_dir = Path(reports) / stage / item if item else Path(reports) / stage
-    out.update(item=item or "", out_dir=str(out_dir), stage=stage)
+    out.update(item=item or "", out_dir=str(out_dir), stage=stage, reports=str(reports))
     return out
 
 

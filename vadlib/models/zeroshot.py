@@ -70,3 +70,40 @@ class ZeroShotScorer:
             fired=cos_a.argmax(1).numpy().astype(np.int64),
             class_probs=probs,
         )
+
+
+def _expand(values: np.ndarray, frame_index: np.ndarray, n_frames: int) -> np.ndarray:
+    """Row values ``(N,)`` or ``(N, C)`` → per-frame ``(T,)`` / ``(T, C)`` (feature-store rule)."""
+    from vadlib.features.store import expand_to_frames
+
+    if values.ndim == 1:
+        return expand_to_frames(values, frame_index, n_frames)
+    return np.stack([expand_to_frames(values[:, j], frame_index, n_frames) for j in range(values.shape[1])], 1)
+
+
+def predict_store(store, scorer: ZeroShotScorer, videos) -> dict:
+    """Zero-shot predictions for ``videos`` (``Video`` records) from a feature store.
+
+    Returns ``{"softmax": Predictions, "max_cos": Predictions}``: per-frame scores of each
+    variant, with the C-way class probabilities and the anomaly prompt that fired, expanded
+    from feature rows to every frame.
+    """
+    from vadlib.errors import DataError
+    from vadlib.results import Predictions, VideoScores
+
+    preds = {name: Predictions(class_names=scorer.class_names,
+                               meta={"method": "zeroshot", "score": name, "tau": scorer.tau})
+             for name in SCORES}
+    for v in videos:
+        if not store.has(v.name):
+            raise DataError(store.path, f"feature store has no features for video '{v.name}'")
+        n = store.num_frames(v.name)
+        v.check_labels(n)
+        out = scorer.score(store.load(v.name))
+        fi = store.frame_index(v.name)
+        probs = _expand(out.class_probs, fi, n)
+        fired = _expand(out.fired.astype(np.float64), fi, n).astype(np.int64)
+        for name in SCORES:
+            preds[name].videos[v.name] = VideoScores(scores=_expand(getattr(out, name), fi, n),
+                                                     class_probs=probs, fired=fired)
+    return preds

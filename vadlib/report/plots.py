@@ -1,0 +1,115 @@
+"""Standard figures: score timelines with GT shaded, ROC and PR curves.
+
+Every figure of a random-weight run carries a visible "RANDOM WEIGHTS" banner
+(:func:`mark_random`), and :func:`protocol_caption` writes the protocol beside the figure.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+RANDOM_BANNER = "RANDOM WEIGHTS — plumbing check, not a result"
+
+
+def mark_random(fig, real_weights: bool) -> None:
+    """Stamp a red banner across ``fig`` when the backbone's weights were not real."""
+    if not real_weights:
+        fig.text(0.5, 0.5, RANDOM_BANNER, ha="center", va="center", fontsize=14, color="red",
+                 alpha=0.35, rotation=20, transform=fig.transFigure, weight="bold")
+
+
+def protocol_caption(meta: Mapping) -> str:
+    """One line naming the protocol: dataset, GT file, σ, AP definition, backbone, weights."""
+    keys = [("dataset", "dataset"), ("gt_file", "GT"), ("sigma", "σ"), ("ap_definition", "AP"),
+            ("backbone", "backbone"), ("real_weights", "real weights"), ("score", "score")]
+    return " · ".join(f"{label}: {meta[k]}" for k, label in keys if k in meta and meta[k] is not None)
+
+
+def _shade(ax, labels: np.ndarray, color: str = "tab:red", alpha: float = 0.15) -> None:
+    lab = np.asarray(labels).astype(bool)
+    if not lab.any():
+        return
+    edges = np.flatnonzero(np.diff(np.r_[0, lab.astype(int), 0]))
+    for s, e in zip(edges[::2], edges[1::2]):
+        ax.axvspan(s - 0.5, e - 0.5, color=color, alpha=alpha, lw=0)
+
+
+def plot_timelines(scores: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
+                   videos: Sequence[str] | None = None, classes: Mapping[str, np.ndarray] | None = None,
+                   class_names: Sequence[str] | None = None, ncols: int = 2, title: str = "",
+                   real_weights: bool = True, caption: str = ""):
+    """Grid of score-over-frames plots, GT anomalies shaded; optional predicted class strip."""
+    videos = list(videos or scores)
+    nrows = max(1, int(np.ceil(len(videos) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 2.0 * nrows), squeeze=False)
+    for ax, v in zip(axes.flat, videos):
+        s = np.asarray(scores[v])
+        ax.plot(np.arange(len(s)), s, lw=1.2, color="tab:blue")
+        if v in labels and labels[v] is not None:
+            _shade(ax, labels[v])
+        if classes is not None and v in classes and class_names is not None:
+            c = np.asarray(classes[v])
+            for k in np.unique(c[c > 0]):
+                idx = np.flatnonzero(c == k)
+                ax.scatter(idx, np.full(len(idx), s.max() * 1.05 if len(s) else 1), s=2, label=class_names[k])
+            if (c > 0).any():
+                ax.legend(fontsize=6, loc="upper left", markerscale=3)
+        ax.set_title(v, fontsize=9)
+        ax.set_xlabel("frame", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(videos):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if caption:
+        fig.text(0.01, 0.005, caption, fontsize=6, color="0.3")
+    fig.tight_layout(rect=(0, 0.02, 1, 0.97 if title else 1))
+    mark_random(fig, real_weights)
+    return fig
+
+
+def plot_roc_pr(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "",
+                real_weights: bool = True, caption: str = ""):
+    """ROC and PR side by side. ``curves``: name -> (scores, labels) over all frames."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
+    for name, (s, y) in curves.items():
+        s, y = np.asarray(s), np.asarray(y).astype(int)
+        if y.min() == y.max():
+            continue
+        fpr, tpr, _ = roc_curve(y, s)
+        p, r, _ = precision_recall_curve(y, s)
+        a1.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y, s):.3f})")
+        a2.step(r, p, where="post", label=f"{name} (AP {average_precision_score(y, s):.3f})")
+    a1.plot([0, 1], [0, 1], ls=":", color="0.6")
+    a1.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    a2.set(xlabel="recall", ylabel="precision", title="PR (AP = sklearn average_precision_score)")
+    for a in (a1, a2):
+        a.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if caption:
+        fig.text(0.01, 0.005, caption, fontsize=6, color="0.3")
+    fig.tight_layout(rect=(0, 0.03, 1, 0.95 if title else 1))
+    mark_random(fig, real_weights)
+    return fig
+
+
+def save_figure(fig, path) -> None:
+    """Save PNG (and PDF beside it) atomically."""
+    from pathlib import Path
+
+    from vadlib.io import atomic_path
+
+    path = Path(path)
+    for suffix in (".png", ".pdf"):
+        with atomic_path(path.with_suffix(suffix)) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=suffix[1:])
+    plt.close(fig)
