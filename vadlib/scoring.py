@@ -112,13 +112,16 @@ def fuse(
     score_dicts: Sequence[ScoreDict],
     weights: Sequence[float] | None = None,
     normalizers: Sequence[MinMaxNormalizer | None] | None = None,
+    train_scores: Sequence[ScoreDict | np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Weighted sum of several methods' per-frame scores, per video.
 
     ``score_dicts[i]`` is ``{video: (T,)}``; all must cover the same videos with the same
     lengths. ``normalizers[i]`` (fitted on that method's TRAINING scores) is applied first;
-    pass ``None`` entries for scores that are already on a common scale. ``weights`` default
-    to equal weights ``1/M``. Returns ``{video: (T,) float64}``.
+    pass ``None`` entries for scores that are already on a common scale. Alternatively give
+    ``train_scores[i]`` (method i's scores on TRAINING data) and a plain :class:`MinMaxNormalizer`
+    is fitted on each; never pass test scores there. With neither, raw scores are summed.
+    ``weights`` default to equal weights ``1/M``. Returns ``{video: (T,) float64}``.
     """
     if not score_dicts:
         raise ConfigError("fuse needs at least one score dict")
@@ -128,6 +131,12 @@ def fuse(
         raise ConfigError(f"fuse: {m} score dicts but {w.size} weights")
     if normalizers is not None and len(normalizers) != m:
         raise ConfigError(f"fuse: {m} score dicts but {len(normalizers)} normalizers")
+    if train_scores is not None:
+        if normalizers is not None:
+            raise ConfigError("fuse: give either normalizers or train_scores, not both")
+        if len(train_scores) != m:
+            raise ConfigError(f"fuse: {m} score dicts but {len(train_scores)} training score sets")
+        normalizers = [MinMaxNormalizer().fit(ts) for ts in train_scores]
     ref = set(score_dicts[0])
     for i, d in enumerate(score_dicts[1:], start=1):
         if set(d) != ref:
