@@ -402,3 +402,17 @@ def test_curve_points_decimated_and_finite():
     assert list(pr.columns) == ["recall", "precision", "threshold"] and len(pr) <= 25
     assert pr["recall"].iloc[0] == 0 and pr["recall"].iloc[-1] == 1 and np.all(np.diff(pr["recall"]) >= 0)
     assert np.isfinite(pr["threshold"]).all()
+
+
+def test_json_safe_and_bench_smoke():
+    import json
+
+    from vadlib.metrics import json_safe
+    from vadlib.metrics_bench import bench_metrics
+
+    r = evaluate_frames({"a": np.arange(3.0)}, {"a": np.zeros(3)})
+    txt = json.dumps(json_safe(r), allow_nan=False)  # would raise on NaN
+    assert json.loads(txt)["micro_auc"] is None
+    assert json_safe({"x": np.float32(0.5), "y": np.array([1, 2])}) == {"x": 0.5, "y": [1, 2]}
+    res = bench_metrics(n_frames=500, n_videos=4, pixel_videos=1, pixel_t=3, h=48, w=64)
+    assert set(res) == {"evaluate_frames", "pixel_auroc", "aupro"}

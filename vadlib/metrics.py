@@ -723,3 +723,19 @@ def pr_curve_points(scores, labels, max_points: int = 200):
     prec, rec, thr = prec[::-1], rec[::-1], thr[::-1]
     i = _decimate(prec.size, max_points)
     return pd.DataFrame({"recall": rec[i], "precision": prec[i], "threshold": thr[i]})
+
+
+def json_safe(obj):
+    """Copy of a (nested) result dict that ``json``/DVC can read: NaN/inf → ``None``, numpy
+    scalars/arrays → Python numbers/lists. Use before writing ``metrics.json``."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
