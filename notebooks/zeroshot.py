@@ -38,7 +38,7 @@ from vadlib.data import get_dataset
 from vadlib.features import load_backbone
 from vadlib.features.store import FeatureStore
 from vadlib.io import write_json
-from vadlib.metrics import evaluate_frames, pr_curve_points, recognition_metrics, roc_curve_points
+from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
 from vadlib.models.prompts import PromptSet
 from vadlib.models.zeroshot import ZeroShotScorer, predict_store
 from vadlib.report.plots import plot_roc_pr, plot_timelines, protocol_caption, save_figure
@@ -92,7 +92,7 @@ if classes and set(scorer.class_names[1:]) <= set(names_ds[1:]):
     probs = {v: np.stack([p.class_probs[:, j] if j is not None else np.zeros(len(p.scores))
                           for j in order], 1) for v, p in preds["softmax"].videos.items()}
     recog = recognition_metrics(classes, probs, names_ds)
-    print({k: recog[k] for k in ("mauc", "map", "top1", "top5") if k in recog})
+    print({k: recog[k] for k in ("mAUC", "mAP", "top1", "top5")})
 else:
     print("prompt classes do not match the dataset's classes: recognition metrics skipped")
 
@@ -103,8 +103,8 @@ metrics = {"micro_auc": headline["micro_auc"], "macro_auc": headline["macro_auc"
            "max_cos_micro_auc": results["max_cos"]["micro_auc"], "max_cos_micro_ap": results["max_cos"]["micro_ap"],
            "n_frames": headline["n_frames"], "n_videos": headline["n_videos"]}
 if recog is not None:
-    metrics.update({k: recog[k] for k in ("mauc", "map", "top1", "top5") if k in recog})
-write_json(out / "metrics.json", {**metrics, "protocol": protocol})
+    metrics.update(mauc=recog["mAUC"], map=recog["mAP"], top1=recog["top1"], top5=recog["top5"])
+write_json(out / "metrics.json", json_safe({**metrics, "protocol": protocol}))
 smoothed = gaussian_smooth(preds["softmax"].scores(), sigma) if sigma else preds["softmax"].scores()
 all_s = np.concatenate([smoothed[v] for v in labels])
 all_y = np.concatenate([labels[v] for v in labels])

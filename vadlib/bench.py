@@ -16,6 +16,7 @@ for _name, _target in {
     "extract": "vadlib.features.bench:bench_extract",
     "anomalyclip": "vadlib.models.anomalyclip_bench:bench_anomalyclip",
     "flow": "vadlib.flow.bench:bench_flow",
+    "metrics": "vadlib.metrics_bench:bench_metrics",
 }.items():
     BENCHMARKS.register(_name)(_target)
 
