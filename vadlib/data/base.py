@@ -36,6 +36,9 @@ class Video:
         num_frames: the frame count when known without opening the video.
         fps: frames per second (frames folders have none of their own).
         meta: anything release-specific (scene, source file, …).
+        label_builder: for GT given as frame intervals of a video whose length is only known
+            after decoding (UCF-Crime, XD-Violence): ``n_frames -> (frame_labels, frame_classes)``;
+            :meth:`check_labels` calls it once the frame count is known.
     """
 
     name: str
@@ -49,6 +52,7 @@ class Video:
     num_frames: int | None = None
     fps: float = 25.0
     meta: dict = field(default_factory=dict)
+    label_builder: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     def open(self) -> VideoSource:
         """Open the frames (decord for files, OpenCV for folders)."""
@@ -61,7 +65,13 @@ class Video:
         return self.mask_loader()
 
     def check_labels(self, n_frames: int) -> None:
-        """Raise if per-frame GT does not have exactly ``n_frames`` entries."""
+        """Raise if per-frame GT does not have exactly ``n_frames`` entries.
+
+        Interval GT (``label_builder``) is turned into per-frame labels here, the first time
+        the frame count is known; the builder raises if the intervals do not fit.
+        """
+        if self.frame_labels is None and self.label_builder is not None:
+            self.frame_labels, self.frame_classes = self.label_builder(int(n_frames))
         for what, arr in (("frame labels", self.frame_labels), ("frame classes", self.frame_classes)):
             if arr is not None and len(arr) != n_frames:
                 src = self.meta.get("gt_path", self.path)

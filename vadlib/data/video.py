@@ -50,7 +50,9 @@ class FrameFolder:
         if not self.path.is_dir():
             raise DataError(self.path, "frames folder does not exist")
         self.files = sorted(
-            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key
+            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+             and not p.name.startswith(".")),  # skip macOS AppleDouble "._001.tif" of some archives
+            key=_natural_key,
         )
         if not self.files:
             raise DataError(self.path, "frames folder holds no image files "
