@@ -138,6 +138,28 @@ def frame_flow_index(n_frames: int) -> np.ndarray:
     return np.maximum(np.arange(n_frames) - 1, 0)
 
 
+@dataclass(frozen=True)
+class VideoRef:
+    """A picklable stand-in for a :class:`~vadlib.data.Video` (for worker processes)."""
+
+    name: str
+    path: Path
+    split: str
+    fps: float = 25.0
+    num_frames: int | None = None
+
+    def open(self):
+        from vadlib.data.video import open_video
+
+        return open_video(self.path, fps=self.fps)
+
+
+def video_ref(video) -> VideoRef:
+    """Strip a video down to what flow/feature workers need (closures do not pickle)."""
+    return VideoRef(video.name, Path(video.path), video.split, float(getattr(video, "fps", 25.0)),
+                    getattr(video, "num_frames", None))
+
+
 def flow_path(cache_dir: str | Path, video) -> Path:
     return Path(cache_dir) / video.split / f"{video.name}.npz"
 
@@ -214,7 +236,7 @@ def compute_dataset_flow(videos: Sequence, cache_dir: str | Path, cfg: FlowConfi
                 bar.set_postfix(fps=f"{n_frames / (time.perf_counter() - t0):.0f} frames/s")
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futs = [pool.submit(_flow_job, v, cfg, flow_path(cache_dir, v)) for v in todo]
+                futs = [pool.submit(_flow_job, video_ref(v), cfg, flow_path(cache_dir, v)) for v in todo]
                 for fut in as_completed(futs):
                     name, n, _ = fut.result()
                     n_frames += n

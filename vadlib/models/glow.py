@@ -278,21 +278,26 @@ class GlowDensity:
 
     Inputs are divided by a global ``scale`` (std of the training data, a training statistic).
     ``val_fraction`` of the training samples is held out to pick the best epoch by NLL.
+    ``noise``: std of Gaussian noise (input units) added to training batches — dequantisation
+    for inputs stored on a grid (cached flow is quantised to 1/32 px, and exact zeros of static
+    pixels would otherwise let the flow put density spikes on the grid).
     """
 
     def __init__(self, K: int = 8, L: int = 1, hidden: int = 128, lu: bool = True, squeeze: bool = True,
                  epochs: int = 10, batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 5e-5,
-                 val_fraction: float = 0.1, max_grad_norm: float = 100.0, seed: int = 0, verbose: bool = False):
+                 val_fraction: float = 0.1, max_grad_norm: float = 100.0, noise: float = 0.0, seed: int = 0,
+                 verbose: bool = False):
         self.K, self.L, self.hidden, self.lu, self.squeeze = K, L, hidden, lu, squeeze
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.val_fraction, self.max_grad_norm, self.seed, self.verbose = val_fraction, max_grad_norm, seed, verbose
+        self.noise = noise
         self.model_: Glow | None = None
         self.scale_: float = 1.0
         self.history_: list[dict] = []
 
     def _params(self) -> dict:
         return {k: getattr(self, k) for k in ("K", "L", "hidden", "lu", "squeeze", "epochs", "batch_size", "lr",
-                                              "weight_decay", "val_fraction", "max_grad_norm", "seed")}
+                                              "weight_decay", "val_fraction", "max_grad_norm", "noise", "seed")}
 
     def _prep(self, X) -> torch.Tensor:
         X = np.asarray(X, np.float32)
@@ -333,6 +338,8 @@ class GlowDensity:
             tot = 0.0
             for b in range(n_batches):
                 xb = tr[order[b * self.batch_size:(b + 1) * self.batch_size]]
+                if self.noise:  # dequantisation: Gaussian noise of std `noise` (input units)
+                    xb = xb + torch.randn_like(xb) * (self.noise / self.scale_)
                 for g in opt.param_groups:
                     g["lr"] = self.lr * min(1.0, (step + 1) / warm)
                 loss = -model.log_prob(xb).mean() / dims

@@ -1,0 +1,71 @@
+"""Moving-region proposals: components, minimum area, merging, optional detector."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from vadlib.errors import ConfigError, WeightsUnavailableError
+from vadlib.flow.regions import RegionConfig, detector_boxes, mask_boxes, merge_boxes, propose_regions
+
+
+def _flow_with_blobs(blobs, shape=(60, 80)):
+    f = np.zeros((*shape, 2), np.float32)
+    for y0, x0, y1, x1, u in blobs:
+        f[y0:y1, x0:x1, 0] = u
+    return f
+
+
+def test_two_objects_two_boxes():
+    f = _flow_with_blobs([(5, 5, 20, 20, 2.0), (30, 50, 50, 70, 1.0)])
+    boxes = propose_regions(f, cfg=RegionConfig(tau_mag=0.5, pad=0, close=1, open=1, use_diff=False))
+    assert sorted(map(tuple, boxes.tolist())) == [(5, 5, 20, 20), (50, 30, 70, 50)]
+
+
+def test_min_area_and_threshold():
+    f = _flow_with_blobs([(5, 5, 20, 20, 2.0), (40, 40, 44, 44, 2.0), (30, 60, 50, 75, 0.3)])
+    boxes = propose_regions(f, cfg=RegionConfig(tau_mag=0.5, min_area=50, pad=0, close=1, open=1, use_diff=False))
+    assert boxes.tolist() == [[5, 5, 20, 20]]  # the 4×4 blob is too small, the slow one below tau
+
+
+def test_frame_difference_adds_regions():
+    f = np.zeros((40, 40, 2), np.float32)
+    prev = np.zeros((40, 40), np.uint8)
+    cur = prev.copy()
+    cur[10:25, 10:25] = 200
+    cfg = RegionConfig(pad=0, close=1, open=1, blur=1)
+    assert len(propose_regions(f, prev, cur, cfg)) == 1
+    assert len(propose_regions(f, prev, cur, RegionConfig(pad=0, close=1, open=1, use_diff=False))) == 0
+
+
+def test_merge_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [2, 2, 8, 8], [20, 20, 30, 30], [25, 0, 35, 5]])
+    merged = merge_boxes(boxes, cover=0.6)
+    assert sorted(map(tuple, merged.tolist())) == [(0, 0, 10, 10), (20, 20, 30, 30), (25, 0, 35, 5)]
+    assert len(merge_boxes(np.array([[0, 0, 10, 10], [5, 0, 15, 10]]), cover=0.4)) == 1
+    assert len(merge_boxes(np.array([[0, 0, 10, 10], [5, 0, 15, 10]]), cover=0.6)) == 2
+
+
+def test_mask_boxes_exclusive_ends():
+    m = np.zeros((10, 10), bool)
+    m[2:5, 3:7] = True
+    assert mask_boxes(m, 1).tolist() == [[3, 2, 7, 5]]
+
+
+def test_detector_without_weights_warns_and_falls_back(tmp_path):
+    with pytest.raises(WeightsUnavailableError, match="nothing is downloaded"):
+        detector_boxes(np.zeros((20, 20), np.uint8), tmp_path / "missing.pth")
+    f = _flow_with_blobs([(5, 5, 20, 20, 2.0)])
+    cfg = RegionConfig(detector=str(tmp_path / "missing.pth"), use_diff=False, pad=0, close=1, open=1)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        boxes = propose_regions(f, np.zeros((60, 80), np.uint8), np.zeros((60, 80), np.uint8), cfg)
+    assert boxes.tolist() == [[5, 5, 20, 20]]
+    assert any("motion boxes only" in str(x.message) for x in w)
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError):
+        RegionConfig(merge_cover=0)
+    with pytest.raises(ConfigError):
+        RegionConfig(min_area=0)

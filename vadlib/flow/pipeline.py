@@ -1,0 +1,449 @@
+"""The ``flow_nf`` stage logic: flow → regions → features → density models → frame scores.
+
+:func:`run_flow_nf` trains on a source dataset's TRAINING videos and scores its test videos;
+:func:`apply_model` scores any registered dataset with a saved model without retraining.
+
+Protocol (fixed a priori, nothing looks at test labels or test statistics):
+
+* Training videos are split by position: every ``calib_every``-th one is a **calibration**
+  video (never used to fit a density model); the others fit the models. Min-max normalisers
+  (quantiles ``norm_quantiles``) are fitted on the calibration videos' frame scores, and
+  frames without regions get the lowest calibration region score (they are "normal").
+* Region score = −log-likelihood (Glow: nats/dim of the flow patch; velocity: GMM); frame score
+  = max over the frame's regions. Pose: max over the pose file's objects of the frame.
+* Fusion = weighted sum of the normalised scores; every method is evaluated after a per-video
+  Gaussian with σ = ``sigma`` (micro and macro AUC, ``vadlib.metrics.evaluate_frames``).
+* Naive baseline: per frame, mean of the top ``naive_top`` flow magnitudes (no training).
+* Cross-dataset: frames are resized to the model's reference size before flow, so regions,
+  patches and velocities are in the source's pixel units.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from vadlib.errors import ConfigError, DataError
+from vadlib.flow.descriptors import flow_patch, load_pose, normalize_pose, top_magnitude, velocity_descriptor
+from vadlib.flow.optical import (FlowConfig, compute_dataset_flow, frame_flow_index, load_flow, read_gray_video,
+                                 video_ref)
+from vadlib.flow.regions import RegionConfig, propose_regions
+from vadlib.io import atomic_dir, write_json
+
+METHODS = ("naive", "flow_nf", "velocity", "pose", "fusion")
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": "demo_a",
+    "transfer": ["demo_b"],
+    "model_in": None,
+    "cache": "data/flow",
+    "workers": 2,
+    "seed": 0,
+    "sigma": 3,
+    "calib_every": 5,
+    "norm_quantiles": [0.0, 0.999],
+    "naive_top": 0.01,
+    "flow": {"method": "dis", "preset": "medium", "ref_size": None, "quant": 32},
+    "regions": {},
+    "patch": {"size": 16, "stack": 1, "rescale": True},
+    "glow": {"K": 8, "L": 1, "hidden": 128, "epochs": 8, "batch_size": 256, "lr": 1e-3, "max_train": 30000},
+    "velocity": {"bins": 1, "n_components": 2},
+    "pose": {"model": "pose_flow", "normalize": "none", "files": {}, "K": 8, "hidden": 64, "epochs": 20, "k": 1},
+    "fusion": {"flow_nf": 1.0, "velocity": 1.0, "pose": 1.0},
+}
+
+
+def merge_params(params: Mapping | None) -> dict:
+    """``DEFAULTS`` updated (one level deep for dict sections) with ``params``; unknown keys raise."""
+    out = copy.deepcopy(DEFAULTS)
+    for k, v in (params or {}).items():
+        if k not in out:
+            raise ConfigError(f"flow_nf: unknown parameter '{k}' (known: {', '.join(out)})")
+        if isinstance(out[k], dict) and isinstance(v, Mapping):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# per-video features
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VideoFeatures:
+    """Regions of one video and their features. ``frame (R,)``, ``boxes (R, 4)``,
+    ``patches (R, C, s, s)`` float16, ``velocity (R, B)``, ``naive (T,)``."""
+
+    name: str
+    n_frames: int
+    frame: np.ndarray
+    boxes: np.ndarray
+    patches: np.ndarray
+    velocity: np.ndarray
+    naive: np.ndarray
+
+
+def video_features(video, flow_file: Path, flow_cfg: FlowConfig, rcfg: RegionConfig, patch: Mapping,
+                   vel_bins: int, naive_top: float) -> VideoFeatures:
+    """Regions and features of every frame of ``video`` from its cached flow."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    flows = load_flow(flow_file)
+    gray = read_gray_video(video, flow_cfg.ref_size)
+    n = gray.shape[0]
+    if flows.shape[0] != n - 1 or flows.shape[1:3] != gray.shape[1:]:
+        raise DataError(flow_file, f"cached flow {flows.shape} does not match video '{video.name}' "
+                        f"({n} frames of {gray.shape[1:]}); delete the cache to recompute")
+    fidx = frame_flow_index(n)
+    frames, boxes, patches, vels, naive = [], [], [], [], np.zeros(n)
+    for t in range(n):
+        f = flows[fidx[t]]
+        naive[t] = top_magnitude(f, naive_top)
+        a, b = (t - 1, t) if t > 0 else (0, 1)
+        for box in propose_regions(f, gray[a], gray[b], rcfg):
+            frames.append(t)
+            boxes.append(box)
+            patches.append(flow_patch(flows, int(fidx[t]), box, int(patch["size"]), int(patch["stack"]),
+                                      bool(patch["rescale"])).astype(np.float16))
+            vels.append(velocity_descriptor(f, box, vel_bins))
+    c, s = 2 * int(patch["stack"]), int(patch["size"])
+    return VideoFeatures(
+        video.name, n, np.asarray(frames, np.int64), np.asarray(boxes, np.int64).reshape(-1, 4),
+        np.stack(patches) if patches else np.zeros((0, c, s, s), np.float16),
+        np.stack(vels) if vels else np.zeros((0, vel_bins), np.float32), naive)
+
+
+def dataset_features(videos: Sequence, cache_dir: Path, flow_cfg: FlowConfig, rcfg: RegionConfig, patch: Mapping,
+                     vel_bins: int, naive_top: float, workers: int = 2) -> dict[str, VideoFeatures]:
+    """Flow (cached) then features of all ``videos`` (process pool); ``{video: VideoFeatures}``."""
+    from tqdm.auto import tqdm
+
+    cache = compute_dataset_flow(videos, cache_dir, flow_cfg, workers=workers)
+    args = [(video_ref(v), cache.path(v), flow_cfg, rcfg, dict(patch), vel_bins, naive_top) for v in videos]
+    t0 = time.perf_counter()
+    if workers <= 1:
+        feats = [video_features(*a) for a in tqdm(args, desc="regions+features", unit="video")]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            feats = list(tqdm(pool.map(_vf_star, args), total=len(args), desc="regions+features", unit="video"))
+    n_reg = sum(len(f.frame) for f in feats)
+    n_fr = sum(f.n_frames for f in feats)
+    print(f"regions+features: {n_reg} regions in {n_fr} frames ({n_reg / max(n_fr, 1):.2f}/frame) "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return {f.name: f for f in feats}
+
+
+def _vf_star(a):
+    return video_features(*a)
+
+
+def frame_max(region_scores: np.ndarray, frame: np.ndarray, n_frames: int, empty: float) -> np.ndarray:
+    """``(T,)`` max over each frame's region scores; frames with no region get ``empty``."""
+    out = np.full(n_frames, -np.inf)
+    np.maximum.at(out, frame, region_scores)
+    out[~np.isfinite(out)] = empty
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# model bundle
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FlowNFModel:
+    """Trained density models plus everything needed to apply them elsewhere.
+
+    ``models``: ``{"flow_nf": GlowDensity, "velocity": GMMDensity, "pose": ...}`` (pose optional);
+    ``empty``: anomaly score given to frames without regions/objects, per method;
+    ``norm``: min-max statistics per method (fitted on calibration TRAINING videos).
+    """
+
+    params: dict
+    models: dict
+    empty: dict = field(default_factory=dict)
+    norm: dict = field(default_factory=dict)
+    source: str = ""
+
+    def save(self, path: str | Path) -> Path:
+        """Folder with ``config.json`` + one file per model (torch weights_only state or joblib)."""
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            files = {}
+            for name, m in self.models.items():
+                fname = f"{name}.pt" if hasattr(m, "model_") else f"{name}.joblib"
+                m.save(tmp / fname)
+                files[name] = fname
+            write_json(tmp / "config.json", {"source": self.source, "params": self.params, "empty": self.empty,
+                                             "norm": self.norm, "files": files})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FlowNFModel":
+        from vadlib.models.density import load_density
+
+        path = Path(path)
+        cfg_file = path / "config.json"
+        if not cfg_file.is_file():
+            raise DataError(path, "not a saved flow_nf model (no config.json); train one with the flow_nf stage")
+        cfg = json.loads(cfg_file.read_text())
+        models = {name: load_density(path / f) for name, f in cfg["files"].items()}
+        return cls(cfg["params"], models, cfg["empty"], cfg["norm"], cfg.get("source", ""))
+
+    def normalizers(self) -> dict:
+        from vadlib.scoring import MinMaxNormalizer
+
+        out = {}
+        for k, st in self.norm.items():
+            n = MinMaxNormalizer(st["lo_q"], st["hi_q"])
+            n.lo_, n.hi_, n.n_fit_ = st["lo"], st["hi"], st["n_fit"]
+            out[k] = n
+        return out
+
+
+def _configs(p: Mapping) -> tuple[FlowConfig, RegionConfig]:
+    fl = dict(p["flow"])
+    if fl.get("ref_size") is not None:
+        fl["ref_size"] = tuple(int(x) for x in fl["ref_size"])
+    return FlowConfig(**fl), RegionConfig(**p["regions"])
+
+
+def _flow_cache_dir(p: Mapping, dataset_name: str, fcfg: FlowConfig) -> Path:
+    ref = "native" if fcfg.ref_size is None else f"{fcfg.ref_size[0]}x{fcfg.ref_size[1]}"
+    return Path(p["cache"]) / dataset_name / f"{fcfg.method}-{fcfg.preset}-{ref}-q{fcfg.quant}"
+
+
+def _pose_vectors(dataset, p: Mapping, split: str) -> dict[str, list[np.ndarray]] | None:
+    files = p["pose"].get("files") or {}
+    if split not in files:
+        return None
+    path = Path(files[split])
+    path = path if path.is_absolute() else Path(dataset.root) / path
+    raw = load_pose(path, dataset.videos(split))
+    return {k: [normalize_pose(o, p["pose"]["normalize"]) if len(o) else o for o in v] for k, v in raw.items()}
+
+
+def _pose_region_scores(model, pose: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    frame = np.concatenate([np.full(len(o), t) for t, o in enumerate(pose)]).astype(np.int64) if pose else np.zeros(0, np.int64)
+    X = np.concatenate([o for o in pose if len(o)]) if any(len(o) for o in pose) else np.zeros((0, 34), np.float32)
+    return (-model.score_samples(X) if len(X) else np.zeros(0)), frame
+
+
+def score_videos(model: FlowNFModel, feats: Mapping[str, VideoFeatures],
+                 pose: Mapping[str, list[np.ndarray]] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Raw anomaly scores (higher = more anomalous) ``{method: {video: (T,)}}`` plus region-level
+    ``{"flow_nf_regions": {video: (R,)}}`` (−log-likelihood per region, for histograms)."""
+    out: dict[str, dict[str, np.ndarray]] = {"naive": {}, "flow_nf": {}, "velocity": {}, "flow_nf_regions": {}}
+    for name, f in feats.items():
+        out["naive"][name] = f.naive
+        r_nf = -model.models["flow_nf"].score_samples(f.patches.astype(np.float32)) if len(f.frame) else np.zeros(0)
+        r_vel = -model.models["velocity"].score_samples(f.velocity) if len(f.frame) else np.zeros(0)
+        out["flow_nf_regions"][name] = r_nf
+        out["flow_nf"][name] = frame_max(r_nf, f.frame, f.n_frames, model.empty["flow_nf"])
+        out["velocity"][name] = frame_max(r_vel, f.frame, f.n_frames, model.empty["velocity"])
+    if pose is not None and "pose" in model.models:
+        out["pose"] = {}
+        for name, f in feats.items():
+            r, fr = _pose_region_scores(model.models["pose"], pose[name])
+            out["pose"][name] = frame_max(r, fr, f.n_frames, model.empty["pose"])
+    return out
+
+
+def fuse_scores(model: FlowNFModel, raw: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Weighted sum of the normalised method scores present in ``raw`` (weights: ``fusion``)."""
+    from vadlib.scoring import fuse
+
+    norms = model.normalizers()
+    names = [k for k, w in model.params["fusion"].items() if w and k in raw and k in norms]
+    if not names:
+        raise ConfigError("flow_nf.fusion: no method with a non-zero weight has scores")
+    return fuse([raw[k] for k in names], weights=[float(model.params["fusion"][k]) for k in names],
+                normalizers=[norms[k] for k in names])
+
+
+# ----------------------------------------------------------------------------------------------
+# training / applying
+# ----------------------------------------------------------------------------------------------
+
+
+def train_flow_nf(dataset, p: Mapping) -> tuple[FlowNFModel, dict]:
+    """Fit the density models on ``dataset``'s training videos (calibration ones held out)."""
+    import torch
+
+    from vadlib.models.density import make_density
+    from vadlib.models.glow import GlowDensity
+    from vadlib.scoring import MinMaxNormalizer
+
+    torch.manual_seed(int(p["seed"]))
+    fcfg, rcfg = _configs(p)
+    train = dataset.videos("train")
+    every = int(p["calib_every"])
+    if every < 2 or len(train) < 2:
+        raise ConfigError(f"flow_nf: need calib_every >= 2 and >= 2 training videos (got {every}, {len(train)})")
+    calib = [v for i, v in enumerate(train) if i % every == every - 1] or train[-1:]
+    fit = [v for v in train if v not in calib]
+    feats = dataset_features(train, _flow_cache_dir(p, dataset.name, fcfg), fcfg, rcfg, p["patch"],
+                             int(p["velocity"]["bins"]), float(p["naive_top"]), int(p["workers"]))
+    fit_f = [feats[v.name] for v in fit]
+    patches = np.concatenate([f.patches for f in fit_f]).astype(np.float32)
+    vel = np.concatenate([f.velocity for f in fit_f])
+    if len(patches) < 10:
+        raise DataError(dataset.root, f"only {len(patches)} moving regions in the fitting videos: lower regions.tau_mag")
+    rng = np.random.default_rng(int(p["seed"]))
+    g = dict(p["glow"])
+    max_train = int(g.pop("max_train", 0) or 0)
+    if max_train and len(patches) > max_train:
+        patches = patches[np.sort(rng.choice(len(patches), max_train, replace=False))]
+    t0 = time.perf_counter()
+    glow = GlowDensity(**g, seed=int(p["seed"]), verbose=True).fit(patches)
+    t_glow = time.perf_counter() - t0
+    gmm = make_density("gmm", n_components=int(p["velocity"]["n_components"]), random_state=int(p["seed"])).fit(vel)
+    models = {"flow_nf": glow, "velocity": gmm}
+    pose = _pose_vectors(dataset, p, "train")
+    if pose is not None:
+        X = np.concatenate([o for v in fit for o in pose[v.name] if len(o)])
+        pp = p["pose"]
+        if pp["model"] == "knn":
+            models["pose"] = make_density("knn", k=int(pp["k"])).fit(X)
+        elif pp["model"] == "pose_flow":
+            models["pose"] = make_density("pose_flow", K=int(pp["K"]), hidden=int(pp["hidden"]),
+                                          epochs=int(pp["epochs"]), seed=int(p["seed"])).fit(X)
+        else:
+            raise ConfigError(f"flow_nf.pose.model must be 'pose_flow' or 'knn', got {pp['model']!r}")
+    model = FlowNFModel(dict(p), models, source=dataset.name)
+    # calibration: region scores of held-out training videos → empty-frame value and min-max stats
+    cal_f = {v.name: feats[v.name] for v in calib}
+    model.empty = {"flow_nf": 0.0, "velocity": 0.0, "pose": 0.0}
+    cal_regions = {
+        "flow_nf": np.concatenate([-glow.score_samples(f.patches.astype(np.float32)) for f in cal_f.values() if len(f.frame)] or [np.zeros(0)]),
+        "velocity": np.concatenate([-gmm.score_samples(f.velocity) for f in cal_f.values() if len(f.frame)] or [np.zeros(0)]),
+    }
+    if "pose" in models:
+        cal_regions["pose"] = np.concatenate([_pose_region_scores(models["pose"], pose[v.name])[0] for v in calib])
+    for k, r in cal_regions.items():
+        if len(r) == 0:
+            raise DataError(dataset.root, f"no {k} regions in the calibration videos {[v.name for v in calib]}")
+        model.empty[k] = float(r.min())
+    cal_raw = score_videos(model, cal_f, {v.name: pose[v.name] for v in calib} if pose is not None else None)
+    lo_q, hi_q = (float(x) for x in p["norm_quantiles"])
+    model.norm = {k: MinMaxNormalizer(lo_q, hi_q).fit(cal_raw[k]).stats for k in ("naive", "flow_nf", "velocity", "pose")
+                  if k in cal_raw}
+    info = {"fit_videos": [v.name for v in fit], "calib_videos": [v.name for v in calib],
+            "n_train_patches": int(len(patches)), "n_train_velocity": int(len(vel)),
+            "glow_seconds": t_glow, "glow_history": glow.history_,
+            "n_train_pose": int(sum(len(o) for v in fit for o in pose[v.name])) if pose is not None else 0}
+    return model, info
+
+
+def apply_model(model: FlowNFModel, dataset, split: str = "test", pose: bool = True,
+                params_override: Mapping | None = None) -> dict:
+    """Score ``dataset``'s ``split`` with a trained model, no retraining.
+
+    Flow is computed at the model's reference size (``flow.ref_size``, or the source's native
+    size recorded at training) so units match the source. Returns ``{"raw": {method: {video:
+    (T,)}}, "scores": {method: {video: (T,)}}}`` where ``scores`` adds ``fusion`` (normalised
+    with the SOURCE's calibration statistics) and ``labels`` ``{video: (T,)}``.
+    """
+    p = copy.deepcopy(model.params)
+    if params_override:
+        for k in ("cache", "workers"):
+            if k in params_override:
+                p[k] = params_override[k]
+    fcfg, rcfg = _configs(p)
+    videos = dataset.videos(split)
+    feats = dataset_features(videos, _flow_cache_dir(p, dataset.name, fcfg), fcfg, rcfg, p["patch"],
+                             int(p["velocity"]["bins"]), float(p["naive_top"]), int(p["workers"]))
+    pv = _pose_vectors(dataset, p, split) if pose and "pose" in model.models and dataset.name == model.source else None
+    raw = score_videos(model, feats, pv)
+    scores = {k: raw[k] for k in ("naive", "flow_nf", "velocity", "pose") if k in raw}
+    scores["fusion"] = fuse_scores(model, scores)
+    labels = {v.name: v.frame_labels for v in videos if v.frame_labels is not None}
+    region_labels = {n: (labels[n][f.frame] if n in labels else np.zeros(len(f.frame), np.uint8))
+                     for n, f in feats.items()}
+    return {"raw": raw, "scores": scores, "labels": labels, "region_labels": region_labels,
+            "n_regions": {n: len(f.frame) for n, f in feats.items()}}
+
+
+def evaluate_all(scores: Mapping[str, Mapping[str, np.ndarray]], labels: Mapping[str, np.ndarray],
+                 sigma: float | None) -> dict[str, dict]:
+    """``{method: evaluate_frames(...)}`` for every method in ``scores``."""
+    from vadlib.metrics import evaluate_frames
+
+    return {k: evaluate_frames({v: s[v] for v in labels}, labels, sigma=sigma or None) for k, s in scores.items()}
+
+
+def run_flow_nf(params: Mapping | None, datasets: Mapping[str, Mapping], out_dir: str | Path) -> dict:
+    """The whole stage: train on ``params.dataset`` (or load ``params.model_in``), score its test
+    videos, apply the model to every ``params.transfer`` dataset; write ``metrics.json``,
+    ``results.csv`` and the model folder ``model/`` under ``out_dir``. Returns everything the
+    notebook plots: ``{"params", "protocol", "info", "results": {dataset: apply_model(...) +
+    "metrics"}, "table": rows, "model": FlowNFModel}``.
+    """
+    from vadlib.data import get_dataset
+
+    t_start = time.perf_counter()
+    p = merge_params(params)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def _ds(name):
+        if name not in datasets:
+            raise ConfigError(f"flow_nf: dataset '{name}' has no entry in params.yaml 'datasets'")
+        return get_dataset(name, **datasets[name])
+
+    src = _ds(p["dataset"])
+    if p["flow"].get("ref_size") is None:  # fix the reference size from the source, for transfer
+        p["flow"]["ref_size"] = list(src.videos("train")[0].open().size)
+    if p["model_in"]:
+        model = FlowNFModel.load(p["model_in"])
+        info = {"model_in": str(p["model_in"]), "trained_on": model.source}
+        print(f"loaded model trained on '{model.source}' from {p['model_in']}")
+    else:
+        model, info = train_flow_nf(src, p)
+        model.save(out / "model")
+        info["model_out"] = str(out / "model")
+    sigma = float(p["sigma"]) if p["sigma"] else None
+    results, rows = {}, []
+    targets = [src.name] + [t for t in (p["transfer"] or []) if t != src.name]
+    for name in targets:
+        ds = src if name == src.name else _ds(name)
+        r = apply_model(model, ds, params_override=p)
+        r["metrics"] = evaluate_all(r["scores"], r["labels"], sigma)
+        r["gt_file"] = ds.gt_file or "generated (demo annotations)"
+        r["transfer"] = f"{model.source} → {name}" if name != model.source else "in-domain"
+        results[name] = r
+        for meth, m in r["metrics"].items():
+            rows.append({"train": model.source, "test": name, "method": meth, "micro_auc": m["micro_auc"],
+                         "macro_auc": m["macro_auc"], "micro_ap": m["micro_ap"], "sigma": sigma or 0,
+                         "gt_file": r["gt_file"], "n_frames": m["n_frames"]})
+    protocol = {
+        "sigma": sigma or 0, "normalisation": f"min-max, quantiles {p['norm_quantiles']} of frame scores of "
+        "held-out TRAINING (calibration) videos; no test statistics", "micro": "all test frames concatenated",
+        "macro": "mean of per-video AUCs, single-class videos skipped", "source": model.source,
+        "region_to_frame": "max over regions; frames without regions = lowest calibration region score",
+    }
+    info["seconds_total"] = time.perf_counter() - t_start
+    metrics = {"protocol": protocol, "params": p, "info": {k: v for k, v in info.items() if k != "glow_history"},
+               "results": {n: {"gt_file": r["gt_file"], "transfer": r["transfer"],
+                               **{m: {k: v for k, v in d.items() if not isinstance(v, (list, dict))}
+                                  for m, d in r["metrics"].items()}} for n, r in results.items()}}
+    write_json(out / "metrics.json", metrics)
+    import pandas as pd
+
+    from vadlib.io import atomic_path
+
+    with atomic_path(out / "results.csv") as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    print(f"flow_nf stage: {info['seconds_total']:.1f} s total")
+    return {"params": p, "protocol": protocol, "info": info, "results": results, "table": rows, "model": model}
