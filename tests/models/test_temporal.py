@@ -72,7 +72,7 @@ def test_init_is_clip_zero_shot(pos, n):
 def test_trained_model_mixes_frames_and_ignores_padding():
     torch.manual_seed(0)
     model = TemporalTransformer(32, TemporalConfig(heads=4, dropout=0.0)).eval()
-    torch.nn.init.normal_(model.out.weight, std=0.5)
+    torch.nn.init.normal_(model.out.weight, std=0.5) if hasattr(model, "out") else (torch.nn.init.constant_(model.gate, 0.2), torch.nn.init.normal_(model.query.weight, std=0.5), torch.nn.init.normal_(model.key.weight, std=0.5))
     x = torch.randn(20, 32)
     out = sliding_window_forward(model, x, 16, 8)
     assert not torch.allclose(out, F.normalize(x, dim=-1), atol=1e-3)

@@ -27,6 +27,7 @@ from vadlib.errors import ConfigError
 from vadlib.registry import Registry
 
 POS_ENCODINGS: Registry = Registry("temporal position encoding")
+MIXINGS = ("similarity_pool", "attention_pool", "residual")
 
 
 @dataclass
@@ -38,6 +39,14 @@ class TemporalConfig:
         clip_length: frames per window (16). stride: window stride at inference (8).
         pos_encoding: ``learned`` | ``sinusoidal`` | ``none``.
         ff_mult: feed-forward width = ff_mult · D. dropout: in the encoder layers.
+        mixing: how the encoder output ``h`` becomes ``g(x)`` (both zero at initialisation):
+            ``residual`` — ``g = W_out · LN(h)``, a free ``(D, D)`` projection zero-initialised
+            (the design as specified in methods.md §2.1);
+            ``attention_pool`` — ``g_t = λ · Σ_s A_ts x_s`` with attention weights ``A`` computed
+            from ``h`` (query zero-initialised: the window mean) and a gate ``λ = exp(w) − 1``, ``w = 0`` at
+            initialisation (log scale: Adam reaches λ ≈ 10 in a few hundred steps): only *which frames to pool* is
+            learned, so ``V`` stays in the span of the window's CLIP features (semantic text
+            alignment preserved by construction; see the planted transfer benchmark).
     """
 
     layers: int = 2
@@ -47,6 +56,7 @@ class TemporalConfig:
     pos_encoding: str = "learned"
     ff_mult: int = 4
     dropout: float = 0.1
+    mixing: str = "similarity_pool"
 
     @classmethod
     def from_params(cls, p: Mapping | None) -> "TemporalConfig":
@@ -60,6 +70,8 @@ class TemporalConfig:
             raise ConfigError(f"transfer.temporal: need clip_length >= 1 and 1 <= stride <= clip_length "
                               f"(got clip_length={cfg.clip_length}, stride={cfg.stride})")
         POS_ENCODINGS.get(cfg.pos_encoding)
+        if cfg.mixing not in MIXINGS:
+            raise ConfigError(f"transfer.temporal.mixing '{cfg.mixing}' unknown (known: {', '.join(MIXINGS)})")
         return cfg
 
     def to_dict(self) -> dict:
@@ -124,9 +136,21 @@ class TemporalTransformer(nn.Module):
                                            activation="gelu", batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
-        self.out = nn.Linear(dim, dim)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        if cfg.mixing == "residual":
+            self.out = nn.Linear(dim, dim)
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+        elif cfg.mixing == "similarity_pool":
+            self.sharpness = nn.Parameter(torch.zeros(()))
+            self.offset_bias = nn.Parameter(torch.zeros(cfg.clip_length))
+            self.gate = nn.Parameter(torch.zeros(()))
+        else:
+            # zero query: the pooling starts as the window mean (key random, so both learn); gate closed
+            self.query = nn.Linear(dim, dim)
+            self.key = nn.Linear(dim, dim)
+            nn.init.zeros_(self.query.weight)
+            nn.init.zeros_(self.query.bias)
+            self.gate = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B, L, D)``, ``pad_mask (B, L)`` bool True = padded row → ``V (B, L, D)``."""
@@ -135,8 +159,21 @@ class TemporalTransformer(nn.Module):
         if x.shape[1] > self.cfg.clip_length:
             raise ConfigError(f"window of {x.shape[1]} rows is longer than clip_length={self.cfg.clip_length}")
         x = F.normalize(x, dim=-1)
-        h = self.encoder(self.pos(x), src_key_padding_mask=pad_mask)
-        return F.normalize(x + self.out(self.norm(h)), dim=-1)
+        if self.cfg.mixing == "similarity_pool":
+            ln = x.shape[1]
+            off = (torch.arange(ln, device=x.device)[:, None] - torch.arange(ln, device=x.device)[None]).abs()
+            att = 10 * self.sharpness * (x @ x.transpose(1, 2)) + self.offset_bias[off]
+            if pad_mask is not None:
+                att = att.masked_fill(pad_mask[:, None, :], float("-inf"))
+            return F.normalize(x + 10 * self.gate * (torch.softmax(att, dim=-1) @ x), dim=-1)
+        h = self.norm(self.encoder(self.pos(x), src_key_padding_mask=pad_mask))
+        if self.cfg.mixing == "residual":
+            return F.normalize(x + self.out(h), dim=-1)
+        att = self.query(h) @ self.key(h).transpose(1, 2) / math.sqrt(self.dim)     # (B, L, L)
+        if pad_mask is not None:
+            att = att.masked_fill(pad_mask[:, None, :], float("-inf"))
+        pooled = torch.softmax(att, dim=-1) @ x
+        return F.normalize(x + 10 * self.gate * pooled, dim=-1)
 
 
 def window_starts(n: int, clip_length: int, stride: int) -> list[int]:

@@ -1,0 +1,522 @@
+"""VideoAnomalyCLIP: zero-shot cross-dataset transfer (methods.md §2).
+
+Train once on a *source* dataset's CLIP features, test on a *target* with no target data:
+
+* visual side: :class:`~vadlib.models.temporal.TemporalTransformer` (``V_t = normalize(x_t + g(x)_t)``,
+  CLIP zero-shot at initialisation), applied to whole videos by sliding windows;
+* text side during training (generic mode): a normal and an abnormal prompt, either learned
+  object-agnostic contexts (:class:`~vadlib.models.prompt_learning.PromptLearner`) or fixed
+  generic texts ("a normal scene" / "an abnormal event");
+* objective on the source (registry :data:`OBJECTIVES`): ``mil`` — weak video labels, the top-k
+  frames of an abnormal video → abnormal prompt, every frame of a normal video → normal prompt
+  (cross-entropy on the 2-way softmax at ``tau_train``); ``normal_only`` — every (normal) frame →
+  normal prompt, i.e. pulled to the normal prompt and pushed from the abnormal one; ``auto``
+  picks ``mil`` when the source has labelled abnormal training videos. Both add
+  ``identity_weight · mean(1 − cos(V_t, x_t))`` which keeps ``V`` in CLIP's space (the semantic
+  test prompts are never seen in training);
+* test (semantic mode): the target's prompts from params. ``S(t) = max_i cos(V_t, T_i)`` over the
+  semantic anomaly prompts (``max_cos``) and the calibrated score
+  ``a_t = Σ_{i∈A} softmax_i([cos(V_t, N); cos(V_t, A)] / τ)`` (``calibrated``, τ = 0.01), the
+  anomaly prompt that fired per frame and its margin to the best normal prompt.
+
+:func:`run_transfer` computes the transfer matrix for (source, target) pairs with the ablation
+rows of :data:`VARIANTS`: ``full``, ``no_temporal``, ``generic_prompts``, ``clip_zeroshot``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vadlib.errors import ConfigError, DataError
+from vadlib.models.prompt_learning import PromptLearner, PromptLearnerConfig
+from vadlib.models.temporal import TemporalConfig, TemporalTransformer, sliding_window_forward
+from vadlib.registry import Registry
+from vadlib.results import Predictions, VideoScores
+
+OBJECTIVES: Registry = Registry("transfer objective")
+VARIANTS: Registry = Registry("transfer variant")
+SCORES = ("calibrated", "max_cos")
+GENERIC_PROMPTS = {"normal": "a normal scene", "abnormal": "an abnormal event"}
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class VideoFeatures:
+    """One video's CLIP features for transfer.
+
+    Attributes:
+        name: video name. feats: ``(N, D)`` float32 rows (crops averaged).
+        frame_index: ``(N,)`` frame of each row. n_frames: frames in the video.
+        label: video-level label (1 abnormal, 0 normal, -1 unknown).
+        frame_labels: ``(n_frames,)`` per-frame GT (test videos) or None.
+    """
+
+    name: str
+    feats: np.ndarray
+    frame_index: np.ndarray
+    n_frames: int
+    label: int = -1
+    frame_labels: np.ndarray | None = None
+
+
+def load_videos(store, videos: Sequence) -> list[VideoFeatures]:
+    """Features of ``videos`` (``Video`` records of a dataset split) from a feature store."""
+    out = []
+    for v in videos:
+        if not store.has(v.name):
+            raise DataError(getattr(store, "path", None), f"feature store has no features for video '{v.name}'")
+        n = int(store.num_frames(v.name))
+        v.check_labels(n)
+        x = np.asarray(store.load(v.name), np.float32)
+        if x.ndim == 3:
+            x = x.mean(1)
+        out.append(VideoFeatures(v.name, x, np.asarray(store.frame_index(v.name)), n, int(v.label),
+                                 None if v.frame_labels is None else np.asarray(v.frame_labels)))
+    return out
+
+
+def expand_rows(values: np.ndarray, frame_index: np.ndarray, n_frames: int) -> np.ndarray:
+    """Row values ``(N,)`` / ``(N, C)`` → per-frame ``(T,)`` / ``(T, C)``: each frame takes the
+    value of the last row at or before it (rows before the first sampled frame take the first)."""
+    pos = np.searchsorted(np.asarray(frame_index), np.arange(n_frames), side="right") - 1
+    return np.asarray(values)[np.clip(pos, 0, len(frame_index) - 1)]
+
+
+# --------------------------------------------------------------------------- config
+@dataclass
+class TrainConfig:
+    """params.yaml ``transfer.train``.
+
+    Attributes:
+        objective: ``auto`` | ``mil`` | ``normal_only``.
+        epochs, lr, weight_decay, videos_per_step: the optimiser loop (AdamW).
+        topk: MIL top-k fraction of an abnormal video's rows (k = max(1, ceil(topk · N))).
+        tau_train: temperature of the 2-way training softmax (0.07).
+        identity_weight: weight of ``mean(1 − cos(V, x))`` (0 by default: the pooling mixings stay
+            in CLIP's span by construction; use ~1 with ``temporal.mixing=residual``).
+        rotation_augment: rotate features and text by one random orthogonal matrix per step
+            (cosines unchanged; discourages basis-specific mappings). Off by default.
+        seed: torch seed of initialisation and shuffling.
+    """
+
+    objective: str = "auto"
+    epochs: int = 50
+    lr: float = 5e-3
+    weight_decay: float = 1e-4
+    videos_per_step: int = 8
+    topk: float = 0.1
+    tau_train: float = 0.07
+    identity_weight: float = 0.0
+    rotation_augment: bool = False
+    seed: int = 0
+
+    @classmethod
+    def from_params(cls, p: Mapping | None) -> "TrainConfig":
+        p = dict(p or {})
+        bad = sorted(set(p) - set(cls.__dataclass_fields__))
+        if bad:
+            raise ConfigError(f"transfer.train: unknown keys {bad} (known: {sorted(cls.__dataclass_fields__)})")
+        cfg = cls(**p)
+        if cfg.objective != "auto":
+            OBJECTIVES.get(cfg.objective)
+        return cfg
+
+
+@dataclass
+class TransferConfig:
+    """Everything :func:`run_transfer` needs besides data (params.yaml ``transfer``)."""
+
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    prompt_learning: PromptLearnerConfig | None = field(default_factory=PromptLearnerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    generic_prompts: dict = field(default_factory=lambda: dict(GENERIC_PROMPTS))
+    templates: list = field(default_factory=lambda: ["{}."])
+    tau: float = 0.01
+    sigma: float = 0.0
+    variants: list = field(default_factory=lambda: ["full", "no_temporal", "generic_prompts", "clip_zeroshot"])
+    device: str = "cpu"
+
+    @classmethod
+    def from_params(cls, p: Mapping) -> "TransferConfig":
+        """From the ``transfer`` params section (unknown keys of sub-sections raise)."""
+        pl = dict(p.get("prompt_learning") or {})
+        enabled = pl.pop("enabled", True)
+        cfg = cls(temporal=TemporalConfig.from_params(p.get("temporal")),
+                  prompt_learning=PromptLearnerConfig.from_params(pl) if enabled else None,
+                  train=TrainConfig.from_params(p.get("train")),
+                  generic_prompts=dict(p.get("generic_prompts") or GENERIC_PROMPTS),
+                  templates=list(p.get("templates") or ["{}."]),
+                  tau=float(p.get("tau", 0.01)), sigma=float(p.get("sigma") or 0.0),
+                  variants=list(p.get("variants") or cls().variants),
+                  device=str(p.get("device", "cpu")))
+        for v in cfg.variants:
+            VARIANTS.get(v)
+        if set(cfg.generic_prompts) != {"normal", "abnormal"}:
+            raise ConfigError("transfer.generic_prompts needs exactly the keys 'normal' and 'abnormal'")
+        if cfg.tau <= 0:
+            raise ConfigError(f"transfer.tau must be > 0 (got {cfg.tau})")
+        return cfg
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- model
+class VideoAnomalyCLIP(nn.Module):
+    """Temporal transformer (optional) + generic training prompts (learned or fixed).
+
+    Args:
+        dim: CLIP embedding width D.
+        temporal: :class:`TemporalConfig`, or None for no temporal module (``V = x``).
+        prompt_learner: a :class:`PromptLearner`, or None to use ``fixed_text``.
+        fixed_text: ``(2, D)`` normalised generic text features (normal, abnormal).
+    """
+
+    def __init__(self, dim: int, temporal: TemporalConfig | None = None,
+                 prompt_learner: PromptLearner | None = None, fixed_text: torch.Tensor | None = None):
+        super().__init__()
+        if prompt_learner is None and fixed_text is None:
+            raise ConfigError("VideoAnomalyCLIP needs a prompt learner or fixed generic text features")
+        self.dim = dim
+        self.temporal_cfg = temporal
+        self.temporal = TemporalTransformer(dim, temporal) if temporal is not None else None
+        self.prompt_learner = prompt_learner
+        self.register_buffer("fixed_text", None if fixed_text is None else F.normalize(fixed_text.float(), dim=-1))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``(T, D)`` rows of one video → ``(T, D)`` normalised ``V`` (sliding windows)."""
+        if self.temporal is None:
+            return F.normalize(x, dim=-1)
+        c = self.temporal_cfg
+        return sliding_window_forward(self.temporal, x, c.clip_length, c.stride)
+
+    def generic_text(self) -> torch.Tensor:
+        """``(2, D)`` normalised generic prompt features: row 0 normal, row 1 abnormal."""
+        return self.prompt_learner() if self.prompt_learner is not None else self.fixed_text
+
+
+# --------------------------------------------------------------------------- objectives
+@OBJECTIVES.register("mil")
+def mil_loss(logits: torch.Tensor, label: int, topk: float) -> torch.Tensor:
+    """``logits (T, 2)``: abnormal video → CE of its top-k rows (by abnormal logit margin) to
+    class 1; normal video → CE of every row to class 0."""
+    if label == 1:
+        k = max(1, math.ceil(topk * logits.shape[0]))
+        idx = (logits[:, 1] - logits[:, 0]).topk(min(k, logits.shape[0])).indices
+        return F.cross_entropy(logits[idx], torch.ones(len(idx), dtype=torch.long, device=logits.device))
+    return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
+
+
+@OBJECTIVES.register("normal_only")
+def normal_only_loss(logits: torch.Tensor, label: int, topk: float) -> torch.Tensor:
+    """Every row → normal prompt (pull to normal, push from abnormal); abnormal videos skipped."""
+    if label == 1:
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
+
+
+def choose_objective(name: str, videos: Sequence[VideoFeatures]) -> str:
+    """``auto`` → ``mil`` if any training video is labelled abnormal, else ``normal_only``."""
+    if name != "auto":
+        OBJECTIVES.get(name)
+        if name == "mil" and not any(v.label == 1 for v in videos):
+            raise ConfigError("transfer.train.objective=mil needs abnormal (label 1) training videos; "
+                              "the source has none: use normal_only or auto")
+        return name
+    return "mil" if any(v.label == 1 for v in videos) else "normal_only"
+
+
+def random_rotation(dim: int, gen: torch.Generator) -> torch.Tensor:
+    """A Haar-random ``(dim, dim)`` orthogonal matrix (QR of a Gaussian matrix, sign-fixed)."""
+    q, r = torch.linalg.qr(torch.randn(dim, dim, generator=gen))
+    return q * torch.sign(torch.diagonal(r))[None]
+
+
+def train_source(model: VideoAnomalyCLIP, videos: Sequence[VideoFeatures], cfg: TrainConfig,
+                 device: str | torch.device = "cpu", log: Callable[[str], None] | None = None) -> dict:
+    """Train ``model`` on the source videos; returns ``{"objective", "losses", "seconds"}``."""
+    if not videos:
+        raise ConfigError("no source training videos")
+    objective = choose_objective(cfg.objective, videos)
+    loss_fn = OBJECTIVES.get(objective)
+    params = [p for p in model.parameters() if p.requires_grad]
+    t0 = time.time()
+    if not params:
+        return {"objective": objective, "losses": [], "seconds": 0.0}
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    xs = [torch.as_tensor(v.feats, dtype=torch.float32, device=device) for v in videos]
+    model.train()
+    losses = []
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(len(videos), generator=gen).tolist()
+        total = 0.0
+        for i in range(0, len(order), cfg.videos_per_step):
+            batch = order[i:i + cfg.videos_per_step]
+            text = model.generic_text()
+            rot = None
+            if cfg.rotation_augment:
+                rot = random_rotation(text.shape[1], gen).to(device)
+                text = text @ rot
+            loss = 0.0
+            for j in batch:
+                x = F.normalize(xs[j] if rot is None else xs[j] @ rot, dim=-1)
+                v = model.encode(x)
+                logits = v @ text.T / cfg.tau_train
+                loss = loss + loss_fn(logits, videos[j].label, cfg.topk)
+                if cfg.identity_weight:
+                    loss = loss + cfg.identity_weight * (1 - (v * x).sum(-1)).mean()
+            loss = loss / len(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(batch)
+        losses.append(total / len(videos))
+        if log:
+            log(f"epoch {epoch + 1}/{cfg.epochs} loss {losses[-1]:.4f}")
+    model.eval()
+    return {"objective": objective, "losses": losses, "seconds": time.time() - t0}
+
+
+# --------------------------------------------------------------------------- scoring
+@torch.no_grad()
+def score_video(model: VideoAnomalyCLIP | None, feats: np.ndarray, text_normal: torch.Tensor,
+                text_anomaly: torch.Tensor, tau: float = 0.01) -> dict[str, np.ndarray]:
+    """Rows ``(N, D)`` of one video against ``text_normal (Kn, D)``, ``text_anomaly (Ka, D)``.
+
+    Returns per row: ``calibrated (N,)``, ``max_cos (N,)``, ``fired (N,)`` (anomaly prompt index),
+    ``margin (N,)`` (best anomaly cos − best normal cos) and ``probs (N, Kn + Ka)``.
+    ``model=None`` is plain CLIP zero-shot (``V = normalize(x)``).
+    """
+    dev = text_normal.device
+    x = torch.as_tensor(np.asarray(feats), dtype=torch.float32, device=dev)
+    if x.ndim == 3:
+        x = x.mean(1)
+    v = F.normalize(x, dim=-1) if model is None else model.encode(x)
+    cos_n, cos_a = v @ text_normal.T, v @ text_anomaly.T
+    logits = torch.cat([cos_n, cos_a], 1).double() / tau
+    p = torch.softmax(logits, dim=1)
+    kn = cos_n.shape[1]
+    # log-odds of a_t = sum_A p: monotone in a_t, without float saturation at 0 / 1 (ties)
+    log_odds = torch.logsumexp(logits[:, kn:], 1) - torch.logsumexp(logits[:, :kn], 1)
+    return {"calibrated": log_odds.float().cpu().numpy(), "calibrated_prob": torch.sigmoid(log_odds).float().cpu().numpy(), "max_cos": cos_a.max(1).values.cpu().numpy(),
+            "fired": cos_a.argmax(1).cpu().numpy(), "margin": (cos_a.max(1).values - cos_n.max(1).values).cpu().numpy(),
+            "probs": p.float().cpu().numpy()}
+
+
+def predict(model: VideoAnomalyCLIP | None, videos: Sequence[VideoFeatures], text_normal: torch.Tensor,
+            text_anomaly: torch.Tensor, tau: float = 0.01, class_names: Sequence[str] | None = None,
+            meta: dict | None = None) -> dict[str, Predictions]:
+    """Per-frame predictions of every score in :data:`SCORES` for ``videos``.
+
+    ``class_probs`` columns: ``[p(normal) summed over normal prompts, p(anomaly prompt i)…]``;
+    ``fired`` = the anomaly prompt with the highest cosine per frame.
+    """
+    names = ["normal", *(class_names or [f"prompt{i}" for i in range(text_anomaly.shape[0])])]
+    kn = text_normal.shape[0]
+    preds = {s: Predictions(class_names=names, meta={**(meta or {}), "score": s}) for s in SCORES}
+    if model is not None:
+        model.eval()
+    for vid in videos:
+        out = score_video(model, vid.feats, text_normal, text_anomaly, tau)
+        probs = np.concatenate([out["probs"][:, :kn].sum(1, keepdims=True), out["probs"][:, kn:]], 1)
+        fi, n = vid.frame_index, vid.n_frames
+        cp, fired = expand_rows(probs, fi, n), expand_rows(out["fired"], fi, n)
+        for s in SCORES:
+            preds[s].videos[vid.name] = VideoScores(scores=expand_rows(out[s], fi, n).astype(np.float32),
+                                                    class_probs=cp.astype(np.float32), fired=fired.astype(np.int64))
+    return preds
+
+
+# --------------------------------------------------------------------------- variants
+@dataclass(frozen=True)
+class Variant:
+    """An ablation row: which model is trained on the source and which prompts are used at test.
+
+    ``train``: ``temporal`` (temporal module + generic prompts), ``prompts`` (generic prompts
+    only, no temporal module) or ``none`` (plain CLIP). ``test``: ``semantic`` or ``generic``.
+    """
+
+    train: str
+    test: str
+    description: str
+    mixing: str | None = None
+
+
+for _name, _v in {
+    "full": Variant("temporal", "semantic", "temporal transformer trained on the source, target semantic prompts"),
+    "no_temporal": Variant("prompts", "semantic", "no temporal module (V = CLIP feature), target semantic prompts"),
+    "generic_prompts": Variant("temporal", "generic", "temporal transformer, generic learned prompts at test"),
+    "clip_zeroshot": Variant("none", "semantic", "plain CLIP zero-shot with the target semantic prompts"),
+    "temporal_residual": Variant("temporal", "semantic", "free residual transformer (mixing=residual, the "
+                                 "design as first specified), target semantic prompts", mixing="residual"),
+    "temporal_attention": Variant("temporal", "semantic", "content-attention pooling (mixing=attention_pool), "
+                                  "target semantic prompts", mixing="attention_pool"),
+}.items():
+    VARIANTS.register(_name)(_v)
+
+
+TextEncoder = Callable[[Sequence[str]], torch.Tensor]
+
+
+def text_encoder_for(backbone, templates: Sequence[str] = ("{}.",)) -> TextEncoder:
+    """Texts → ``(K, D)`` normalised prompt-ensemble features with a frozen backbone."""
+    from vadlib.models.prompts import encode_prompts
+
+    def enc(texts: Sequence[str]) -> torch.Tensor:
+        return encode_prompts(backbone, list(texts), list(templates)).float()
+
+    return enc
+
+
+def build_model(kind: str, dim: int, cfg: TransferConfig, encode_text: TextEncoder, backbone=None,
+                mixing: str | None = None) -> VideoAnomalyCLIP | None:
+    """The model a variant's ``train`` kind needs (None for ``none``); ``mixing`` overrides
+    ``cfg.temporal.mixing``."""
+    if kind == "none":
+        return None
+    temporal = cfg.temporal if mixing is None else replace(cfg.temporal, mixing=mixing)
+    torch.manual_seed(cfg.train.seed)
+    pl = None
+    fixed = None
+    if cfg.prompt_learning is not None:
+        if backbone is None:
+            raise ConfigError("prompt learning needs the backbone's text encoder (pass backbone=)")
+        pl = PromptLearner(backbone, cfg.prompt_learning)
+    else:
+        fixed = encode_text([cfg.generic_prompts["normal"], cfg.generic_prompts["abnormal"]])
+    return VideoAnomalyCLIP(dim, temporal if kind == "temporal" else None, pl, fixed).to(cfg.device)
+
+
+@dataclass
+class TargetPrompts:
+    """The target's semantic prompts: normal descriptions and ``{class: description}`` anomalies."""
+
+    normal: list
+    anomaly: dict
+
+    @classmethod
+    def from_params(cls, p, default_normal: Sequence[str] = ("a normal scene",), where: str = "prompts") -> "TargetPrompts":
+        """A list of anomaly descriptions, or ``{"normal": [...], "anomaly": {name: text} | [...]}``."""
+        if isinstance(p, str):
+            p = [p]
+        if isinstance(p, Mapping):
+            normal = p.get("normal", list(default_normal))
+            normal = [normal] if isinstance(normal, str) else list(normal)
+            anomaly = p.get("anomaly")
+        else:
+            normal, anomaly = list(default_normal), p
+        if isinstance(anomaly, str):
+            anomaly = [anomaly]
+        if anomaly is None:
+            raise ConfigError(f"{where}: no anomaly prompts")
+        if not isinstance(anomaly, Mapping):
+            anomaly = {str(t): str(t) for t in anomaly}
+        if not anomaly or not normal:
+            raise ConfigError(f"{where}: normal and anomaly prompt lists must not be empty")
+        return cls(normal=[str(t) for t in normal], anomaly={str(k): str(v) for k, v in anomaly.items()})
+
+
+@dataclass
+class TransferResult:
+    """``table``: one row per (source, target, variant, score) with micro AUC/AP;
+    ``predictions[(source, target, variant)]``: the calibrated :class:`Predictions`;
+    ``training[(source, kind, mixing)]``: the training log."""
+
+    table: "object"
+    predictions: dict
+    training: dict
+
+
+def _micro(preds: Predictions, videos: Sequence[VideoFeatures], sigma: float) -> dict:
+    from vadlib.metrics import evaluate_frames
+
+    labels = {v.name: v.frame_labels for v in videos}
+    m = evaluate_frames(preds.scores(), labels, sigma=sigma or None)
+    return {k: m[k] for k in ("micro_auc", "micro_ap", "macro_auc", "n_frames", "n_anomalous")}
+
+
+def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list[VideoFeatures]],
+                 prompts: Mapping[str, TargetPrompts], cfg: TransferConfig, encode_text: TextEncoder,
+                 backbone=None, log: Callable[[str], None] | None = print) -> TransferResult:
+    """The transfer matrix: for each ``(source, target)`` train on the source's training videos
+    (``load(source, "train")``) and score the target's test videos (``load(target, "test")``,
+    frame labels required) — no target data enters training, τ, σ or normalisation.
+
+    Args:
+        pairs: ``[(source, target), ...]``.
+        load: ``(dataset, split) → [VideoFeatures]``.
+        prompts: ``{target: TargetPrompts}`` — the semantic test prompts.
+        cfg: :class:`TransferConfig`. encode_text: frozen text tower (:func:`text_encoder_for`).
+        backbone: needed when ``cfg.prompt_learning`` is set.
+    """
+    import pandas as pd
+
+    pairs = [tuple(p) for p in pairs]
+    for p in pairs:
+        if len(p) != 2:
+            raise ConfigError(f"transfer.pairs: each pair is [source, target], got {list(p)}")
+    variants = {name: VARIANTS.get(name) for name in cfg.variants}
+    cache: dict = {}
+    models: dict = {}
+    training: dict = {}
+    rows, predictions = [], {}
+
+    def data(name: str, split: str):
+        if (name, split) not in cache:
+            cache[(name, split)] = load(name, split)
+            if not cache[(name, split)]:
+                raise DataError(None, f"dataset '{name}' has no {split} videos with features")
+        return cache[(name, split)]
+
+    for src, tgt in pairs:
+        if tgt not in prompts:
+            raise ConfigError(f"transfer.prompts has no semantic prompts for target '{tgt}'")
+        tp = prompts[tgt]
+        test = data(tgt, "test")
+        missing = [v.name for v in test if v.frame_labels is None]
+        if missing:
+            raise DataError(None, f"target '{tgt}': test videos without frame labels: {missing[:5]}")
+        text_n = encode_text(tp.normal).to(cfg.device)
+        text_a = encode_text(list(tp.anomaly.values())).to(cfg.device)
+        for vname, var in variants.items():
+            mixing = var.mixing if var.train == "temporal" else None
+            key = (src, var.train, mixing or cfg.temporal.mixing if var.train == "temporal" else None)
+            if key not in models:
+                train = data(src, "train")
+                dim = train[0].feats.shape[-1]
+                model = build_model(var.train, dim, cfg, encode_text, backbone, mixing)
+                if model is not None:
+                    if log:
+                        log(f"training '{var.train}' on {src} ({len(train)} videos)")
+                    training[key] = train_source(model, train, cfg.train, cfg.device)
+                    if log:
+                        log(f"  objective {training[key]['objective']}, final loss "
+                            f"{training[key]['losses'][-1] if training[key]['losses'] else float('nan'):.4f}, "
+                            f"{training[key]['seconds']:.1f}s")
+                models[key] = model
+            model = models[key]
+            if var.test == "generic":
+                if model is None:
+                    raise ConfigError(f"variant '{vname}': generic prompts need a trained model")
+                with torch.no_grad():
+                    g = model.generic_text()
+                tn, ta, names = g[:1], g[1:], ["generic_abnormal"]
+            else:
+                tn, ta, names = text_n, text_a, list(tp.anomaly)
+            meta = {"method": "videoanomalyclip", "variant": vname, "source": src, "target": tgt, "tau": cfg.tau}
+            preds = predict(model, test, tn, ta, cfg.tau, names, meta)
+            predictions[(src, tgt, vname)] = preds["calibrated"]
+            for score, p in preds.items():
+                rows.append({"source": src, "target": tgt, "variant": vname, "score": score,
+                             **_micro(p, test, cfg.sigma)})
+    table = pd.DataFrame(rows)
+    return TransferResult(table=table, predictions=predictions, training=training)
