@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from vadlib.errors import ConfigError
-from vadlib.models.temporal import (TemporalConfig, TemporalTransformer, coverage, make_windows,
+from vadlib.models.temporal import (MIXINGS, TemporalConfig, TemporalTransformer, coverage, make_windows,
                                     sliding_window_forward, window_starts)
 
 torch.set_num_threads(1)
@@ -59,20 +59,32 @@ def test_overlapping_windows_are_averaged():
         assert mean_start[t] == pytest.approx(np.mean(cov), abs=1e-5)
 
 
+@pytest.mark.parametrize("mixing", MIXINGS)
 @pytest.mark.parametrize("pos", ["learned", "sinusoidal", "none"])
 @pytest.mark.parametrize("n", [7, 16, 41])
-def test_init_is_clip_zero_shot(pos, n):
+def test_init_is_clip_zero_shot(pos, n, mixing):
     torch.manual_seed(0)
-    model = TemporalTransformer(64, TemporalConfig(pos_encoding=pos)).eval()
+    model = TemporalTransformer(64, TemporalConfig(pos_encoding=pos, mixing=mixing)).eval()
     x = torch.randn(n, 64)
     out = sliding_window_forward(model, x, 16, 8)
     assert torch.allclose(out, F.normalize(x, dim=-1), atol=1e-6)
 
 
-def test_trained_model_mixes_frames_and_ignores_padding():
+def _perturb(model):
+    """Move a model away from its identity initialisation (as training would)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name in {"out.weight", "query.weight", "sharpness", "offset_bias"}:
+                p.normal_(0, 0.5)
+            if name == "gate":
+                p.fill_(0.2)
+
+
+@pytest.mark.parametrize("mixing", MIXINGS)
+def test_trained_model_mixes_frames_and_ignores_padding(mixing):
     torch.manual_seed(0)
-    model = TemporalTransformer(32, TemporalConfig(heads=4, dropout=0.0)).eval()
-    torch.nn.init.normal_(model.out.weight, std=0.5) if hasattr(model, "out") else (torch.nn.init.constant_(model.gate, 0.2), torch.nn.init.normal_(model.query.weight, std=0.5), torch.nn.init.normal_(model.key.weight, std=0.5))
+    model = TemporalTransformer(32, TemporalConfig(heads=4, dropout=0.0, mixing=mixing)).eval()
+    _perturb(model)
     x = torch.randn(20, 32)
     out = sliding_window_forward(model, x, 16, 8)
     assert not torch.allclose(out, F.normalize(x, dim=-1), atol=1e-3)
@@ -97,5 +109,19 @@ def test_bad_config_errors():
         TemporalConfig.from_params({"layer": 3})
     with pytest.raises(ConfigError, match="position encoding"):
         TemporalConfig.from_params({"pos_encoding": "rope"})
+    with pytest.raises(ConfigError, match="mixing"):
+        TemporalConfig.from_params({"mixing": "lstm"})
     with pytest.raises(ConfigError, match="stride"):
         TemporalConfig.from_params({"stride": 0})
+
+
+def test_similarity_pool_with_flat_attention_adds_the_window_mean():
+    model = TemporalTransformer(8, TemporalConfig(heads=2, mixing="similarity_pool")).eval()
+    with torch.no_grad():
+        model.gate.fill_(0.1)      # λ = 10 · gate = 1
+    x = F.normalize(torch.randn(1, 5, 8), dim=-1)
+    mask = torch.tensor([[False, False, False, True, True]])
+    out = model(x, mask)
+    mean = x[0, :3].mean(0)        # padded rows excluded from the pool
+    expect = F.normalize(x[0, :3] + mean, dim=-1)
+    assert torch.allclose(out[0, :3], expect, atol=1e-6)
