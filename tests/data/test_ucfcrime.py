@@ -62,6 +62,9 @@ def test_real_gt_through_adapter(placeholder_tree):
     # README: 1,111,808 test frames, 84,331 anomalous (0-based, end inclusive, clipped)
     assert sum(len(v.frame_labels) for v in test) == 1111808
     assert sum(int(v.frame_labels.sum()) for v in test) == 84331
+    excl = get_dataset("ucfcrime", root=placeholder_tree, gt_root=GT, end_inclusive=False,
+                       frame_counts=GT / "ekosman" / "Test_Annotation.txt")
+    assert sum(int(v.frame_labels.sum()) for v in excl.videos("test")) == 84182    # README: end exclusive
     for v in test:
         assert set(np.unique(v.frame_classes[v.frame_labels == 1])) <= {ds.class_names.index(v.class_name)}
         assert not v.frame_classes[v.frame_labels == 0].any()

@@ -10,7 +10,7 @@ GT and lists (looked up in ``gt_root`` if given, else ``root``, its parent,
 
 * ``Temporal_Anomaly_Annotation_for_Testing_Videos.txt`` (``gt``) — ``<video>.mp4 <Class> s1 e1 s2 e2``,
   ``-1`` = no event; read as 0-based frame numbers with the end inclusive (RTFM's
-  ``make_gt_ucf.py`` convention); ends past the last frame are clipped (5 such videos). It
+  ``make_gt_ucf.py`` convention; ``end_inclusive=False`` reads it as exclusive); ends past the last frame are clipped (5 such videos). It
   defines the 290 test videos (140 anomalous + 150 normal).
 * ``Anomaly_Train.txt`` (1,610 = 810 anomalous + 800 normal; video-level labels only) and
   ``Anomaly_Test.txt`` (290; must equal the annotation's videos).
@@ -158,12 +158,12 @@ class _Locator:
         raise DataError(p, f"video listed in {list_path.name} is missing (not found anywhere under {self.root})")
 
 
-def _builder(ann: UCFAnnotation, gt_path: Path):
+def _builder(ann: UCFAnnotation, gt_path: Path, end_inclusive: bool = True):
     cid = CLASS_NAMES.index(ann.class_name)
 
     def build(n: int) -> tuple[np.ndarray, np.ndarray]:
         return interval_labels(n, ann.intervals, [cid] * len(ann.intervals), gt_path, ann.video,
-                               one_based=False, end_inclusive=True)
+                               one_based=False, end_inclusive=end_inclusive)
 
     return build
 
@@ -173,7 +173,7 @@ def _builder(ann: UCFAnnotation, gt_path: Path):
 def ucfcrime(root: str | Path | None, gt: str = "Temporal_Anomaly_Annotation_for_Testing_Videos.txt",
              gt_root: str | Path | None = None, train_list: str = "Anomaly_Train.txt",
              test_list: str = "Anomaly_Test.txt", frame_counts: str | Path | None = None,
-             fps: float = 30.0) -> VideoDataset:
+             end_inclusive: bool = True, fps: float = 30.0) -> VideoDataset:
     """UCF-Crime: 1,610 weakly labelled training videos, 290 test videos with temporal GT."""
     root = _videos_root(need_root(root, "ucfcrime"))
     bases = [Path(gt_root)] if gt_root is not None else [root, root.parent]
@@ -206,7 +206,7 @@ def ucfcrime(root: str | Path | None, gt: str = "Temporal_Anomaly_Annotation_for
         v = Video(name=ann.video, path=locate(rel, test_path), split="test", label=int(ann.class_name != NORMAL),
                   class_name=ann.class_name, fps=fps,
                   meta={"gt_path": str(gt_path), "intervals": ann.intervals})
-        build = _builder(ann, gt_path)
+        build = _builder(ann, gt_path, bool(end_inclusive))
         if counts is not None:
             if ann.video not in counts:
                 raise DataError(Path(str(frame_counts)), f"no frame count for test video '{ann.video}'")
@@ -217,4 +217,5 @@ def ucfcrime(root: str | Path | None, gt: str = "Temporal_Anomaly_Annotation_for
     return VideoDataset(name="ucfcrime", root=root, splits={"train": train, "test": test},
                         class_names=list(CLASS_NAMES), descriptions=dict(UCF_DESCRIPTIONS), gt_file=gt,
                         meta={"fps": fps, "gt_path": str(gt_path), "lists": [str(train_path), str(test_path)],
-                              "interval_convention": "0-based, end inclusive, clipped to the video"})
+                              "interval_convention": f"0-based, end {'inclusive' if end_inclusive else 'exclusive'}, "
+                                                     "clipped to the video"})
