@@ -1,0 +1,591 @@
+"""Streaming CLIP feature extraction into the :mod:`feature store <vadlib.features.store>`.
+
+Frames are decoded in batches (decord ``get_batch`` for files, OpenCV for frame folders) by a
+torch ``DataLoader`` over an ``IterableDataset``; with ``num_workers > 0`` decoding and
+preprocessing run in worker processes and overlap the encoder. Preprocessing is done on
+tensors, in batch: ``uint8 (B, H, W, 3)`` → resize shorter side to the encoder's size (bicubic,
+antialiased, as open_clip/PIL) → centre crop (or 5 / 10 crops) → normalise.
+
+Runs are resumable (finished videos are skipped) and scale out under ``torchrun``: each rank
+takes a disjoint, frame-count-balanced share of the videos and rank 0 merges the indexes.
+
+CLI::
+
+    python -m vadlib.features.extract --dataset demo_a --root data/demo --backbone vadlib-tiny \\
+        --pretrained random --out data/features --sampling every --stride 2
+    torchrun --nproc_per_node=4 -m vadlib.features.extract --dataset ucf_crime --root ... \\
+        --backbone ViT-B-16 --pretrained openai --out data/features --device cuda --precision fp16
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vadlib.errors import ConfigError, DataError, VadlibError
+from vadlib.features.store import CROPS, SAMPLINGS, FeatureStore, merge_indexes, store_dir
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+RESIZES = ("shorter", "squash")
+ON_ERROR = ("raise", "skip")
+CROP_RESIZE = 8 / 7  # multi-crop: shorter side to image_size * 8/7 (224 → 256), then crops of image_size
+
+
+@dataclass
+class ExtractConfig:
+    """How frames become features.
+
+    Attributes:
+        sampling: ``"frame"`` (every frame), ``"every"`` (every ``stride``-th frame) or
+            ``"snippet"`` (one row per ``snippet_len`` frames = mean of their frame features).
+        stride: frame step for ``"every"``.
+        snippet_len: frames per snippet for ``"snippet"``.
+        crops: 1 (centre), 5 (4 corners + centre) or 10 (5 + horizontal flips).
+        batch_size: frames per encoder batch (a batch never spans two videos).
+        num_workers: DataLoader worker processes decoding + preprocessing (0 = in the main process).
+        device: torch device of the encoder (preprocessing runs there too when it is CUDA).
+        precision: ``"fp32"``, or ``"fp16"`` / ``"bf16"`` autocast (fp16 needs CUDA).
+        on_error: ``"raise"`` a :class:`DataError` naming the file, or ``"skip"`` the video
+            (logged and listed under ``skipped`` in the index).
+        resize: ``"shorter"`` (shorter side to the input size, then crop; as open_clip) or
+            ``"squash"`` (whole frame to a square, no crop).
+        progress: show a tqdm bar (frames/s).
+        torch_threads: encoder threads in the main process (None = torch's default).
+    """
+
+    sampling: str = "every"
+    stride: int = 1
+    snippet_len: int = 16
+    crops: int = 1
+    batch_size: int = 32
+    num_workers: int = 0
+    device: str = "cpu"
+    precision: str = "fp32"
+    on_error: str = "raise"
+    resize: str = "shorter"
+    progress: bool = True
+    torch_threads: int | None = None
+
+    def validate(self) -> "ExtractConfig":
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"unknown sampling '{self.sampling}'; known: {', '.join(SAMPLINGS)}")
+        if int(self.crops) not in CROPS:
+            raise ConfigError(f"crops must be one of {CROPS}, got {self.crops}")
+        if int(self.stride) < 1 or int(self.snippet_len) < 1 or int(self.batch_size) < 1:
+            raise ConfigError(f"stride, snippet_len and batch_size must be >= 1 "
+                              f"(got {self.stride}, {self.snippet_len}, {self.batch_size})")
+        if int(self.num_workers) < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision '{self.precision}'; known: {', '.join(PRECISIONS)}")
+        if self.precision == "fp16" and not str(self.device).startswith("cuda"):
+            raise ConfigError("precision fp16 needs a CUDA device; use fp32 or bf16 on CPU")
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(f"on_error must be one of {ON_ERROR}, got '{self.on_error}'")
+        if self.resize not in RESIZES:
+            raise ConfigError(f"unknown resize '{self.resize}'; known: {', '.join(RESIZES)}")
+        return self
+
+    @property
+    def step(self) -> int:
+        """Frame step between decoded frames."""
+        return int(self.stride) if self.sampling == "every" else 1
+
+    def decode_indices(self, n_frames: int) -> np.ndarray:
+        """Frames to decode for a video of ``n_frames`` frames."""
+        return np.arange(0, int(n_frames), self.step, dtype=np.int64)
+
+    def row_index(self, n_frames: int) -> np.ndarray:
+        """``(N,)`` first frame covered by each output row."""
+        step = int(self.snippet_len) if self.sampling == "snippet" else self.step
+        return np.arange(0, int(n_frames), step, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# preprocessing on tensors
+
+
+def resized_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """Shorter side to ``size`` keeping the aspect ratio (torchvision ``Resize(int)`` rule)."""
+    if h <= w:
+        return size, int(size * w / h)
+    return int(size * h / w), size
+
+
+def _center_box(h: int, w: int, ch: int, cw: int) -> tuple[int, int]:
+    return int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
+
+
+class Preprocessor:
+    """``uint8 (B, H, W, 3)`` RGB frames → normalised ``(B, 3, S, S)`` or ``(B, crops, 3, S, S)`` float32.
+
+    Matches open_clip's PIL pipeline (Resize(S, bicubic, antialias) → CenterCrop(S) → ToTensor →
+    Normalize) up to the rounding of PIL's integer resampling.
+    """
+
+    def __init__(self, image_size: int, mean: Sequence[float], std: Sequence[float], crops: int = 1,
+                 resize: str = "shorter"):
+        self.size = int(image_size)
+        self.crops = int(crops)
+        self.resize = resize
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        self.resize_to = self.size if self.crops == 1 else int(round(self.size * CROP_RESIZE))
+
+    def describe(self) -> dict:
+        """What goes in the store index under ``preprocessing``."""
+        return {"image_size": self.size, "mean": [float(m) for m in self.mean.flatten() / 255.0],
+                "std": [float(s) for s in self.std.flatten() / 255.0], "resize": self.resize,
+                "interpolation": "bicubic-antialias", "resize_to": self.resize_to,
+                "crop": {1: "center", 5: "five (tl,tr,bl,br,center)", 10: "ten (five + hflip)"}[self.crops]}
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ConfigError(f"Preprocessor expects (B, H, W, 3) uint8 frames, got {tuple(frames.shape)}")
+        x = frames.permute(0, 3, 1, 2).float()
+        h, w = x.shape[-2:]
+        if self.resize == "squash":
+            nh, nw = self.resize_to, self.resize_to
+        else:
+            nh, nw = resized_size(h, w, self.resize_to)
+        if (nh, nw) != (h, w):
+            x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
+            x = x.round_().clamp_(0, 255)  # PIL resamples to uint8
+        s = self.size
+        if self.crops == 1:
+            top, left = _center_box(nh, nw, s, s)
+            x = x[:, :, top:top + s, left:left + s]
+            return ((x - self.mean.to(x.device)) / self.std.to(x.device)).contiguous()
+        top, left = _center_box(nh, nw, s, s)
+        boxes = [(0, 0), (0, nw - s), (nh - s, 0), (nh - s, nw - s), (top, left)]
+        views = [x[:, :, t:t + s, l:l + s] for t, l in boxes]
+        if self.crops == 10:
+            views += [v.flip(-1) for v in views]  # the same five views mirrored
+        x = torch.stack(views, 1)
+        return ((x - self.mean.to(x.device)) / self.std.to(x.device)).contiguous()
+
+
+def preprocessor_for(backbone, cfg: ExtractConfig) -> Preprocessor:
+    return Preprocessor(backbone.image_size, backbone.mean, backbone.std, crops=cfg.crops, resize=cfg.resize)
+
+
+# ---------------------------------------------------------------------------------------------
+# frame batches (runs in DataLoader workers)
+
+
+def _describe(exc: BaseException, video) -> tuple[str, str]:
+    if isinstance(exc, DataError):
+        return str(exc.path if exc.path is not None else video.path), exc.problem
+    msg = str(exc).splitlines()[0] if str(exc) else ""
+    return str(video.path), f"video '{video.name}': {exc.__class__.__name__}: {msg}"
+
+
+class FrameBatches(torch.utils.data.IterableDataset):
+    """Yields one dict per frame batch of every video, in order.
+
+    Batches are numbered globally across videos and batch ``g`` is produced by worker
+    ``g % num_workers``, so the DataLoader's round-robin order is exactly the global order
+    and the main process holds at most one video's rows. A video that cannot be opened
+    (or whose GT length mismatches) counts as one batch carrying the error.
+    """
+
+    def __init__(self, videos: Sequence, cfg: ExtractConfig, pre: Preprocessor | None):
+        self.videos = list(videos)
+        self.cfg = cfg
+        self.pre = pre
+
+    def __iter__(self) -> Iterator[dict]:
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (0, 1) if info is None else (info.id, info.num_workers)
+        g = 0
+        for vi, video in enumerate(self.videos):
+            try:
+                src = video.open()
+                n = len(src)
+                if n == 0:
+                    raise DataError(video.path, f"video '{video.name}' has no frames")
+                video.check_labels(n)
+                fps = float(src.fps or video.fps or 25.0)
+            except Exception as exc:  # every worker sees the same failure: one error batch
+                if g % nw == wid:
+                    yield {"vi": vi, "b": 0, "nb": 1, "error": _describe(exc, video)}
+                g += 1
+                continue
+            idx = self.cfg.decode_indices(n)
+            bs = int(self.cfg.batch_size)
+            nb = (len(idx) + bs - 1) // bs
+            failed = None
+            for b in range(nb):
+                if (g + b) % nw != wid:
+                    continue
+                chunk = idx[b * bs:(b + 1) * bs]
+                item = {"vi": vi, "b": b, "nb": nb, "n_frames": n, "fps": fps, "idx": torch.from_numpy(chunk)}
+                if failed is not None:  # keep the order: one placeholder per remaining batch
+                    yield {**item, "error": failed}
+                    continue
+                try:
+                    frames = src.get(chunk.tolist())
+                    if len(frames) != len(chunk):
+                        raise DataError(video.path, f"decoder returned {len(frames)} frames for {len(chunk)} "
+                                        f"requested at {chunk[0]}..{chunk[-1]}")
+                    x = torch.from_numpy(np.ascontiguousarray(frames))
+                    if self.pre is not None:
+                        x = self.pre(x)
+                except Exception as exc:
+                    failed = _describe(exc, video)
+                    yield {**item, "error": failed}
+                    continue
+                yield {**item, "x": x, "error": None}
+            g += nb
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def _loader(videos: Sequence, cfg: ExtractConfig, pre: Preprocessor | None) -> torch.utils.data.DataLoader:
+    nw = int(cfg.num_workers)
+    kw: dict[str, Any] = {}
+    if nw > 0:
+        kw = {"worker_init_fn": _worker_init, "prefetch_factor": 2, "persistent_workers": False}
+    return torch.utils.data.DataLoader(FrameBatches(videos, cfg, pre), batch_size=None, num_workers=nw,
+                                       pin_memory=str(cfg.device).startswith("cuda"), **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# the encoding loop
+
+
+@dataclass
+class VideoResult:
+    """One video's outcome: features + frame index, or the error that stopped it."""
+
+    video: Any
+    feats: np.ndarray | None = None
+    frame_index: np.ndarray | None = None
+    n_frames: int = 0
+    fps: float = 25.0
+    error: tuple[str, str] | None = None
+
+
+def _autocast(cfg: ExtractConfig):
+    dtype = PRECISIONS[cfg.precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(cfg.device).type, dtype=dtype)
+
+
+def _finish(rows: list[np.ndarray], n_frames: int, cfg: ExtractConfig) -> tuple[np.ndarray, np.ndarray]:
+    feats = np.concatenate(rows, 0)
+    fi = cfg.row_index(n_frames)
+    if cfg.sampling == "snippet":
+        sums = np.add.reduceat(feats.astype(np.float64), fi, axis=0)
+        counts = np.diff(np.append(fi, n_frames)).astype(np.float64)
+        feats = (sums / counts.reshape(-1, *([1] * (feats.ndim - 1)))).astype(np.float32)
+    if len(feats) != len(fi):
+        raise DataError(None, f"internal: {len(feats)} rows for {len(fi)} row indices")
+    return np.ascontiguousarray(feats, dtype=np.float32), fi
+
+
+def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any = None) -> Iterator[VideoResult]:
+    """Encode ``videos`` in order; yields one :class:`VideoResult` per video (errors included)."""
+    cfg.validate()
+    device = torch.device(cfg.device)
+    pre = preprocessor_for(backbone, cfg)
+    on_gpu = device.type == "cuda"
+    if cfg.torch_threads:
+        torch.set_num_threads(int(cfg.torch_threads))
+    model = backbone.model
+    if next(model.parameters()).device != device:
+        model = model.to(device)
+    model.eval()
+    cur: VideoResult | None = None
+    rows: list[np.ndarray] = []
+    with torch.inference_mode():
+        for item in _loader(videos, cfg, None if on_gpu else pre):
+            vi = item["vi"]
+            if cur is None or cur.video is not videos[vi]:
+                cur, rows = VideoResult(videos[vi]), []
+            if item["error"] is not None:
+                cur.error = cur.error or tuple(item["error"])
+            elif cur.error is None:
+                x = item["x"].to(device, non_blocking=True)
+                if on_gpu:
+                    x = pre(x)
+                lead = x.shape[:-3]
+                with _autocast(cfg):
+                    f = model.encode_image(x.reshape(-1, *x.shape[-3:]))
+                rows.append(f.float().reshape(*lead, -1).cpu().numpy())
+                cur.n_frames, cur.fps = int(item["n_frames"]), float(item["fps"])
+                if progress is not None:
+                    progress.update(len(item["idx"]))
+            if item["b"] == item["nb"] - 1:
+                if cur.error is None:
+                    try:
+                        cur.feats, cur.frame_index = _finish(rows, cur.n_frames, cfg)
+                    except DataError as exc:
+                        cur.error = (str(cur.video.path), exc.problem)
+                rows = []
+                yield cur
+                cur = None
+
+
+def extract_video(video, backbone, cfg: ExtractConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One video → ``(feats, frame_index)``: ``(N, D)`` (or ``(N, crops, D)``) float32 and ``(N,)`` int64.
+
+    Raises :class:`DataError` naming the file whatever ``cfg.on_error`` says.
+    """
+    cfg = cfg or ExtractConfig()
+    for res in iter_extract([video], backbone, cfg):
+        if res.error is not None:
+            raise DataError(*res.error)
+        return res.feats, res.frame_index
+    raise DataError(video.path, "no output (internal error)")
+
+
+# ---------------------------------------------------------------------------------------------
+# datasets, sharding, resume
+
+
+def store_info(dataset_name: str, backbone, cfg: ExtractConfig) -> dict:
+    """The index config of a store extracted from ``dataset_name`` with ``backbone`` and ``cfg``."""
+    pre = preprocessor_for(backbone, cfg)
+    return {"dataset": dataset_name, "backbone": backbone.name, "pretrained": str(backbone.pretrained),
+            "real_weights": bool(backbone.real_weights), "source": "extracted",
+            "preprocessing": pre.describe(), "sampling": cfg.sampling,
+            "stride": int(cfg.stride) if cfg.sampling == "every" else 1,
+            "snippet_len": int(cfg.snippet_len) if cfg.sampling == "snippet" else None,
+            "crops": int(cfg.crops), "dtype": "float32", "precision": cfg.precision,
+            "embed_dim": int(backbone.embed_dim)}
+
+
+def frame_count(video) -> int:
+    """The video's frame count (from the record, else by opening it; 1 if it cannot be opened)."""
+    if video.num_frames:
+        return int(video.num_frames)
+    try:
+        return max(len(video.open()), 1)
+    except Exception:
+        return 1
+
+
+def shard_videos(videos: Sequence, world: int, counts: Sequence[int] | None = None) -> list[list]:
+    """Split ``videos`` into ``world`` disjoint shares balanced by frame count.
+
+    Deterministic: longest first (ties by name), each to the currently lightest share (ties to
+    the lowest rank); within a share the original order is kept.
+    """
+    world = int(world)
+    if world < 1:
+        raise ConfigError(f"world size must be >= 1, got {world}")
+    counts = [frame_count(v) for v in videos] if counts is None else list(counts)
+    if len(counts) != len(videos):
+        raise ConfigError(f"shard_videos: {len(videos)} videos but {len(counts)} counts")
+    order = sorted(range(len(videos)), key=lambda i: (-int(counts[i]), str(getattr(videos[i], "name", i))))
+    load = [0] * world
+    owner = [0] * len(videos)
+    for i in order:
+        r = min(range(world), key=lambda k: (load[k], k))
+        owner[i] = r
+        load[r] += int(counts[i])
+    return [[v for i, v in enumerate(videos) if owner[i] == r] for r in range(world)]
+
+
+def dist_env() -> tuple[int, int]:
+    """``(rank, world)`` from torch.distributed when initialised, else from RANK/WORLD_SIZE, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _barrier() -> bool:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        return True
+    return False
+
+
+def _split_videos(dataset, splits: Sequence[str]) -> list:
+    vids, seen, missing = [], set(), []
+    for s in splits:
+        if s not in dataset.splits:
+            missing.append(s)
+            continue
+        for v in dataset.videos(s):
+            if v.name in seen:
+                raise DataError(dataset.root, f"video name '{v.name}' occurs twice in dataset '{dataset.name}'")
+            seen.add(v.name)
+            vids.append(v)
+    if missing and len(missing) == len(splits):
+        raise DataError(dataset.root, f"dataset '{dataset.name}' has none of the splits {list(splits)} "
+                        f"(has: {', '.join(dataset.splits)})")
+    for s in missing:
+        log.warning("dataset '%s' has no split '%s'; extracting %s", dataset.name, s,
+                    [x for x in splits if x not in missing])
+    return vids
+
+
+def extract_dataset(dataset, backbone, out_root: str | Path, cfg: ExtractConfig | None = None,
+                    splits: Sequence[str] = ("train", "test"), shard: tuple[int, int] | None = None) -> FeatureStore:
+    """Extract features of every video of ``splits`` into the store for this config; resumable.
+
+    Args:
+        dataset: a :class:`~vadlib.data.VideoDataset`.
+        backbone: a :class:`~vadlib.features.Backbone`.
+        out_root: feature root; the store is ``store_dir(out_root, dataset.name, info)``.
+        shard: ``(rank, world)``; default from torch.distributed / RANK, WORLD_SIZE. Each rank
+            extracts its frame-balanced share and writes a partial index; when torch.distributed
+            is initialised rank 0 merges after a barrier, otherwise call :func:`merge_indexes`.
+    Returns:
+        the store (all ranks' videos once merged; this rank's view otherwise).
+    Raises:
+        DataError: a video fails (``on_error="raise"``), naming its file; finished videos stay.
+    """
+    cfg = (cfg or ExtractConfig()).validate()
+    rank, world = shard if shard is not None else dist_env()
+    info = store_info(dataset.name, backbone, cfg)
+    path = store_dir(out_root, dataset.name, info)
+    store = FeatureStore.create(path, info, rank=rank, world=world)
+    if not backbone.real_weights:
+        log.warning("RANDOM WEIGHTS: backbone %s/%s is untrained; store %s is marked real_weights=false",
+                    backbone.name, backbone.pretrained, path)
+    videos = _split_videos(dataset, splits)
+    mine = shard_videos(videos, world)[rank] if world > 1 else videos
+    todo = [v for v in mine if not store.has(v.name)]
+    for v in mine:  # finished ones still get their frame labels built (interval GT)
+        if store.has(v.name) and v.frame_labels is None and v.label_builder is not None:
+            v.check_labels(store.num_frames(v.name))
+    log.info("%s: %d videos (%d finished, %d to do) -> %s", dataset.name, len(mine), len(mine) - len(todo),
+             len(todo), path)
+    bar = None
+    if cfg.progress and todo:
+        from tqdm.auto import tqdm
+
+        known = [v.num_frames for v in todo]
+        total = sum(len(cfg.decode_indices(n)) for n in known) if all(known) else None
+        bar = tqdm(total=total, unit="frame", desc=f"{dataset.name}" + (f" [rank {rank}/{world}]" if world > 1 else ""),
+                   file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+    t0 = time.perf_counter()
+    try:
+        for res in iter_extract(todo, backbone, cfg, progress=bar):
+            v = res.video
+            if res.error is not None:
+                path_s, problem = res.error
+                if cfg.on_error == "raise":
+                    raise DataError(path_s, problem)
+                log.warning("skipping video '%s': %s: %s", v.name, path_s, problem)
+                store.mark_skipped(v.name, f"{path_s}: {problem}")
+                continue
+            store.write(v.name, res.feats, res.frame_index,
+                        {"num_frames": res.n_frames, "fps": res.fps, "split": v.split, "label": int(v.label),
+                         "class_name": v.class_name})
+            if bar is not None:
+                bar.set_postfix_str(v.name[-24:], refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+    log.info("%s: extracted %d videos in %.1f s", dataset.name, len(todo), time.perf_counter() - t0)
+    if world > 1:
+        if _barrier():
+            if rank == 0:
+                merge_indexes(path)
+            _barrier()
+            return FeatureStore.open(path)
+        return store
+    return FeatureStore.open(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m vadlib.features.extract", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", required=True, help="registered dataset name (vadlib.data.list_datasets())")
+    ap.add_argument("--root", default=None, help="dataset root folder")
+    ap.add_argument("--backbone", default="ViT-B-16")
+    ap.add_argument("--pretrained", default="openai", help="open_clip tag, checkpoint path, or 'random'")
+    ap.add_argument("--out", default="data/features", help="feature store root")
+    ap.add_argument("--splits", default="train,test")
+    d = ExtractConfig()
+    ap.add_argument("--sampling", default=d.sampling, choices=SAMPLINGS)
+    ap.add_argument("--stride", type=int, default=d.stride)
+    ap.add_argument("--snippet-len", type=int, default=d.snippet_len)
+    ap.add_argument("--crops", type=int, default=d.crops, choices=CROPS)
+    ap.add_argument("--batch-size", type=int, default=d.batch_size)
+    ap.add_argument("--workers", type=int, default=d.num_workers)
+    ap.add_argument("--device", default=d.device, help="cpu, cuda, or cuda:N (under torchrun: cuda:LOCAL_RANK)")
+    ap.add_argument("--precision", default=d.precision, choices=list(PRECISIONS))
+    ap.add_argument("--on-error", default=d.on_error, choices=ON_ERROR)
+    ap.add_argument("--resize", default=d.resize, choices=RESIZES)
+    ap.add_argument("--threads", type=int, default=None, help="encoder threads (torch.set_num_threads)")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    device = args.device
+    started = False
+    try:
+        if world > 1 and not dist.is_initialized():
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            if device.startswith("cuda"):
+                device = f"cuda:{local}" if device == "cuda" else device
+                torch.cuda.set_device(torch.device(device))
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+            started = True
+        import warnings
+
+        from vadlib.data import get_dataset
+        from vadlib.features.backbone import RandomWeightsWarning, load_backbone
+
+        ds = get_dataset(args.dataset, args.root)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RandomWeightsWarning)  # logged by extract_dataset instead
+            bb = load_backbone(args.backbone, args.pretrained, device=device)
+        cfg = ExtractConfig(sampling=args.sampling, stride=args.stride, snippet_len=args.snippet_len,
+                            crops=args.crops, batch_size=args.batch_size, num_workers=args.workers, device=device,
+                            precision=args.precision, on_error=args.on_error, resize=args.resize,
+                            progress=not args.no_progress, torch_threads=args.threads)
+        store = extract_dataset(ds, bb, args.out, cfg, splits=[s for s in args.splits.split(",") if s])
+        rank, _ = dist_env()
+        if rank == 0:
+            print(f"{store.path}  ({len(store)} videos, {len(store.skipped)} skipped"
+                  + ("" if bb.real_weights else ", RANDOM WEIGHTS") + ")")
+    except VadlibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if started:
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["ExtractConfig", "FeatureStore", "Preprocessor", "VideoResult", "extract_dataset", "extract_video",
+           "iter_extract", "merge_indexes", "shard_videos", "store_info"]
