@@ -14,6 +14,7 @@
 
 # %% tags=["parameters"]
 item = "demo_a"
+run_on = ["demo_a"]
 seed = 0
 backbone = {"name": "vadlib-tiny", "pretrained": "random", "device": "cpu"}
 datasets = {"demo_a": {"root": "data/demo"}}

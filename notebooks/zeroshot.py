@@ -18,6 +18,8 @@
 
 # %% tags=["parameters"]
 item = "demo_a"
+run_on = ["demo_a"]
+score = "softmax"
 backbone = {"name": "vadlib-tiny", "pretrained": "random", "device": "cpu"}
 datasets = {"demo_a": {"root": "data/demo"}}
 tau = 0.01
@@ -72,11 +74,11 @@ for name, p in preds.items():
     results[name] = m
     rows.append({"score": name, **{k: m[k] for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap")}})
 table = pd.DataFrame(rows).set_index("score")
-protocol = {"dataset": item, "gt_file": dataset.gt_file or "generated (demo annotations)", "sigma": sigma,
+protocol = {"method": f"zeroshot ({score})", "dataset": item, "gt_file": dataset.gt_file or "generated (demo annotations)", "sigma": sigma,
             "ap_definition": "sklearn average_precision_score", "backbone": f"{bb.name}/{bb.pretrained}",
             "real_weights": real, "split": "test", "tau": tau,
             "sampling": f"{store.info.get('sampling')} stride {store.info.get('stride')}"}
-print(protocol_caption({**protocol, "score": "softmax"}))
+print(protocol_caption({**protocol, "score": score}))
 table
 
 # %% [markdown]
@@ -97,28 +99,29 @@ else:
     print("prompt classes do not match the dataset's classes: recognition metrics skipped")
 
 # %%
-headline = results["softmax"]
+headline = results[score]
+other = next(n for n in results if n != score)
 metrics = {"micro_auc": headline["micro_auc"], "macro_auc": headline["macro_auc"],
            "micro_ap": headline["micro_ap"], "macro_ap": headline["macro_ap"],
-           "max_cos_micro_auc": results["max_cos"]["micro_auc"], "max_cos_micro_ap": results["max_cos"]["micro_ap"],
+           f"{other}_micro_auc": results[other]["micro_auc"], f"{other}_micro_ap": results[other]["micro_ap"],
            "n_frames": headline["n_frames"], "n_videos": headline["n_videos"]}
 if recog is not None:
     metrics.update(mauc=recog["mAUC"], map=recog["mAP"], top1=recog["top1"], top5=recog["top5"])
 write_json(out / "metrics.json", json_safe({**metrics, "protocol": protocol}))
-smoothed = gaussian_smooth(preds["softmax"].scores(), sigma) if sigma else preds["softmax"].scores()
+smoothed = gaussian_smooth(preds[score].scores(), sigma) if sigma else preds[score].scores()
 all_s = np.concatenate([smoothed[v] for v in labels])
 all_y = np.concatenate([labels[v] for v in labels])
 for fname, df in (("roc.csv", roc_curve_points(all_s, all_y)), ("pr.csv", pr_curve_points(all_s, all_y))):
     df.to_csv(out / fname, index=False)
-preds["softmax"].meta.update(protocol)
-preds["softmax"].save(out / "predictions.npz")
+preds[score].meta.update(protocol)
+preds[score].save(out / "predictions.npz")
 metrics
 
 # %% [markdown]
 # ## ROC / PR and score timelines (GT anomalies shaded)
 
 # %%
-caption = protocol_caption({**protocol, "score": "softmax"})
+caption = protocol_caption({**protocol, "score": score})
 fig = plot_roc_pr({n: (np.concatenate([p.scores()[v] for v in labels]), all_y) for n, p in preds.items()},
                   title=f"zero-shot — {item}", real_weights=real, caption=caption)
 save_figure(fig, out / "figures" / "roc_pr")
@@ -126,5 +129,5 @@ save_figure(fig, out / "figures" / "roc_pr")
 # %%
 pred_cls = {v: p.class_probs.argmax(1) for v, p in preds["softmax"].videos.items()}
 fig = plot_timelines(smoothed, labels, classes=pred_cls, class_names=scorer.class_names,
-                     title=f"zero-shot softmax score — {item}", real_weights=real, caption=caption)
+                     title=f"zero-shot {score} score — {item}", real_weights=real, caption=caption)
 save_figure(fig, out / "figures" / "timelines")

@@ -52,6 +52,10 @@ def notebook_parameters(params: dict[str, Any], stage: str, item: str | None = N
     section = params[stage] or {}
     if not isinstance(section, dict):
         raise ConfigError(f"params.yaml: section '{stage}' must be a mapping")
+    clash = sorted(set(section) & set(SHARED_SECTIONS))
+    if clash:
+        raise ConfigError(f"params.yaml: section '{stage}' redefines the shared section(s) {clash}; "
+                          "rename the key (a stage's list of datasets is 'run_on')")
     out = {k: params[k] for k in SHARED_SECTIONS if k in params}
     out.update(section)
     out_dir = Path(reports) / stage / item if item else Path(reports) / stage
@@ -78,6 +82,7 @@ def run_notebook(stage: str, item: str | None = None, params_file: str | Path = 
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("MPLBACKEND", "Agg")
     nb = jupytext.read(src)
+    params = _declared_only(params, src, nb, stage_keys=set((load_params(params_file).get(stage) or {})))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     target = out_dir / f"{stage}.ipynb"
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,6 +101,27 @@ def run_notebook(stage: str, item: str | None = None, params_file: str | Path = 
     if html:
         write_html(target)
     return target
+
+
+def _declared_only(params: dict[str, Any], src: Path, nb, stage_keys: set[str]) -> dict[str, Any]:
+    """Keep the parameters the notebook's parameters cell declares.
+
+    A key of the stage's own params section that the notebook does not declare is an error
+    (a typo in params.yaml would otherwise be silently ignored); shared sections and runner
+    values the notebook does not use are dropped.
+    """
+    import ast
+
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise ConfigError(f"{src}: no cell tagged 'parameters'")
+    declared = {t.id for node in ast.parse(cells[0].source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    unknown = sorted(stage_keys - declared)
+    if unknown:
+        raise ConfigError(f"params.yaml: {src.stem}.{unknown[0]} is not a parameter of {src} "
+                          f"(its parameters: {', '.join(sorted(declared))})")
+    return {k: v for k, v in params.items() if k in declared}
 
 
 def write_html(notebook: Path) -> Path:

@@ -65,7 +65,7 @@ class ZeroShotScorer:
         for j, c in enumerate(self._cls_of_prompt):
             probs[:, c] += p_anom[:, j].numpy()
         return ZeroShotOutput(
-            softmax=(1.0 - p_normal).numpy().astype(np.float32),
+            softmax=p_anom.sum(1).numpy().astype(np.float32),  # = 1 - p(normal), without cancellation
             max_cos=cos_a.max(1).values.numpy().astype(np.float32),
             fired=cos_a.argmax(1).numpy().astype(np.int64),
             class_probs=probs,
