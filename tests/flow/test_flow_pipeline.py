@@ -31,15 +31,28 @@ def test_merge_params_rejects_unknown():
         merge_params({"glwo": {}})
 
 
+def _pose_npz(path, n_videos, n, rng):
+    off = np.arange(n_videos * n + 1) * 2  # two objects per frame
+    np.savez(path, keypoints=rng.normal(size=(2 * n_videos * n, 34)), frame_offsets=off,
+             video=np.repeat(np.arange(1, n_videos + 1), n).astype(np.int16),
+             frame=np.tile(np.arange(n), n_videos).astype(np.int16))
+
+
 def test_train_save_apply_cross_dataset(tmp_path):
     src = make_dataset(tmp_path, "src", size=(96, 128), n_train=3, n_test=1, n=14, seed=0, sq=24)
-    p = merge_params({**PARAMS, "cache": str(tmp_path / "cache")})
+    rng = np.random.default_rng(0)
+    _pose_npz(src.root / "train_pose.npz", 3, 14, rng)
+    _pose_npz(src.root / "test_pose.npz", 1, 14, rng)
+    pose = {"files": {"src": {"train": "train_pose.npz", "test": "test_pose.npz"}}, "K": 2, "hidden": 8, "epochs": 2}
+    p = merge_params({**PARAMS, "cache": str(tmp_path / "cache"), "pose": pose})
     model, info = train_flow_nf(src, p)
-    assert info["calib_videos"] == ["src_tr2"] and info["n_train_patches"] > 10
-    assert set(model.models) == {"flow_nf", "velocity"}
+    assert info["calib_videos"] == ["src_tr2"] and info["n_train_patches"] > 10 and info["n_train_pose"] == 2 * 2 * 14
+    assert set(model.models) == {"flow_nf", "velocity", "pose"}
+    r_src = apply_model(model, src, params_override={"cache": str(tmp_path / "cache"), "workers": 1})
+    assert set(r_src["scores"]) == {"naive", "flow_nf", "velocity", "pose", "fusion"}
     model.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert cfg["params"]["flow"]["ref_size"] == [96, 128] and set(cfg["norm"]) >= {"flow_nf", "velocity"}
+    assert cfg["params"]["flow"]["ref_size"] == [96, 128] and set(cfg["norm"]) >= {"flow_nf", "velocity", "pose"}
     torch.load(tmp_path / "model" / "flow_nf.pt", weights_only=True)
 
     # a dataset never seen in training, at twice the resolution with twice the pixel speeds
@@ -49,7 +62,7 @@ def test_train_save_apply_cross_dataset(tmp_path):
     r = apply_model(loaded, tgt, params_override={"cache": str(tmp_path / "cache"), "workers": 1})
     flow_dirs = list((tmp_path / "cache" / "tgt").iterdir())
     assert [d.name for d in flow_dirs] == ["dis-medium-96x128-q32"]  # flow at the source's reference size
-    assert set(r["scores"]) == {"naive", "flow_nf", "velocity", "fusion"}
+    assert set(r["scores"]) == {"naive", "flow_nf", "velocity", "fusion"}  # target has no pose file
     for meth, sc in r["scores"].items():
         assert all(len(sc[v.name]) == 14 and np.all(np.isfinite(sc[v.name])) for v in tgt.videos("test")), meth
     m = evaluate_all(r["scores"], r["labels"], sigma=None)

@@ -226,7 +226,11 @@ def _flow_cache_dir(p: Mapping, dataset_name: str, fcfg: FlowConfig) -> Path:
 
 
 def _pose_vectors(dataset, p: Mapping, split: str) -> dict[str, list[np.ndarray]] | None:
+    """Pose vectors of ``split`` from ``pose.files`` (``{dataset: {split: path}}`` or
+    ``{split: path}``; relative paths are under the dataset root), or None when none is given."""
     files = p["pose"].get("files") or {}
+    if dataset.name in files:  # per-dataset form {dataset: {split: path}}
+        files = files[dataset.name] or {}
     if split not in files:
         return None
     path = Path(files[split])
