@@ -1,5 +1,5 @@
-"""The ``vadlib`` command: ``vadlib datasets``, ``vadlib backbones``, ``vadlib run STAGE``,
-``vadlib bench NAME``."""
+"""The ``vadlib`` command: ``vadlib detect VIDEO…``, ``vadlib search TEXT COLLECTION``,
+``vadlib datasets``, ``vadlib backbones``, ``vadlib run STAGE``, ``vadlib bench NAME``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--item")
     bench = sub.add_parser("bench", help="run a benchmark that prints figures")
     bench.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("detect", help="score your own video: timeline, events, annotated MP4", add_help=False)
+    sub.add_parser("search", help="rank moments across a video collection by a description", add_help=False)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("detect", "search"):
+        import importlib
+
+        return importlib.import_module(f"vadlib.{argv[0]}").main(argv[1:])
     args = ap.parse_args(argv)
     try:
         if args.cmd == "datasets":

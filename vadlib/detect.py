@@ -1,0 +1,351 @@
+"""``vadlib detect``: your own video in, an explained anomaly timeline out.
+
+For each input video (any file decord reads, or a frames folder): features streamed through
+the extractor, per-frame scores from the chosen method, events above a threshold that was
+given or calibrated on *normal* reference footage, and an output folder with
+
+* ``scores.csv`` / ``scores.parquet`` — frame, time, score, the prompt/class that fired;
+* ``events.json`` — start, end, peak frame, peak score, label, the threshold and its source;
+* ``timeline.png`` — score over time, events shaded, thumbnails of each event's peak frame;
+* ``annotated.mp4`` — the input with a score bar and the event label drawn on each frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vadlib.errors import ConfigError, DataError, VadlibError
+from vadlib.events import Threshold, calibrate_threshold, find_events
+from vadlib.registry import Registry
+
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+METHODS: Registry[Callable[..., "DetectMethod"]] = Registry("detection method")
+
+
+class DetectMethod:
+    """Scores every frame of one video: ``frame_scores(video) -> (scores (T,), fired (T,) | None)``;
+    ``fired`` indexes ``labels`` (the prompt or class that fired)."""
+
+    name = "base"
+    labels: list[str] | None = None
+    real_weights = True
+    encoded_frames = 0
+
+    def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+
+@METHODS.register("zeroshot")
+class ZeroShotMethod(DetectMethod):
+    """CLIP zero-shot: softmax over [normal prompts; anomaly prompts] (``score="softmax"``) or
+    ``S(t) = max_i cos`` (``score="max_cos"``)."""
+
+    name = "zeroshot"
+
+    def __init__(self, backbone, cfg, prompts: list[str], normal_prompts: list[str] | None = None,
+                 templates: list[str] | None = None, tau: float = 0.01, score: str = "softmax", **_):
+        from vadlib.models.prompts import DEFAULT_TEMPLATES, PromptSet
+        from vadlib.models.zeroshot import SCORES, ZeroShotScorer
+
+        if not prompts:
+            raise ConfigError("method 'zeroshot' needs at least one --prompt (or --prompt-file / --prompts-from)")
+        if score not in SCORES:
+            raise ConfigError(f"unknown score '{score}' (known: {', '.join(SCORES)})")
+        ps = PromptSet(normal=list(normal_prompts or ["an ordinary scene with people walking"]),
+                       anomaly={p: p for p in prompts}, templates=list(templates or DEFAULT_TEMPLATES))
+        self.scorer = ZeroShotScorer(backbone, ps, tau=tau)
+        self.backbone, self.cfg, self.score = backbone, cfg, score
+        self.labels = list(prompts)
+        self.real_weights = bool(backbone.real_weights)
+
+    def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
+        from vadlib.features.extract import extract_video
+
+        feats, frame_index = extract_video(video, self.backbone, self.cfg)
+        self.encoded_frames = int(len(frame_index))
+        out = self.scorer.score(feats)
+        n = len(video.open())
+        return (_expand(getattr(out, self.score), frame_index, n),
+                _expand(out.fired, frame_index, n).astype(np.int64))
+
+
+@METHODS.register("flow_nf")
+class FlowNFMethod(DetectMethod):
+    """The optical-flow normalizing flow (+ velocity GMM) of the ``flow_nf`` stage, applied
+    without retraining; needs ``--checkpoint`` = the stage's saved model folder
+    (``reports/flow_nf/model``). ``score`` is ``fusion`` (default), ``flow_nf`` or ``velocity``."""
+
+    name = "flow_nf"
+
+    def __init__(self, backbone=None, cfg=None, checkpoint: str | None = None, score: str = "fusion", **_):
+        from vadlib.flow.pipeline import FlowNFModel
+
+        if not checkpoint:
+            raise ConfigError("method 'flow_nf' needs --checkpoint (the flow_nf stage's model folder, "
+                              "e.g. reports/flow_nf/model)")
+        self.model = FlowNFModel.load(checkpoint)
+        self.score = "fusion" if score == "softmax" else score
+        self.labels = None
+
+    def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
+        from vadlib.data import VideoDataset
+        from vadlib.flow.pipeline import apply_model
+
+        ds = VideoDataset(name=f"detect_{video.name}", root=Path(video.path).parent, splits={"test": [video]})
+        res = apply_model(self.model, ds, "test", pose=False)
+        if self.score not in res["scores"]:
+            raise ConfigError(f"flow_nf score '{self.score}' unknown (known: {', '.join(res['scores'])})")
+        self.encoded_frames = len(video.open())
+        return np.asarray(res["scores"][self.score][video.name], np.float64), None
+
+
+def read_prompts(prompts: list[str] | None, prompt_file: str | None, prompts_from: str | None,
+                 params_file: str = "params.yaml") -> tuple[list[str], list[str] | None]:
+    """Anomaly prompts from ``--prompt`` (repeated), a text file (one per line) or a dataset's
+    prompt list in params.yaml (``--prompts-from ucsd_ped2``). Returns (anomaly, normal or None)."""
+    out = list(prompts or [])
+    normal = None
+    if prompt_file:
+        p = Path(prompt_file)
+        if not p.is_file():
+            raise DataError(p, "prompt file does not exist")
+        out += [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    if prompts_from:
+        from vadlib.models.prompts import PromptSet
+        from vadlib.pipeline import load_params
+
+        table = (load_params(params_file).get("zeroshot") or {}).get("prompts") or {}
+        if prompts_from not in table:
+            raise ConfigError(f"{params_file}: zeroshot.prompts has no dataset '{prompts_from}' "
+                              f"(has: {', '.join(table) or 'none'})")
+        ps = PromptSet.from_params(table[prompts_from], where=f"zeroshot.prompts.{prompts_from}")
+        out += list(ps.anomaly.values())
+        normal = ps.normal
+    return out, normal
+
+
+def _expand(values: np.ndarray, frame_index: np.ndarray, n: int) -> np.ndarray:
+    from vadlib.features.store import expand_to_frames
+
+    return expand_to_frames(np.asarray(values, np.float64), frame_index, n)
+
+
+def score_video(path: Path, method: DetectMethod, sigma: float = 0.0, progress: bool = True) -> dict:
+    """Per-frame scores of one video; prints frames/s and the real-time factor."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from vadlib.data import Video
+
+    video = Video(name=path.stem, path=path, split="test")
+    src = video.open()
+    n, fps = len(src), float(src.fps or 25.0)
+    video.fps = fps
+    t0 = time.perf_counter()
+    scores, fired = method.frame_scores(video)
+    wall = time.perf_counter() - t0
+    if len(scores) != n:
+        raise DataError(path, f"method '{method.name}' returned {len(scores)} scores for {n} frames")
+    if sigma:
+        scores = gaussian_filter1d(np.asarray(scores, np.float64), sigma, mode="nearest")
+    rtf = (n / fps) / wall if wall > 0 else float("inf")
+    if progress:
+        print(f"{path.name}: {n} frames in {wall:.1f} s = {n / wall:.1f} frames/s, {rtf:.2f}x real time "
+              f"({method.encoded_frames} frames encoded)", file=sys.stderr)
+    return {"scores": np.asarray(scores, np.float64), "fired": fired, "fps": fps, "n_frames": n,
+            "seconds": wall, "realtime_factor": rtf, "frames_encoded": method.encoded_frames}
+
+
+def write_outputs(out: Path, path: Path, res: dict, events, threshold: Threshold, labels, meta: dict,
+                  video_out: bool = True) -> None:
+    """scores.csv/.parquet, events.json, timeline.png, annotated.mp4 into ``out`` (a fresh folder)."""
+    import pandas as pd
+
+    from vadlib.io import write_json
+
+    n, fps = res["n_frames"], res["fps"]
+    df = pd.DataFrame({"frame": np.arange(n), "time_s": np.arange(n) / fps, "score": res["scores"]})
+    if res["fired"] is not None and labels:
+        df["fired"] = [labels[i] for i in res["fired"]]
+    df.to_csv(out / "scores.csv", index=False)
+    df.to_parquet(out / "scores.parquet", index=False)
+    write_json(out / "events.json", {"video": str(path), "fps": fps, "n_frames": n,
+                                     "threshold": asdict(threshold), "events": [asdict(e) for e in events],
+                                     **meta})
+    plot_timeline(out / "timeline.png", path, res["scores"], events, threshold, fps, meta)
+    if video_out:
+        annotate_video(out / "annotated.mp4", path, res["scores"], events, threshold)
+
+
+def plot_timeline(target: Path, path: Path, scores: np.ndarray, events, threshold: Threshold, fps: float,
+                  meta: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from vadlib.data import open_video
+    from vadlib.report.plots import mark_random
+
+    k = min(len(events), 6)
+    fig = plt.figure(figsize=(10, 3.2 + (1.6 if k else 0)))
+    ax = fig.add_axes([0.07, 0.38 if k else 0.15, 0.9, 0.55 if k else 0.75])
+    t = np.arange(len(scores)) / fps
+    ax.plot(t, scores, lw=1.2)
+    ax.axhline(threshold.value, ls="--", color="tab:red", lw=1, label=f"threshold ({threshold.source})")
+    for e in events:
+        ax.axvspan(e.start_s, e.end_s, color="tab:red", alpha=0.15, lw=0)
+    ax.set(xlabel="time (s)", ylabel="anomaly score", title=f"{path.name} — {meta.get('method')}")
+    ax.legend(fontsize=7, loc="upper right")
+    if k:
+        src = open_video(path)
+        frames = src.get([e.peak_frame for e in events[:k]])
+        for i, (e, fr) in enumerate(zip(events[:k], frames)):
+            a = fig.add_axes([0.07 + i * 0.15, 0.02, 0.14, 0.24])
+            a.imshow(fr)
+            a.set_title(f"{e.peak_frame / fps:.1f}s {e.label or ''}"[:40], fontsize=6)
+            a.axis("off")
+    mark_random(fig, bool(meta.get("real_weights", True)))
+    fig.savefig(target, dpi=120)
+    plt.close(fig)
+
+
+def annotate_video(target: Path, path: Path, scores: np.ndarray, events, threshold: Threshold,
+                   batch_size: int = 64) -> None:
+    """Write the input with a score bar and the event label per frame (same frame count)."""
+    import cv2
+
+    from vadlib.data import iter_batches, open_video
+
+    src = open_video(path)
+    h, w = src.size
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), float(src.fps or 25.0), (w, h))
+    if not writer.isOpened():
+        raise DataError(target, "OpenCV cannot open an mp4v writer here")
+    label_at = {}
+    for e in events:
+        for f in range(e.start, e.end + 1):
+            label_at[f] = e.label or "anomaly"
+    hi = max(float(np.max(scores)), threshold.value, 1e-9)
+    lo = min(float(np.min(scores)), 0.0)
+    try:
+        for idx, frames in iter_batches(src, range(len(src)), batch_size):
+            for i, fr in zip(idx, frames):
+                img = cv2.cvtColor(fr, cv2.COLOR_RGB2BGR)
+                frac = (scores[i] - lo) / (hi - lo + 1e-12)
+                bar_h = max(4, h // 30)
+                cv2.rectangle(img, (0, h - bar_h), (int(frac * (w - 1)), h - 1),
+                              (0, 0, 255) if i in label_at else (0, 200, 0), -1)
+                tx = int((threshold.value - lo) / (hi - lo + 1e-12) * (w - 1))
+                cv2.line(img, (tx, h - bar_h), (tx, h - 1), (255, 255, 255), 1)
+                if i in label_at:
+                    cv2.putText(img, label_at[i][:40], (4, max(12, h // 12)), cv2.FONT_HERSHEY_SIMPLEX,
+                                max(0.3, w / 900), (0, 0, 255), 1, cv2.LINE_AA)
+                writer.write(img)
+    finally:
+        writer.release()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="vadlib detect", description=__doc__.split("\n\n")[0])
+    ap.add_argument("videos", nargs="+", help="video files or frames folders")
+    ap.add_argument("--method", default="zeroshot", help=f"one of: {', '.join(METHODS.names())}")
+    ap.add_argument("--checkpoint", help="a model produced by a pipeline stage (e.g. reports/flow_nf/model)")
+    ap.add_argument("--prompt", action="append", default=[], help="an anomaly description (repeat)")
+    ap.add_argument("--normal-prompt", action="append", default=[], help="a normal-scene description (repeat)")
+    ap.add_argument("--prompt-file", help="text file, one anomaly description per line")
+    ap.add_argument("--prompts-from", help="a dataset's prompt list in params.yaml (zeroshot.prompts.<name>)")
+    ap.add_argument("--score", default="softmax", help="zeroshot: softmax | max_cos; flow_nf: fusion | flow_nf | velocity")
+    ap.add_argument("--backbone", default="ViT-B-16")
+    ap.add_argument("--pretrained", default="openai", help="tag, local checkpoint, or 'random' (plumbing only)")
+    ap.add_argument("--every", type=int, default=8, help="encode every n-th frame")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--sigma", type=float, default=0.0, help="Gaussian smoothing of scores (frames)")
+    th = ap.add_mutually_exclusive_group()
+    th.add_argument("--threshold", type=float, help="a given threshold")
+    th.add_argument("--threshold-file", help="a threshold.json saved by an earlier calibration")
+    th.add_argument("--calibrate", nargs="+", metavar="NORMAL", help="normal reference videos/folders")
+    ap.add_argument("--false-alarm-rate", type=float, default=0.01, help="for --calibrate")
+    ap.add_argument("--min-event", type=int, default=3, help="shortest event (frames)")
+    ap.add_argument("--merge-gap", type=int, default=8, help="merge events closer than this (frames)")
+    ap.add_argument("--out", required=True, help="output folder (one sub-folder per video)")
+    ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
+    ap.add_argument("--params", default="params.yaml")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except VadlibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    from vadlib.features import load_backbone
+    from vadlib.features.extract import ExtractConfig
+    from vadlib.io import atomic_dir
+
+    out_root = Path(args.out)
+    videos = [Path(v) for v in args.videos]
+    for v in videos:
+        if not v.exists():
+            raise DataError(v, "input video does not exist")
+    targets = {v: out_root / v.stem for v in videos}
+    if not args.overwrite:
+        for t in targets.values():
+            if t.exists():
+                raise DataError(t, "output folder exists; pass --overwrite to replace it")
+    factory = METHODS.get(args.method)
+    cfg = ExtractConfig(sampling="every", stride=args.every, batch_size=args.batch_size, device=args.device)
+    bb = None
+    if args.method == "zeroshot":
+        prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
+        if not prompts:
+            raise ConfigError("method 'zeroshot' needs at least one --prompt (or --prompt-file / --prompts-from)")
+        bb = load_backbone(args.backbone, args.pretrained, device=args.device)
+        method = factory(bb, cfg, prompts=prompts, normal_prompts=args.normal_prompt or normal, score=args.score)
+    else:
+        prompts = []
+        method = factory(None, cfg, checkpoint=args.checkpoint, score=args.score)
+    meta = {"method": method.name, "score": getattr(method, "score", None), "checkpoint": args.checkpoint,
+            "backbone": bb.name if bb else None, "pretrained": bb.pretrained if bb else None,
+            "real_weights": bool(bb.real_weights) if bb else True, "sampling": f"every {args.every}",
+            "sigma": args.sigma, "prompts": prompts}
+    if bb is not None and not bb.real_weights:
+        print("WARNING — RANDOM WEIGHTS: scores check the plumbing only.", file=sys.stderr)
+    if args.threshold is not None:
+        threshold = Threshold(value=args.threshold, source="given (--threshold)", method=method.name)
+    elif args.threshold_file:
+        threshold = Threshold.load(args.threshold_file)
+    elif args.calibrate:
+        ref = [score_video(Path(p), method, args.sigma)["scores"] for p in args.calibrate]
+        threshold = calibrate_threshold(ref, args.false_alarm_rate, method=method.name,
+                                        source=f"normal footage ({', '.join(Path(p).name for p in args.calibrate)})")
+        threshold.save(out_root / "threshold.json")
+    else:
+        raise ConfigError("give a threshold: --threshold VALUE, --threshold-file FILE, or --calibrate NORMAL_VIDEO…")
+    for v in videos:
+        res = score_video(v, method, args.sigma)
+        events = find_events(res["scores"], threshold.value, res["fps"], method.labels, res["fired"],
+                             min_length=args.min_event, merge_gap=args.merge_gap)
+        with atomic_dir(targets[v]) as tmp:
+            write_outputs(tmp, v, res, events, threshold, method.labels,
+                          {**meta, "frames_per_second": res["n_frames"] / res["seconds"],
+                           "realtime_factor": res["realtime_factor"]}, video_out=not args.no_video)
+        print(f"{v.name}: {len(events)} event(s) -> {targets[v]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
