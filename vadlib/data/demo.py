@@ -96,6 +96,8 @@ class Scene:
     c_range = (0.0, 1.0)      # walkway width
     c_side = (0.0, 1.0)       # off-walkway positions (loiterers step there)
     density = (2, 4)          # number of normal walkers kept in view
+    vehicle_heading = (0.0, 0.0)  # |angle| (rad) of cyclists/carts to the walkway axis
+    side_fall_prob = 0.3
 
     def __init__(self, w: int, h: int):
         self.w, self.h = w, h
@@ -124,10 +126,11 @@ class PlazaScene(Scene):
 
     name = "a"
     density = (2, 4)
+    side_fall_prob = 0.0  # a sideways fall would be foreshortened to a standing shape from this camera
 
     def __init__(self, w: int, h: int):
         super().__init__(w, h)
-        self.ppm = 0.13 * h                   # pixels per metre (horizontal)
+        self.ppm = 0.16 * h                   # pixels per metre (horizontal)
         self.depth = 6.0                      # walkway width (m)
         self.y0 = 0.30 * h
         self.kc = (0.75 * h - self.y0) / self.depth
@@ -177,6 +180,8 @@ class PathScene(Scene):
 
     name = "b"
     density = (6, 9)
+    vehicle_heading = (0.12, 0.22)
+    side_fall_prob = 0.8
 
     def __init__(self, w: int, h: int):
         super().__init__(w, h)
@@ -261,6 +266,9 @@ class Agent:
     state: str = ""
     timer: int = 0
     angle: float = 0.0         # pitch (falling, running lean), radians
+    roll: bool = False         # falls sideways instead of forwards
+    hs: float = 1.0            # heading (unit vector on the ground), kept while standing still
+    hc: float = 0.0
     target_c: float = 0.0
     stand_frames: int = 0
     speed: float = 0.0
@@ -271,6 +279,7 @@ def _new_person(rng: np.random.Generator, kind: str, s: float, c: float, directi
     ang = float(rng.normal(0, 0.05))
     return Agent(kind=kind, s=s, c=c, vs=direction * speed * math.cos(ang) / fps,
                  vc=speed * math.sin(ang) / fps, height=float(rng.normal(1.72, 0.07)),
+                 hs=direction * math.cos(ang), hc=math.sin(ang),
                  colors={"shirt": SHIRTS[rng.integers(len(SHIRTS))], "trousers": TROUSERS[rng.integers(len(TROUSERS))],
                          "skin": SKIN[rng.integers(len(SKIN))],
                          "jitter": tuple(int(v) for v in rng.integers(-18, 19, 3))},
@@ -298,14 +307,15 @@ class Painter:
 
     def _proj(self, a: Agent, pts: np.ndarray) -> np.ndarray:
         """Body points ``(N, 3)`` = (forward, left, up) metres → image ``(N, 2)``."""
-        fwd = np.array([a.vs, a.vc], np.float64)
-        n = np.linalg.norm(fwd)
-        fwd = fwd / n if n > 1e-9 else np.array([1.0, 0.0])
+        fwd = np.array([a.hs, a.hc], np.float64)
         left = np.array([-fwd[1], fwd[0]])
         f, l, u = pts[:, 0], pts[:, 1], pts[:, 2]
         if a.angle:
             ca, sa = math.cos(a.angle), math.sin(a.angle)
-            f, u = f * ca + u * sa, -f * sa + u * ca
+            if a.roll:
+                l, u = l * ca + u * sa, -l * sa + u * ca
+            else:
+                f, u = f * ca + u * sa, -f * sa + u * ca
         s = a.s + f * fwd[0] + l * left[0]
         c = a.c + f * fwd[1] + l * left[1]
         x, y = self.scene.project(s, c, u)
@@ -487,6 +497,7 @@ class Simulator:
             a.kind, a.anomalous, a.cls, a.event = ev.cls, True, cid, k
             if ev.cls == "falling":
                 a.state, a.timer = "stumble", int(r.integers(2, 5))
+                a.roll = bool(r.random() < self.scene.side_fall_prob)
             else:
                 a.state = "leave"
                 side = self.scene.c_side
@@ -499,7 +510,13 @@ class Simulator:
         s0, s1 = self.scene.s_range
         a = _new_person(r, ev.cls, s0 if d > 0 else s1, float(r.uniform(*self.scene.c_range)), d, self.fps)
         speed = {"running": r.uniform(3.8, 5.0), "cyclist": r.uniform(4.5, 6.0), "cart": r.uniform(2.6, 3.4)}[ev.cls]
-        a.vs, a.vc, a.speed = d * speed / self.fps, 0.0, float(speed)
+        head = float(r.uniform(*self.scene.vehicle_heading)) * (1 if r.random() < 0.5 else -1)
+        if ev.cls == "running":
+            head *= 0.3
+        a.vs, a.vc, a.speed = d * speed * math.cos(head) / self.fps, speed * math.sin(head) / self.fps, float(speed)
+        a.hs, a.hc = d * math.cos(head), math.sin(head)
+        if abs(head) > 0.05:  # enters from the side it heads away from, so it crosses the walkway
+            a.c = self.scene.c_range[0] if head > 0 else self.scene.c_range[1]
         a.cadence = {"running": 2 * math.pi / 2.4, "cyclist": 2 * math.pi / 2.0, "cart": 0.0}[ev.cls]
         if ev.cls == "running":
             a.angle = 0.22
@@ -543,7 +560,7 @@ class Simulator:
                 a.c += 0.004 * math.sin(a.timer / 6.0)
                 if a.timer % 25 == 0:
                     a.state = "idle" if a.state == "stand" else "stand"
-                    a.vs = -a.vs  # turns around
+                    a.vs, a.hs, a.hc = -a.vs, -a.hs, -a.hc  # turns around
                 if a.timer > a.stand_frames:
                     a.state, a.anomalous = "resume", False  # walks on: normal again
                     a.kind = "walker"
@@ -553,6 +570,8 @@ class Simulator:
         a.s += a.vs
         a.c += a.vc
         dist = math.hypot(a.vs, a.vc)
+        if dist > 0.05 / self.fps:
+            a.hs, a.hc = a.vs / dist, a.vc / dist
         a.phase += a.cadence * dist
         if a.kind == "walker":
             lo, hi = self.scene.c_range
@@ -851,14 +870,22 @@ def load_demo(root: str | Path | None, scene: str, layout: str = "video") -> Vid
                               "size": [index.get("height"), index.get("width")]})
 
 
-@register_dataset("demo_a")
+def _register(name: str) -> Callable:
+    """``register_dataset``, except under ``python -m vadlib.data.demo`` (the package import has
+    already registered this module's factories once)."""
+    if __name__ == "__main__":
+        return lambda fn: fn
+    return register_dataset(name)
+
+
+@_register("demo_a")
 @strict_options("demo_a")
 def demo_a(root: str | Path | None, layout: str = "video") -> VideoDataset:
     """Demo scene ``a`` (paved plaza, high camera, few people); ``root`` = the demo root."""
     return load_demo(root, "a", layout)
 
 
-@register_dataset("demo_b")
+@_register("demo_b")
 @strict_options("demo_b")
 def demo_b(root: str | Path | None, layout: str = "video") -> VideoDataset:
     """Demo scene ``b`` (path through grass, oblique camera, many people); ``root`` = the demo root."""
@@ -882,4 +909,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vadlib.data.demo import main as _main  # the registered module, not this __main__ copy
+
+    _main()
