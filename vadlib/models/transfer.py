@@ -520,3 +520,82 @@ def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list
                              **_micro(p, test, cfg.sigma)})
     table = pd.DataFrame(rows)
     return TransferResult(table=table, predictions=predictions, training=training)
+
+
+# --------------------------------------------------------------------------- reporting helpers
+def open_store_for(dataset: str, reports: str = "reports", features: Mapping | None = None):
+    """The feature store of ``dataset``: ``features[dataset]`` (a path) if given, else the path
+    the extract stage recorded in ``<reports>/extract/<dataset>/store.json``."""
+    import json
+    from pathlib import Path
+
+    from vadlib.features.store import FeatureStore
+
+    if features and dataset in features:
+        return FeatureStore.open(features[dataset])
+    rec = Path(reports) / "extract" / dataset / "store.json"
+    if not rec.is_file():
+        raise DataError(rec, f"no feature store recorded for dataset '{dataset}': run the extract stage "
+                             f"(dvc repro extract@{dataset}) or give transfer.features.{dataset}")
+    return FeatureStore.open(json.loads(rec.read_text())["store"])
+
+
+def transfer_matrix(table, score: str = "calibrated", metric: str = "micro_auc"):
+    """``table`` of :func:`run_transfer` → DataFrame, rows = variant, columns = ``source→target``."""
+    t = table[table.score == score].copy()
+    t["pair"] = t.source + "→" + t.target
+    order = list(dict.fromkeys(t.variant))
+    return t.pivot(index="variant", columns="pair", values=metric).loc[order]
+
+
+def source_target_matrix(table, variant: str = "full", score: str = "calibrated", metric: str = "micro_auc"):
+    """Rows = source, columns = target for one variant (NaN where a pair was not run)."""
+    t = table[(table.score == score) & (table.variant == variant)]
+    return t.pivot(index="source", columns="target", values=metric)
+
+
+def fired_summary(preds: Predictions, videos: Sequence[VideoFeatures]):
+    """Which prompt fired on the GT-anomalous frames and on the normal frames (fractions).
+    ``fired`` is the top anomaly prompt; it counts only where the calibrated probability of the
+    anomaly prompts exceeds the normal prompts' (else the frame is predicted ``normal``)."""
+    import pandas as pd
+
+    names = preds.class_names or []
+    counts = {"anomalous": np.zeros(len(names)), "normal": np.zeros(len(names))}
+    for v in videos:
+        p = preds[v.name]
+        pred = np.where(p.class_probs[:, 0] >= 0.5, 0, p.fired + 1)
+        lab = np.asarray(v.frame_labels).astype(bool)
+        counts["anomalous"] += np.bincount(pred[lab], minlength=len(names))[:len(names)]
+        counts["normal"] += np.bincount(pred[~lab], minlength=len(names))[:len(names)]
+    df = pd.DataFrame(counts, index=names)
+    return df / df.sum(0).replace(0, np.nan)
+
+
+def plot_transfer(table, score: str = "calibrated", real_weights: bool = True, caption: str = ""):
+    """Two heatmaps: source × target AUC of the ``full`` model, and variant × pair AUC/AP."""
+    import matplotlib.pyplot as plt
+
+    st = source_target_matrix(table, "full", score)
+    auc = transfer_matrix(table, score, "micro_auc")
+    ap = transfer_matrix(table, score, "micro_ap")
+    fig, axes = plt.subplots(1, 3, figsize=(5 + 2.2 * (st.shape[1] + 2 * auc.shape[1]), 1.5 + 0.6 * max(len(st), len(auc))),
+                             gridspec_kw={"width_ratios": [max(st.shape[1], 1), auc.shape[1], ap.shape[1]],
+                                          "wspace": 0.6})
+    for k, (ax, m, title) in enumerate(((axes[0], st, f"full model, micro AUC ({score})"), (axes[1], auc, "micro AUC"),
+                                        (axes[2], ap, "micro AP"))):
+        im = ax.imshow(m.values.astype(float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(m.shape[1]), list(m.columns), rotation=30, ha="right")
+        ax.set_yticks(range(m.shape[0]), list(m.index) if k < 2 else [])
+        for (i, j), val in np.ndenumerate(m.values.astype(float)):
+            if np.isfinite(val):
+                ax.text(j, i, f"{val:.3f}", ha="center", va="center", color="w" if val < 0.6 else "k", fontsize=9)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_xlabel("target")
+    axes[0].set_ylabel("source")
+    fig.colorbar(im, ax=axes, shrink=0.8)
+    if caption:
+        fig.text(0.01, -0.12, caption, fontsize=7, ha="left", va="top", wrap=True)
+    if not real_weights:
+        fig.suptitle("RANDOM WEIGHTS — plumbing check, not a result", color="red", fontsize=12)
+    return fig
