@@ -97,6 +97,7 @@ class Scene:
     c_side = (0.0, 1.0)       # off-walkway positions (loiterers step there)
     density = (2, 4)          # number of normal walkers kept in view
     vehicle_heading = (0.0, 0.0)  # |angle| (rad) of cyclists/carts to the walkway axis
+    event_s = (0.0, 1.0)      # where a walker who falls or starts loitering is along the walkway
     side_fall_prob = 0.3
 
     def __init__(self, w: int, h: int):
@@ -137,6 +138,7 @@ class PlazaScene(Scene):
         self.s_range = (-1.0, w / self.ppm + 1.0)
         self.c_range = (0.5, self.depth - 0.5)
         self.c_side = (-0.6, self.depth + 0.4)
+        self.event_s = (0.3 * w / self.ppm, 0.7 * w / self.ppm)
 
     def _persp(self, c):
         return 0.88 + 0.12 * np.asarray(c) / self.depth
@@ -191,6 +193,7 @@ class PathScene(Scene):
         self.s_range = (3.2, 21.0)            # distance from the camera (m)
         self.c_range = (-1.7, 1.7)
         self.c_side = (-2.8, 2.8)
+        self.event_s = (5.0, 9.0)
 
     def project(self, s, c, z):
         s = np.maximum(np.asarray(s, dtype=np.float64), 0.5)
@@ -456,8 +459,16 @@ class Simulator:
         for _ in range(self.target):
             self._spawn_walker(anywhere=True)
         self.next_event = 0
-        self.active_event = -1
         self.light = float(rng.uniform(-6, 6))
+        # a walker who will be well in view when a fall/loitering event starts (it is normal until then)
+        self.reserved: dict[int, Agent] = {}
+        for k, ev in enumerate(self.events):
+            if ev.cls in ("falling", "loitering"):
+                a = _new_person(rng, "walker", 0.0, float(rng.uniform(*scene.c_range)), self._direction(), self.fps)
+                a.s = float(rng.uniform(*scene.event_s)) - a.vs * ev.start
+                a.c -= a.vc * ev.start
+                self.agents.append(a)
+                self.reserved[k] = a
 
     # -- spawning
     def _direction(self) -> float:
@@ -491,7 +502,9 @@ class Simulator:
         r = self.rng
         cid = CLASS_NAMES.index(ev.cls)
         if ev.cls in ("falling", "loitering"):
-            a = self._visible_walker()
+            a = self.reserved.get(k)
+            if a is None or a not in self.agents or a.kind != "walker":
+                a = self._visible_walker()
             if a is None:
                 return False
             a.kind, a.anomalous, a.cls, a.event = ev.cls, True, cid, k
@@ -703,8 +716,13 @@ def _generate_scene(out: Path, scene_name: str, seed: int, cfg: DemoConfig) -> d
         entries = []
         for i, events in enumerate(specs[split]):
             name = f"{scene_name}_{split}_{i:03d}"
-            rng = np.random.default_rng(base + [2 + si, i])
-            frames, masks, classes = Simulator(scene, rng, cfg, events).run(cfg.frames, bg)
+            for attempt in range(5):  # a planned anomaly must be visible; retry with another stream if not
+                rng = np.random.default_rng(base + [2 + si, i, attempt])
+                frames, masks, classes = Simulator(scene, rng, cfg, events).run(cfg.frames, bg)
+                if not events or classes.any():
+                    break
+            else:
+                raise RuntimeError(f"demo generator: the planned anomaly of {name} never became visible")
             labels = masks.reshape(len(masks), -1).any(1).astype(np.uint8)
             _write_video(out / "videos" / split / f"{name}.mp4", frames, cfg.fps)
             _write_frames(out / "frames" / split / name, frames, cfg.jpeg_quality)
@@ -752,7 +770,7 @@ def generate_demo(root: str | Path, seed: int = 0, size: str = "small", scenes: 
         except ValueError:
             pass
     with atomic_dir(root) as tmp:
-        manifest: dict = {"train": {}, "test": {}}
+        manifest: dict = {"train": {}, "test": {}, "class_names": CLASS_NAMES, "descriptions": DEMO_DESCRIPTIONS}
         for sc in scenes:
             out = tmp / sc
             for sub in ("videos/train", "videos/test", "frames/train", "frames/test", "annotations", "masks"):
