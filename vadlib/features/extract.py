@@ -536,6 +536,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--on-error", default=d.on_error, choices=ON_ERROR)
     ap.add_argument("--resize", default=d.resize, choices=RESIZES)
     ap.add_argument("--threads", type=int, default=None, help="encoder threads (torch.set_num_threads)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="torch seed before building the backbone (random weights are then the same on every rank)")
     ap.add_argument("--no-progress", action="store_true")
     return ap
 
@@ -562,6 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vadlib.features.backbone import RandomWeightsWarning, load_backbone
 
         ds = get_dataset(args.dataset, args.root)
+        torch.manual_seed(args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)  # logged by extract_dataset instead
             bb = load_backbone(args.backbone, args.pretrained, device=device)
