@@ -443,7 +443,9 @@ def run_flow_nf(params: Mapping | None, datasets: Mapping[str, Mapping], out_dir
                "results": {n: {"gt_file": r["gt_file"], "transfer": r["transfer"],
                                **{m: {k: v for k, v in d.items() if not isinstance(v, (list, dict))}
                                   for m, d in r["metrics"].items()}} for n, r in results.items()}}
-    write_json(out / "metrics.json", metrics)
+    from vadlib.metrics import json_safe
+
+    write_json(out / "metrics.json", json_safe(metrics))
     import pandas as pd
 
     from vadlib.io import atomic_path
