@@ -69,7 +69,7 @@ def test_pipeline_end_to_end(tmp_path):
         assert _run(cmd, work).returncode == 0
     r = _run(["dvc", "repro"], work)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    for ds in params["zeroshot"]["datasets"]:
+    for ds in params["zeroshot"]["run_on"]:
         m = json.loads((work / "reports" / "zeroshot" / ds / "metrics.json").read_text())
         assert 0.0 <= m["micro_auc"] <= 1.0
         assert m["protocol"]["real_weights"] is False
