@@ -1,55 +1,261 @@
-"""The results table: every stage's ``metrics.json`` gathered into methods × datasets."""
+"""The results table: every stage's ``metrics.json`` gathered into methods × datasets.
+
+Measured rows come from ``reports/<stage>/[<item>/]metrics.json``; reference rows are the
+published figures of :file:`vadlib/report/published.yaml`, always carried with
+``kind = "quoted"`` and their source tag so they are never mistaken for measurements.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
+import yaml
 
 from vadlib.errors import DataError
 
+METRICS = ["micro_auc", "macro_auc", "micro_ap", "macro_ap", "mauc", "map"]
+PROTOCOL = ["sigma", "ap_definition", "gt_file", "backbone", "real_weights"]
 COLUMNS = ["stage", "method", "dataset", "micro_auc", "macro_auc", "micro_ap", "macro_ap", "mauc",
            "sigma", "ap_definition", "gt_file", "backbone", "real_weights", "source"]
+RESULT_COLUMNS = ["kind", "stage", "method", "dataset", "setting", *METRICS, *PROTOCOL, "source", "note"]
+PUBLISHED = Path(__file__).with_name("published.yaml")
+
+# other spellings a stage may use for the same metric
+_ALIASES = {"micro_auc": ("micro_auc", "auc", "frame_auc"), "macro_auc": ("macro_auc",),
+            "micro_ap": ("micro_ap", "ap", "frame_ap"), "macro_ap": ("macro_ap",),
+            "mauc": ("mauc", "mAUC"), "map": ("map", "mAP")}
+# published metric name -> results column
+_PUBLISHED_METRIC = {"frame_auc": "micro_auc", "ap": "micro_ap", "mauc": "mauc", "map": "map"}
+LABELS = {"kind": "Kind", "stage": "Stage", "method": "Method", "dataset": "Dataset", "setting": "Setting",
+          "micro_auc": "µAUC", "macro_auc": "MAUC", "micro_ap": "µAP", "macro_ap": "MAP", "mauc": "mAUC",
+          "map": "mAP", "sigma": "σ", "ap_definition": "AP def.", "gt_file": "GT file", "backbone": "Backbone",
+          "real_weights": "Real weights", "source": "Source", "note": "Note"}
 
 
-def collect_metrics(reports: str | Path, exclude: tuple[str, ...] = ("report",)) -> pd.DataFrame:
-    """Read ``reports/<stage>/[<item>/]metrics.json`` files into one table.
+def _pick(d: Mapping, names: Iterable[str]) -> Any:
+    for n in names:
+        v = d.get(n)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+def _metric_files(reports: Path, exclude: Sequence[str]) -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(reports.glob("*/**/metrics.json")):
+        stage = path.relative_to(reports).parts[0]
+        if stage not in exclude and not any(p.startswith(".") for p in path.relative_to(reports).parts):
+            out.append((stage, path))
+    return out
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(path, f"metrics file is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DataError(path, f"metrics file must hold a JSON object, found {type(data).__name__}")
+    return data
+
+
+def measured_rows(reports: str | Path, exclude: Sequence[str] = ("report", "compare", "figures")) -> list[dict]:
+    """One dict per result found under ``reports`` (missing keys become ``None``)."""
+    reports = Path(reports)
+    rows = []
+    for stage, path in _metric_files(reports, exclude):
+        data = _read_json(path)
+        items = data.get("rows") if isinstance(data.get("rows"), list) else [data]
+        top_proto = data.get("protocol") if isinstance(data.get("protocol"), dict) else {}
+        item_dir = path.parent.name if path.parent != reports / stage else None
+        for d in items:
+            if not isinstance(d, dict):
+                raise DataError(path, "every entry of 'rows' must be a JSON object")
+            proto = {**top_proto, **(d.get("protocol") if isinstance(d.get("protocol"), dict) else {})}
+            rows.append({
+                "kind": "measured", "stage": stage,
+                "method": d.get("method", proto.get("method", stage)),
+                "dataset": d.get("dataset", proto.get("dataset", item_dir)),
+                "setting": d.get("setting", proto.get("setting")),
+                **{k: _pick(d, names) for k, names in _ALIASES.items()},
+                **{k: d.get(k, proto.get(k)) for k in PROTOCOL},
+                "source": str(path.relative_to(reports)),
+                "note": d.get("note", proto.get("note")),
+            })
+    return rows
+
+
+def collect_metrics(reports: str | Path, exclude: tuple[str, ...] = ("report", "compare", "figures")) -> pd.DataFrame:
+    """Read ``reports/<stage>/[<item>/]metrics.json`` files into one table (columns :data:`COLUMNS`).
 
     A metrics file may hold one result (flat keys plus ``protocol``) or several under
     ``"rows": [...]``. Protocol columns come from ``protocol``. Unreadable files raise
-    :class:`DataError` naming the file.
+    :class:`DataError` naming the file; missing keys become empty cells.
     """
-    reports = Path(reports)
+    return pd.DataFrame(measured_rows(reports, exclude), columns=COLUMNS)
+
+
+def load_published(path: str | Path | None = None) -> pd.DataFrame:
+    """The quoted figures as a long table: benchmark, dataset, method, setting, metric, value
+    (single figure or ``None`` for a range), low, high (percent), source, note."""
+    path = Path(path) if path else PUBLISHED
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(path, f"cannot read the published figures ({exc})") from exc
     rows = []
-    for path in sorted(reports.glob("*/**/metrics.json")):
-        stage = path.relative_to(reports).parts[0]
-        if stage in exclude:
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(path, f"metrics file is not valid JSON ({exc})") from exc
-        items = data.get("rows") if isinstance(data.get("rows"), list) else [data]
-        for d in items:
-            proto = {**data.get("protocol", {}), **d.get("protocol", {})}
-            rows.append({
-                "stage": stage,
-                "method": d.get("method", proto.get("method", stage)),
-                "dataset": d.get("dataset", proto.get("dataset", path.parent.name)),
-                **{k: d.get(k) for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "mauc")},
-                **{k: proto.get(k) for k in ("sigma", "ap_definition", "gt_file", "backbone", "real_weights")},
-                "source": str(path.relative_to(reports)),
-            })
-    return pd.DataFrame(rows, columns=COLUMNS)
+    for i, r in enumerate(data.get("rows", [])):
+        missing = {"benchmark", "method", "setting", "metric", "value", "source"} - set(r)
+        if missing:
+            raise DataError(path, f"row {i} ({r.get('method')}) lacks {sorted(missing)}")
+        v = r["value"]
+        low, high = (float(v[0]), float(v[1])) if isinstance(v, list) else (float(v), float(v))
+        rows.append({**r, "value": None if isinstance(v, list) else float(v), "low": low, "high": high,
+                     "note": r.get("note") or ""})
+    return pd.DataFrame(rows)
+
+
+def quoted_rows(published: pd.DataFrame, datasets: Iterable[str] | None = None) -> list[dict]:
+    """Published figures reshaped as result rows (kind ``"quoted"``, percent), one per
+    benchmark × method × setting. ``datasets`` keeps only those registry names."""
+    pub = published[published["metric"].isin(_PUBLISHED_METRIC)]
+    if datasets is not None:
+        pub = pub[pub["dataset"].isin(list(datasets))]
+    rows = []
+    for (bench, method, setting), g in pub.groupby(["benchmark", "method", "setting"], sort=False):
+        row = {"kind": "quoted", "stage": None, "method": method, "dataset": g["dataset"].iloc[0] or bench,
+               "setting": setting, **{k: None for k in METRICS}, **{k: None for k in PROTOCOL},
+               "source": ", ".join(f"[{s}]" for s in dict.fromkeys(g["source"])), "note": None}
+        notes = [f"benchmark: {bench}"]
+        for _, r in g.iterrows():
+            col = _PUBLISHED_METRIC[r["metric"]]
+            if r["value"] is not None and not (isinstance(r["value"], float) and math.isnan(r["value"])):
+                row[col] = r["value"]
+            else:
+                notes.append(f"{LABELS[col]} range {r['low']:g}–{r['high']:g}")
+            if r["note"]:
+                notes.append(str(r["note"]))
+        row["note"] = "; ".join(dict.fromkeys(notes))
+        rows.append(row)
+    return rows
+
+
+def results_table(reports: str | Path, published: str | Path | pd.DataFrame | None = None,
+                  quoted: str = "matching") -> pd.DataFrame:
+    """Measured rows (metrics in percent) followed by quoted reference rows.
+
+    ``quoted``: ``"matching"`` (published rows of the datasets that were measured), ``"all"`` or
+    ``"none"``. Columns :data:`RESULT_COLUMNS`; ``kind`` is ``"measured"`` or ``"quoted"``.
+    """
+    meas = measured_rows(reports)
+    for r in meas:
+        for k in METRICS:
+            if r[k] is not None:
+                r[k] = 100.0 * r[k]
+    rows = list(meas)
+    if quoted != "none":
+        pub = published if isinstance(published, pd.DataFrame) else load_published(published)
+        keep = None if quoted == "all" else {r["dataset"] for r in meas}
+        rows += quoted_rows(pub, keep)
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    for k in METRICS:
+        df[k] = pd.to_numeric(df[k], errors="coerce")
+    return df
+
+
+def results_matrix(df: pd.DataFrame, metric: str = "micro_auc") -> pd.DataFrame:
+    """Methods × datasets matrix of one metric; quoted methods are suffixed `` (quoted)``."""
+    d = df.dropna(subset=[metric]).copy()
+    d["method"] = [m if k == "measured" else f"{m} (quoted)" for m, k in zip(d["method"], d["kind"])]
+    d["_order"] = (d["kind"] != "measured").astype(int)
+    order = d.sort_values("_order", kind="stable")["method"].drop_duplicates()
+    return d.pivot_table(index="method", columns="dataset", values=metric, aggfunc="first").reindex(order)
+
+
+def _fmt(v: Any, floatfmt: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "--"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "NO (random)"
+    if isinstance(v, float):
+        return format(v, floatfmt)
+    return str(v)
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
-    """Markdown table (needs ``tabulate``)."""
+    """Markdown table (needs ``tabulate``); quoted rows keep their ``kind`` column."""
     return df.to_markdown(index=False, floatfmt=floatfmt)
 
 
-def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results") -> str:
-    """A ``booktabs`` LaTeX table."""
-    return df.to_latex(index=False, float_format="%.4f", caption=caption or None, label=label,
-                       escape=True, na_rep="--")
+_TEX_ESC = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+            "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+            "σ": r"$\sigma$", "µ": r"$\mu$", "–": "--", "→": r"$\to$", "≈": r"$\approx$", "†": r"$^\dagger$"}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX specials (and map σ, µ, –, → to math) so the text compiles in pdflatex."""
+    return "".join(_TEX_ESC.get(c, c) for c in str(text))
+
+
+def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results",
+             columns: Sequence[str] | None = None, floatfmt: str = ".2f") -> str:
+    """A ``booktabs`` LaTeX table (needs ``\\usepackage{booktabs}``).
+
+    With a ``kind`` column, measured rows come first and quoted rows follow under their own
+    ``\\midrule`` heading, each quoted method marked with a dagger and explained in the caption.
+    Missing values print as ``--``. The result pastes into a document unchanged.
+    """
+    cols = [c for c in (columns or df.columns) if c in df.columns and c != "kind"]
+    has_kind = "kind" in df.columns
+    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) and df[c].dtype != bool else "l" for c in cols)
+    head = " & ".join(latex_escape(LABELS.get(c, c)) for c in cols) + r" \\"
+    lines = [r"\begin{table}[tbp]", r"\centering", r"\small", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+             head, r"\midrule"]
+
+    def body(d: pd.DataFrame, mark: bool) -> list[str]:
+        out = []
+        for _, r in d.iterrows():
+            cells = []
+            for c in cols:
+                s = latex_escape(_fmt(r[c], floatfmt))
+                if mark and c == "method":
+                    s += r"$^\dagger$"
+                cells.append(s)
+            out.append(" & ".join(cells) + r" \\")
+        return out
+
+    if has_kind:
+        meas, quot = df[df["kind"] == "measured"], df[df["kind"] != "measured"]
+        lines += body(meas, False)
+        if len(quot):
+            if len(meas):
+                lines.append(r"\midrule")
+            lines.append(rf"\multicolumn{{{len(cols)}}}{{l}}{{\emph{{Quoted from published work (not measured here)}}}} \\")
+            lines += body(quot, True)
+    else:
+        lines += body(df, False)
+    cap = latex_escape(caption)
+    if has_kind and (df["kind"] != "measured").any():
+        cap += (r" Figures in \%. $^\dagger$Quoted from the cited source (source tags: [repo] official "
+                r"repository, [page] project page, [sec] secondary compilation, [notes] research notes, "
+                r"[unverified] not checked); protocols (GT file, split, micro/macro AUC, features) may differ.")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if cap.strip():
+        lines.append(rf"\caption{{{cap.strip()}}}")
+    lines += [rf"\label{{{label}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def display_table(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with quoted rows' ``kind`` spelled ``quoted [tag]`` and random-weight rows flagged, for Markdown/HTML."""
+    d = df.copy()
+    if "kind" in d:
+        d["kind"] = [k if k == "measured" else f"quoted {s}" for k, s in zip(d["kind"], d["source"])]
+    if "real_weights" in d:
+        d["real_weights"] = [("yes" if v else "NO (random)") if isinstance(v, (bool, np.bool_)) else v for v in d["real_weights"]]
+    return d
