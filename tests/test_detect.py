@@ -1,0 +1,82 @@
+"""`vadlib detect` and `vadlib search` on generated videos with planted events."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vadlib.detect import main as detect_main
+from vadlib.errors import ConfigError
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def flow_model(tmp_path_factory):
+    """A small flow_nf model trained on normal synthetic motion (squares at 1 px/frame)."""
+    from vadlib.flow.pipeline import merge_params, train_flow_nf
+    from vadlib.flow.synthetic import make_dataset
+
+    tmp = tmp_path_factory.mktemp("flow")
+    src = make_dataset(tmp, "src", size=(96, 128), n_train=3, n_test=1, n=24, seed=0, sq=24)
+    p = merge_params({"workers": 1, "calib_every": 3, "sigma": 0, "cache": str(tmp / "cache"),
+                      "flow": {"preset": "medium", "ref_size": [96, 128]},
+                      "regions": {"tau_mag": 0.3, "min_area": 100},
+                      "glow": {"K": 2, "hidden": 16, "epochs": 3, "batch_size": 64, "max_train": 2000}})
+    model, _ = train_flow_nf(src, p)
+    model.save(tmp / "model")
+    return tmp, src
+
+
+def test_detect_finds_the_planted_event(flow_model, tmp_path):
+    tmp, src = flow_model
+    from vadlib.flow.synthetic import write_video
+
+    # a video the model never saw: square 0 turns fast from frame 30 on (frames 31.. are anomalous)
+    video = write_video(tmp_path / "clip", n=48, size=(96, 128), seed=7, fast_from=30, fast_speed=6.0, sq=24)
+    normal = [str(v.path) for v in src.videos("train")]
+    out = tmp_path / "out"
+    rc = detect_main([str(video), "--method", "flow_nf", "--checkpoint", str(tmp / "model"),
+                      "--calibrate", *normal, "--false-alarm-rate", "0.05", "--min-event", "3",
+                      "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "clip" / "events.json").read_text())
+    assert res["threshold"]["source"].startswith("calibrated on normal footage")
+    assert res["events"], "no event found"
+    best = max(res["events"], key=lambda e: e["end"] - e["start"])
+    assert best["start"] >= 25 and best["end"] >= 40, best  # at the right time
+    df = pd.read_parquet(out / "clip" / "scores.parquet")
+    assert len(df) == 48 and np.isfinite(df["score"]).all()
+    assert df["score"][31:].mean() > df["score"][:28].mean()
+    import decord
+
+    assert len(decord.VideoReader(str(out / "clip" / "annotated.mp4"))) == 48
+    assert (out / "clip" / "timeline.png").stat().st_size > 5000
+    # an existing output folder is refused without --overwrite, and nothing is touched
+    before = (out / "clip" / "events.json").stat().st_mtime_ns
+    assert detect_main([str(video), "--method", "flow_nf", "--checkpoint", str(tmp / "model"),
+                        "--threshold", "0.5", "--out", str(out)]) == 2
+    assert (out / "clip" / "events.json").stat().st_mtime_ns == before
+
+
+def test_detect_bad_inputs(tmp_path, capsys):
+    bad = tmp_path / "empty.mp4"
+    bad.write_bytes(b"")
+    assert detect_main([str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    # no prompts for a prompt-based method
+    assert detect_main([str(bad), "--backbone", "vadlib-tiny", "--pretrained", "random", "--threshold", "0.5",
+                        "--out", str(tmp_path / "o")]) == 2
+    assert "needs at least one --prompt" in capsys.readouterr().err
+    # an empty video file is named
+    assert detect_main([str(bad), "--backbone", "vadlib-tiny", "--pretrained", "random", "--prompt", "x",
+                        "--threshold", "0.5", "--out", str(tmp_path / "o")]) == 2
+    assert "empty.mp4" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "empty").exists()
+    # no threshold at all
+    assert detect_main([str(bad), "--method", "flow_nf", "--out", str(tmp_path / "o")]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
