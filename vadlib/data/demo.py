@@ -98,6 +98,7 @@ class Scene:
     density = (2, 4)          # number of normal walkers kept in view
     vehicle_heading = (0.0, 0.0)  # |angle| (rad) of cyclists/carts to the walkway axis
     event_s = (0.0, 1.0)      # where a walker who falls or starts loitering is along the walkway
+    anomaly_forward_prob = 0.5  # share of cyclists/carts/runners entering at s_range[0]
     side_fall_prob = 0.3
 
     def __init__(self, w: int, h: int):
@@ -183,6 +184,7 @@ class PathScene(Scene):
     name = "b"
     density = (6, 9)
     vehicle_heading = (0.12, 0.22)
+    anomaly_forward_prob = 0.7  # most enter from the bottom edge (near) and move away, large at first
     side_fall_prob = 0.8
 
     def __init__(self, w: int, h: int):
@@ -519,7 +521,7 @@ class Simulator:
                 a.vc = math.copysign(0.7 / self.fps, a.target_c - a.c)
                 a.vs = math.copysign(0.25 / self.fps, a.vs)
             return True
-        d = self._direction()
+        d = 1.0 if r.random() < self.scene.anomaly_forward_prob else -1.0
         s0, s1 = self.scene.s_range
         a = _new_person(r, ev.cls, s0 if d > 0 else s1, float(r.uniform(*self.scene.c_range)), d, self.fps)
         speed = {"running": r.uniform(3.8, 5.0), "cyclist": r.uniform(4.5, 6.0), "cart": r.uniform(2.6, 3.4)}[ev.cls]
@@ -908,6 +910,61 @@ def demo_a(root: str | Path | None, layout: str = "video") -> VideoDataset:
 def demo_b(root: str | Path | None, layout: str = "video") -> VideoDataset:
     """Demo scene ``b`` (path through grass, oblique camera, many people); ``root`` = the demo root."""
     return load_demo(root, "b", layout)
+
+
+def motion_stats(dataset: VideoDataset, split: str = "test") -> dict[str, dict[str, float]]:
+    """Sanity check that anomalies differ in motion: per class, the mean absolute frame difference
+    and mean Farneback flow magnitude (px/frame) inside the anomaly masks; ``"normal"`` = the same
+    over moving foreground pixels (differing from the video's temporal median) outside any mask."""
+    import cv2
+
+    acc: dict[str, list[list[float]]] = {}
+    for v in dataset.videos(split):
+        if v.frame_labels is None:
+            continue
+        src = v.open()
+        fr = src.get(list(range(len(src)))).astype(np.float32)
+        masks = v.masks() if v.mask_loader is not None else np.zeros(fr.shape[:3], bool)
+        gray = fr.mean(-1)
+        fg = np.abs(fr - np.median(fr, 0)).sum(-1) > 40
+        grown = np.stack([cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for m in masks])
+        for t in range(1, len(fr)):
+            diff = np.abs(gray[t] - gray[t - 1])
+            flow = cv2.calcOpticalFlowFarneback(gray[t - 1].astype(np.uint8), gray[t].astype(np.uint8), None,
+                                                0.5, 2, 9, 3, 5, 1.1, 0)
+            mag = np.linalg.norm(flow, axis=-1)
+            cid = int(v.frame_classes[t])
+            for key, sel in ((CLASS_NAMES[cid], masks[t] & masks[t - 1]) if cid else (None, None),
+                             (NORMAL, fg[t] & ~grown[t] & ~grown[t - 1])):
+                if key is not None and sel.sum() >= 3:
+                    acc.setdefault(key, []).append([float(diff[sel].mean()), float(mag[sel].mean())])
+    return {k: {"diff": float(np.mean([x[0] for x in v])), "flow": float(np.mean([x[1] for x in v])),
+                "frames": len(v)} for k, v in acc.items()}
+
+
+def bench_demo(root: str | Path | None = None, size: str = "small", seed: int = 0) -> dict:
+    """Generate the demo (timed, in a temporary folder unless ``root``) and print frame counts and
+    per-class motion statistics (:func:`motion_stats`)."""
+    import tempfile
+    import time
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(root) if root is not None else Path(tmp) / "demo"
+        t0 = time.perf_counter()
+        generate_demo(root, seed=seed, size=size, force=True)
+        secs = time.perf_counter() - t0
+        out: dict = {"seconds": secs}
+        for sc in SCENES:
+            ds = load_demo(root, sc)
+            n = sum(v.num_frames for vs in ds.splits.values() for v in vs)
+            n_anom = sum(int(v.frame_labels.sum()) for v in ds.videos("test"))
+            stats = motion_stats(ds)
+            out[sc] = {"frames": n, "anomalous_test_frames": n_anom, "motion": stats}
+            print(f"scene {sc}: {n} frames, {n_anom} anomalous test frames")
+            for k, st in sorted(stats.items()):
+                print(f"  {k:10s} frame-diff {st['diff']:6.2f}  flow {st['flow']:5.2f} px/frame  ({st['frames']} frames)")
+        print(f"generation ({size}, seed {seed}, both scenes): {secs:.1f} s")
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
