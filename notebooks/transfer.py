@@ -42,6 +42,8 @@ features = {}
 num_threads = 1
 reports = "reports"
 out_dir = "reports/transfer"
+item = ""
+stage = "transfer"
 
 # %%
 from pathlib import Path
