@@ -41,7 +41,7 @@ from vadlib.data.release import count_images, strict_options
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import atomic_dir, write_json
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump when the output changes: a root of another version is regenerated
 MARKER = "demo.json"
 SCENES = ("a", "b")
 DEMO_CLASSES = ("cyclist", "cart", "running", "falling", "loitering")
@@ -63,11 +63,11 @@ SCENE_DESCRIPTIONS = {
 class DemoConfig:
     """Sizes of the demo benchmark (per scene)."""
 
-    train_normal: int = 8
+    train_normal: int = 7
     train_abnormal: int = 5
     test_normal: int = 2
     test_anomalous: int = 6
-    frames: int = 64
+    frames: int = 60
     width: int = 160
     height: int = 120
     fps: float = 25.0
@@ -516,9 +516,11 @@ class Simulator:
             else:
                 a.state = "leave"
                 side = self.scene.c_side
-                a.target_c = side[0] if abs(a.c - side[0]) < abs(a.c - side[1]) else side[1]
+                near = side[0] if abs(a.c - side[0]) < abs(a.c - side[1]) else side[1]
+                step = min(abs(near - a.c), float(r.uniform(0.4, 1.2)))  # a short sidestep out of the flow
+                a.target_c = a.c + math.copysign(step, near - a.c)
                 a.stand_frames = int(r.integers(40, 90))
-                a.vc = math.copysign(0.7 / self.fps, a.target_c - a.c)
+                a.vc = math.copysign(0.8 / self.fps, a.target_c - a.c)
                 a.vs = math.copysign(0.25 / self.fps, a.vs)
             return True
         d = 1.0 if r.random() < self.scene.anomaly_forward_prob else -1.0
@@ -771,6 +773,9 @@ def generate_demo(root: str | Path, seed: int = 0, size: str = "small", scenes: 
                 return root
         except ValueError:
             pass
+    if root.exists() and (not root.is_dir() or (any(root.iterdir()) and not (root / MARKER).is_file())):
+        raise DataError(root, f"exists and is not a demo root (no {MARKER}); it would be replaced: "
+                        "remove it or choose another root")
     with atomic_dir(root) as tmp:
         manifest: dict = {"train": {}, "test": {}, "class_names": CLASS_NAMES, "descriptions": DEMO_DESCRIPTIONS}
         for sc in scenes:
