@@ -174,3 +174,40 @@ def test_config_from_params_errors():
         TransferConfig.from_params({"variants": ["full", "nope"]})
     with pytest.raises(ConfigError, match="objective"):
         TransferConfig.from_params({"train": {"objective": "ranking"}})
+
+
+def test_run_transfer_from_real_feature_stores(tmp_path):
+    """Planted features written into real FeatureStores with every-2nd-frame rows: every frame of
+    every target video gets exactly one score; no target data is used in training."""
+    from vadlib.data.base import Video
+    from vadlib.features.store import FeatureStore
+    from vadlib.models.planted_transfer import planted_transfer_config
+
+    data, prompts, bb = make_planted(PlantedConfig(seed=2, n_train=8, n_test=4, length=(40, 60)))
+    stores, videos = {}, {}
+    for ds, (key, split) in {"src": (("source", "train"), "train"), "tgt": (("target", "test"), "test")}.items():
+        st = FeatureStore.create(tmp_path / ds, {"dataset": ds, "backbone": "vadlib-tiny", "pretrained": "random",
+                                                 "sampling": "every", "stride": 2, "crops": 1})
+        vids = []
+        for v in data[key]:
+            n = 2 * v.n_frames - 1                       # rows at frames 0, 2, 4, ...
+            st.write(v.name, v.feats, np.arange(0, n, 2), {"num_frames": n, "split": split})
+            fl = None if v.frame_labels is None else np.repeat(v.frame_labels, 2)[:n]
+            vids.append(Video(name=v.name, path=tmp_path, split=split, label=v.label, frame_labels=fl))
+        stores[ds], videos[(ds, split)] = FeatureStore.open(tmp_path / ds), vids
+    calls = []
+
+    def load(name, split):
+        calls.append((name, split))
+        return load_videos(stores[name], videos[(name, split)])
+
+    from vadlib.models.transfer import run_transfer
+
+    cfg = planted_transfer_config(variants=["full", "clip_zeroshot"])
+    cfg.train.epochs = 3
+    res = run_transfer([("src", "tgt")], load, {"tgt": prompts["target"]}, cfg, text_encoder_for(bb), bb, log=None)
+    assert ("tgt", "train") not in calls and ("src", "test") not in calls
+    for v in videos[("tgt", "test")]:
+        p = res.predictions[("src", "tgt", "full")][v.name]
+        assert p.scores.shape == (len(v.frame_labels),) and np.isfinite(p.scores).all()
+    assert set(res.table.variant) == {"full", "clip_zeroshot"} and len(res.table) == 4
