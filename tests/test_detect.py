@@ -80,3 +80,30 @@ def test_detect_bad_inputs(tmp_path, capsys):
     # no threshold at all
     assert detect_main([str(bad), "--method", "flow_nf", "--out", str(tmp_path / "o")]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_explore_video_notebook_runs(tmp_path):
+    """notebooks/explore_video.py through papermill with a video path and prompts as parameters."""
+    import os
+    import sys
+    from pathlib import Path
+
+    import cv2
+    import jupytext
+    import papermill as pm
+
+    root = Path(__file__).resolve().parents[1]
+    clip = tmp_path / "clip.mp4"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
+    for i in range(24):
+        w.write(np.full((48, 64, 3), 10 * i, np.uint8))
+    w.release()
+    nb = tmp_path / "explore.ipynb"
+    jupytext.write(jupytext.read(root / "notebooks" / "explore_video.py"), nb)
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    out = pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+                              parameters={"video": str(clip), "prompts": ["a red car", "a dog"],
+                                          "backbone": "vadlib-tiny", "pretrained": "random", "every": 4})
+    text = json.dumps(out["cells"][-1]["outputs"]) + json.dumps(out["cells"][3]["outputs"])
+    assert "24 frames" in text and "real weights: False" in text
