@@ -228,3 +228,26 @@ def dpam_loss(encoder: DPAMEncoder, text: torch.Tensor, images: torch.Tensor, la
         p = upsample_maps(patch_probabilities(o.patches, text, o.grid, tau), tuple(masks.shape[-2:]))
         loss = loss + lam * local_loss(p, masks)
     return loss
+
+
+def evaluate_maps(encoder: DPAMEncoder, videos: Sequence, text: torch.Tensor, backbone, tau: float = 0.07,
+                  sigma: float = 0.0, batch_size: int = 16, max_frames: int | None = None) -> dict:
+    """Pixel AUROC and AUPRO (``vadlib.metrics``, exact-to-0.3 AUPRO) of DPAM maps against the
+    pixel masks of ``videos`` (dataset :class:`Video` records with ``masks()``).
+
+    ``max_frames``: evenly spaced frames per video (None = all). Returns ``pixel_auroc``,
+    ``aupro``, ``n_frames``, ``videos`` and the settings.
+    """
+    from vadlib.metrics import aupro, pixel_auroc
+
+    maps, masks = {}, {}
+    for v in videos:
+        m = v.masks()
+        idx = np.arange(len(m)) if not max_frames or len(m) <= max_frames else \
+            np.linspace(0, len(m) - 1, max_frames).round().astype(int)
+        maps[v.name], _ = video_anomaly_maps(encoder, v, text, backbone, tau, batch_size, sigma, frames=idx)
+        masks[v.name] = m[idx]
+    return {"pixel_auroc": float(pixel_auroc(masks, maps)), "aupro": float(aupro(masks, maps)),
+            "n_frames": int(sum(len(m) for m in masks.values())), "videos": list(maps),
+            "dpam_layers": encoder.n_layers, "tau": tau, "sigma": sigma,
+            "aupro_definition": "exact to FPR 0.3, /0.3 (vadlib.metrics.aupro)"}

@@ -165,3 +165,8 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def bench_transfer(argv=None) -> int:
+    """``python -m vadlib.bench transfer [--seeds ...]``: the planted transfer table."""
+    return main(argv)
