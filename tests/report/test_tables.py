@@ -30,13 +30,19 @@ def reports(tmp_path):
             "rows": [{"method": "flow_nf", "dataset": "ucsd_ped2", "micro_auc": 0.9, "mAUC": 0.7,
                       "protocol": {"gt_file": "UCSDped2.m"}},
                      {"method": "flow_nf", "dataset": "demo_b"}]})   # no metrics at all: empty cells
+    _write(r / "transfer" / "metrics.json",
+           {"pairs": {"demo_a->demo_b": {"full": {"micro_auc": 0.8, "micro_ap": 0.4}, "no_prompt": {"micro_auc": 0.7}}},
+            "headline": {"demo_a->demo_b": 0.8}, "protocol": {"backbone": "tiny", "real_weights": False}})
     _write(r / "report" / "metrics.json", {"micro_auc": 1.0})        # the report's own outputs are skipped
     return r
 
 
 def test_collect_metrics_reads_flat_and_rows(reports):
     df = collect_metrics(reports)
-    assert len(df) == 3
+    assert len(df) == 5
+    t = df[df["stage"] == "transfer"].set_index("method")
+    assert t.loc["transfer (full)", "micro_auc"] == 0.8 and t.loc["transfer (no_prompt)", "dataset"] == "demo_a→demo_b"
+    assert t.loc["transfer (full)", "backbone"] == "tiny"
     z = df[df["stage"] == "zeroshot"].iloc[0]
     assert z["dataset"] == "demo_a" and z["micro_auc"] == 0.61 and z["real_weights"] == False  # noqa: E712
     f = df[(df["stage"] == "flow_nf") & (df["dataset"] == "ucsd_ped2")].iloc[0]

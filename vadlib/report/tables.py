@@ -64,13 +64,30 @@ def _read_json(path: Path) -> dict:
     return data
 
 
+def _pair_rows(data: dict, stage: str) -> list[dict]:
+    """A transfer-style file (``"pairs": {"src->tgt": {variant: {metrics}}}``) as one row per pair × variant."""
+    pairs = data.get("pairs")
+    if not isinstance(pairs, dict):
+        return []
+    rows = []
+    for pair, variants in pairs.items():
+        if not isinstance(variants, dict):
+            continue
+        flat = all(not isinstance(v, dict) for v in variants.values())
+        for variant, m in ({"": variants} if flat else variants).items():
+            if isinstance(m, dict):
+                name = f"{stage} ({variant})" if variant else stage
+                rows.append({**m, "method": m.get("method", name), "dataset": m.get("dataset", pair.replace("->", "→"))})
+    return rows
+
+
 def measured_rows(reports: str | Path, exclude: Sequence[str] = ("report", "compare", "figures")) -> list[dict]:
     """One dict per result found under ``reports`` (missing keys become ``None``)."""
     reports = Path(reports)
     rows = []
     for stage, path in _metric_files(reports, exclude):
         data = _read_json(path)
-        items = data.get("rows") if isinstance(data.get("rows"), list) else [data]
+        items = data.get("rows") if isinstance(data.get("rows"), list) else _pair_rows(data, stage) or [data]
         top_proto = data.get("protocol") if isinstance(data.get("protocol"), dict) else {}
         item_dir = path.parent.name if path.parent != reports / stage else None
         for d in items:
