@@ -114,6 +114,10 @@ class Scene:
     def background(self, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
+    def haze(self, s: float) -> tuple[float, tuple[int, int, int]]:
+        """Aerial perspective at distance ``s``: (blend weight, RGB colour) applied to drawn objects."""
+        return 0.0, (0, 0, 0)
+
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     import cv2
@@ -184,8 +188,9 @@ class PathScene(Scene):
     name = "b"
     density = (6, 9)
     vehicle_heading = (0.12, 0.22)
-    anomaly_forward_prob = 0.7  # most enter from the bottom edge (near) and move away, large at first
-    side_fall_prob = 0.8
+    side_fall_prob = 1.0  # a forward fall along the line of sight is foreshortened to a blob
+    anomaly_forward_prob = 1.0  # enter at the bottom edge and move away: from the far end they would
+                                # stay tiny for most of a short video
 
     def __init__(self, w: int, h: int):
         super().__init__(w, h)
@@ -206,6 +211,9 @@ class PathScene(Scene):
     def scale(self, s, c):
         return float(self.f / max(s, 0.5))
 
+    def haze(self, s):
+        return float(np.clip(s / 60.0, 0, 0.6)), (186, 204, 222)
+
     def background(self, rng):
         h, w = self.h, self.w
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -217,7 +225,7 @@ class PathScene(Scene):
         grass = below & ~path
         n1 = _smooth_noise(rng, (h, w), 1.2)
         n2 = _smooth_noise(rng, (h, w), 5.0)
-        fog = np.clip(d / 60.0, 0, 0.6)[..., None]
+        fog = np.clip(d / 60.0, 0, 0.6)[..., None]  # same as haze()
         asphalt = np.array([92, 92, 96], np.float32) + (6 * n1 + 5 * n2)[..., None]
         stripes = path & ((d % 3.0) < 0.08) & (np.abs(gx) < 0.06)  # centre dashes
         edge = below & (np.abs(np.abs(gx) - 2.0) < 0.09)
@@ -226,7 +234,7 @@ class PathScene(Scene):
         img = np.where(path[..., None], asphalt, gr)
         img[stripes] = np.array([210, 210, 200], np.float32)
         img[edge] = np.array([150, 150, 145], np.float32)
-        sky_col = np.array([186, 204, 222], np.float32)
+        sky_col = np.array(self.haze(0.0)[1], np.float32)
         img = np.where(below[..., None], img * (1 - fog) + sky_col * fog, 0)
         # sky and a row of buildings on the horizon
         sky = ~below
@@ -397,8 +405,7 @@ class Painter:
         out.append(("hull", self._proj(a, glass), 0, "glass"))
         return out
 
-    @staticmethod
-    def colours(a: Agent) -> dict[str, tuple[int, int, int]]:
+    def colours(self, a: Agent) -> dict[str, tuple[int, int, int]]:
         c = a.colors
         j = c.get("jitter", (0, 0, 0))
         out = {"shirt": _col(c["shirt"], j), "trousers": _col(c["trousers"]), "skin": _col(c["skin"]),
@@ -407,6 +414,10 @@ class Painter:
         if a.kind == "cart":
             body = c["body"]
             out.update(body=_col(body), top=_col(tuple(min(255, v + 25) for v in body)), glass=_col((70, 90, 110)))
+        k, haze = self.scene.haze(a.s)
+        if k > 0:
+            hz = haze[::-1]  # BGR
+            out = {n: tuple(int(round(v * (1 - k) + h * k)) for v, h in zip(col, hz)) for n, col in out.items()}
         return out
 
     def draw(self, img: np.ndarray, a: Agent, mask: np.ndarray | None = None) -> None:
