@@ -38,6 +38,14 @@ from vadlib.features.store import CROPS, SAMPLINGS, FeatureStore, merge_indexes,
 
 log = logging.getLogger(__name__)
 
+try:  # torchvision's uint8 antialiased bicubic resize (optional; a float fallback is used without it)
+    from torchvision.transforms.v2.functional import InterpolationMode as _IM
+    from torchvision.transforms.v2.functional import resize as _tv_resize
+
+    _BICUBIC = _IM.BICUBIC
+except Exception:  # pragma: no cover
+    _tv_resize, _BICUBIC = None, None
+
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 RESIZES = ("shorter", "squash")
 ON_ERROR = ("raise", "skip")
@@ -152,30 +160,38 @@ class Preprocessor:
                 "interpolation": "bicubic-antialias", "resize_to": self.resize_to,
                 "crop": {1: "center", 5: "five (tl,tr,bl,br,center)", 10: "ten (five + hflip)"}[self.crops]}
 
+    def _resize(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``(B, 3, H, W)`` uint8 → uint8 at ``size`` (bicubic, antialiased, PIL-like rounding)."""
+        if _tv_resize is not None:  # torchvision's uint8 kernel: within 1 grey level of PIL, ~10x the float path
+            return _tv_resize(x, list(size), interpolation=_BICUBIC, antialias=True)
+        y = F.interpolate(x.float(), size=size, mode="bicubic", antialias=True, align_corners=False)
+        return y.round_().clamp_(0, 255).to(torch.uint8)
+
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ConfigError(f"Preprocessor expects (B, H, W, 3) uint8 frames, got {tuple(frames.shape)}")
-        x = frames.permute(0, 3, 1, 2).float()
+        x = frames.permute(0, 3, 1, 2)  # channels-last view: the fast layout for the uint8 kernel
         h, w = x.shape[-2:]
         if self.resize == "squash":
             nh, nw = self.resize_to, self.resize_to
         else:
             nh, nw = resized_size(h, w, self.resize_to)
         if (nh, nw) != (h, w):
-            x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
-            x = x.round_().clamp_(0, 255)  # PIL resamples to uint8
+            x = self._resize(x, (nh, nw))
         s = self.size
-        if self.crops == 1:
-            top, left = _center_box(nh, nw, s, s)
-            x = x[:, :, top:top + s, left:left + s]
-            return ((x - self.mean.to(x.device)) / self.std.to(x.device)).contiguous()
         top, left = _center_box(nh, nw, s, s)
-        boxes = [(0, 0), (0, nw - s), (nh - s, 0), (nh - s, nw - s), (top, left)]
-        views = [x[:, :, t:t + s, l:l + s] for t, l in boxes]
-        if self.crops == 10:
-            views += [v.flip(-1) for v in views]  # the same five views mirrored
-        x = torch.stack(views, 1)
-        return ((x - self.mean.to(x.device)) / self.std.to(x.device)).contiguous()
+        if self.crops == 1:
+            x = x[:, :, top:top + s, left:left + s]
+        else:
+            boxes = [(0, 0), (0, nw - s), (nh - s, 0), (nh - s, nw - s), (top, left)]
+            views = [x[:, :, t:t + s, l:l + s] for t, l in boxes]
+            if self.crops == 10:
+                views += [v.flip(-1) for v in views]  # the same five views mirrored
+            x = torch.stack(views, 1)
+        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        if x.ndim == 5:
+            mean, std = mean.unsqueeze(1), std.unsqueeze(1)
+        return x.float().sub_(mean).div_(std).contiguous()
 
 
 def preprocessor_for(backbone, cfg: ExtractConfig) -> Preprocessor:

@@ -1,0 +1,264 @@
+"""Extraction benchmark: ``python -m vadlib.features.bench`` (or ``bench_extract(argv)``).
+
+On the same generated video and the same model, in one run, it times
+
+* (a) a naive loop: decode one frame, PIL + ``backbone.preprocess``, batch of 1;
+* (b) the encoder alone on pre-decoded, pre-processed tensors at the extractor's batch size
+  (the upper bound for any extractor);
+* (c) the extractor end to end (:func:`vadlib.features.extract.extract_video`);
+
+and prints frames/s for each, the ratios c/b and c/a, and the peak RSS of each measurement.
+Then it extracts a generated 2,000-frame and a 20,000-frame video in two separate
+subprocesses and prints their peak RSS (main process and DataLoader workers) and the ratio.
+Random weights are fine here: they do not change the speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def make_video(path: Path, n_frames: int, height: int = 240, width: int = 320, seed: int = 0) -> Path:
+    """An mp4 of ``n_frames`` frames: a moving gradient with a moving block and light noise."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    noise = rng.integers(0, 24, (8, height, width, 3), dtype=np.uint8)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (width, height))
+    if not vw.isOpened():
+        raise RuntimeError(f"cv2 cannot write {path}")
+    for t in range(n_frames):
+        base = ((xx + 3 * t) % 256).astype(np.uint8)
+        img = np.stack([base, ((yy + t) % 256).astype(np.uint8), (255 - base)], -1)
+        x0 = (5 * t) % max(width - 40, 1)
+        img[height // 3:height // 3 + 40, x0:x0 + 40] = (200, 30, 30)
+        vw.write(img + noise[t % 8])
+    vw.release()
+    return path
+
+
+class RssPeak:
+    """Samples this process's RSS (+ its children's) every ``interval`` s; ``.peak_mb`` after exit."""
+
+    def __init__(self, interval: float = 0.02):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _rss(self) -> int:
+        total = self.proc.memory_info().rss
+        for c in self.proc.children(recursive=True):
+            try:
+                total += c.memory_info().rss
+            except Exception:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "RssPeak":
+        self.peak = self._rss()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
+
+
+def _load(model: str, pretrained: str):
+    import torch
+
+    from vadlib.features.backbone import RandomWeightsWarning, load_backbone
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return load_backbone(model, pretrained)
+
+
+def naive_loop(video: Path, bb, n: int) -> None:
+    """(a) one frame at a time: decord frame → PIL → backbone.preprocess → encode (batch 1)."""
+    import decord
+    import torch
+    from PIL import Image
+
+    vr = decord.VideoReader(str(video), ctx=decord.cpu(0), num_threads=1)
+    with torch.no_grad():
+        for i in range(n):
+            img = Image.fromarray(vr[i].asnumpy())
+            bb.model.encode_image(bb.preprocess(img).unsqueeze(0))
+
+
+def encoder_only(x: "torch.Tensor", bb, batch_size: int) -> None:  # noqa: F821
+    """(b) the encoder on ready tensors ``(N, 3, S, S)``, in batches."""
+    import torch
+
+    with torch.inference_mode():
+        for s in range(0, len(x), batch_size):
+            bb.model.encode_image(x[s:s + batch_size])
+
+
+def _predecode(video: Path, bb, n: int):
+    import decord
+    import torch
+
+    from vadlib.features.extract import Preprocessor
+
+    vr = decord.VideoReader(str(video), ctx=decord.cpu(0))
+    pre = Preprocessor(bb.image_size, bb.mean, bb.std)
+    parts = [pre(torch.from_numpy(vr.get_batch(list(range(s, min(s + 64, n)))).asnumpy())) for s in range(0, n, 64)]
+    return torch.cat(parts)
+
+
+def _timed(fn, *args) -> tuple[float, float]:
+    with RssPeak() as mem:
+        t0 = time.perf_counter()
+        fn(*args)
+        dt = time.perf_counter() - t0
+    return dt, mem.peak_mb
+
+
+def _mem_child(args: argparse.Namespace) -> int:
+    """Run inside a fresh subprocess: extract one video, print peak RSS as JSON."""
+    import torch
+
+    from vadlib.data.base import Video
+    from vadlib.features.extract import ExtractConfig, extract_video
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bb = _load(args.mem_model, args.pretrained)
+    cfg = ExtractConfig(sampling="frame", batch_size=args.batch_size, num_workers=args.workers, device=args.device,
+                        progress=False)
+    t0 = time.perf_counter()
+    feats, _ = extract_video(Video(name="mem", path=Path(args.mem_child), split="test"), bb, cfg)
+    dt = time.perf_counter() - t0
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"rows": int(len(feats)), "seconds": dt, "main_mb": self_kb / 1024, "worker_mb": child_kb / 1024}))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m vadlib.features.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="ViT-B-32", help="ViT-B-16, ViT-B-32, vadlib-tiny, … (open_clip name)")
+    ap.add_argument("--pretrained", default="random")
+    ap.add_argument("--frames", type=int, default=300, help="frames of the timed video")
+    ap.add_argument("--height", type=int, default=240)
+    ap.add_argument("--width", type=int, default=320)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=1, help="extractor DataLoader workers")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of the main process (default: torch's)")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: naive,encoder,extractor,memory")
+    ap.add_argument("--mem-frames", default="2000,20000", help="frame counts of the memory comparison")
+    ap.add_argument("--mem-model", default="vadlib-tiny",
+                    help="model of the memory comparison (20,000 frames through ViT-B would take long on CPU)")
+    ap.add_argument("--mem-size", default="120x160", help="HxW of the memory-comparison videos")
+    ap.add_argument("--mem-child", default=None, help=argparse.SUPPRESS)
+    return ap
+
+
+def bench_extract(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark (see the module docstring); prints the figures."""
+    args = _parser().parse_args(argv)
+    if args.mem_child:
+        return _mem_child(args)
+    import torch
+
+    from vadlib.data.base import Video
+    from vadlib.features.extract import ExtractConfig, extract_video
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    tmp = Path(tempfile.mkdtemp(prefix="vadlib-bench-"))
+    n = int(args.frames)
+    print(f"# extraction benchmark: model {args.model}/{args.pretrained}, {n} frames {args.height}x{args.width}, "
+          f"batch {args.batch_size}, workers {args.workers}, device {args.device}, "
+          f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    video = make_video(tmp / "bench.mp4", n, args.height, args.width)
+    bb = _load(args.model, args.pretrained)
+    if args.device != "cpu":
+        bb.model.to(args.device)
+    cfg = ExtractConfig(sampling="frame", batch_size=args.batch_size, num_workers=args.workers, device=args.device,
+                        progress=False)
+    with torch.inference_mode():  # warm-up: allocator, kernels
+        bb.model.encode_image(torch.zeros(min(args.batch_size, 8), 3, bb.image_size, bb.image_size,
+                                          device=args.device))
+    res: dict[str, tuple[float, float]] = {}
+    if "encoder" not in skip and args.device == "cpu":
+        x = _predecode(video, bb, n)
+        res["b"] = _timed(encoder_only, x, bb, args.batch_size)
+        del x
+    if "extractor" not in skip:
+        v = Video(name="bench", path=video, split="test")
+        res["c"] = _timed(extract_video, v, bb, cfg)
+    if "naive" not in skip and args.device == "cpu":
+        res["a"] = _timed(naive_loop, video, bb, n)
+    labels = {"a": "(a) naive loop, PIL + preprocess, batch 1", "b": "(b) encoder alone on ready tensors",
+              "c": "(c) extractor end to end"}
+    fps = {}
+    for k in ("a", "b", "c"):
+        if k in res:
+            dt, mb = res[k]
+            fps[k] = n / dt
+            print(f"{labels[k]:<45s} {fps[k]:8.2f} frames/s  ({dt:7.2f} s)  peak RSS {mb:7.0f} MB")
+    if "b" in fps and "c" in fps:
+        print(f"c/b = {fps['c'] / fps['b']:.3f}")
+    if "a" in fps and "c" in fps:
+        print(f"c/a = {fps['c'] / fps['a']:.3f}")
+    if "memory" not in skip:
+        h, w = (int(s) for s in args.mem_size.lower().split("x"))
+        peaks = {}
+        for m in (int(s) for s in args.mem_frames.split(",")):
+            path = make_video(tmp / f"mem{m}.mp4", m, h, w, seed=1)
+            cmd = [sys.executable, "-m", "vadlib.features.bench", "--mem-child", str(path), "--mem-model", args.mem_model,
+                   "--pretrained", args.pretrained, "--batch-size", str(args.batch_size), "--workers",
+                   str(args.workers), "--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
+            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            if out.returncode != 0:
+                print(f"memory run of {m} frames failed:\n{out.stderr[-2000:]}")
+                return 1
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            peaks[m] = r["main_mb"] + r["worker_mb"]
+            print(f"peak RSS extracting a {m}-frame {h}x{w} video ({args.mem_model}): main {r['main_mb']:.0f} MB + "
+                  f"worker {r['worker_mb']:.0f} MB = {peaks[m]:.0f} MB  ({r['rows']} rows, {r['seconds']:.1f} s, "
+                  f"{r['rows'] / r['seconds']:.0f} frames/s)")
+            path.unlink()
+        ms = sorted(peaks)
+        if len(ms) >= 2:
+            print(f"peak RSS ratio {ms[-1]} / {ms[0]} frames = {peaks[ms[-1]] / peaks[ms[0]]:.3f}")
+    video.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(bench_extract())
