@@ -1,0 +1,162 @@
+"""AnomalyCLIP: shapes, log-space composition, each loss term by hand, selection, prompts, planted bound."""
+
+import numpy as np
+import pytest
+import torch
+
+from vadlib.errors import DataError
+from vadlib.models import anomalyclip as ac
+
+
+def _model(A=3, D=16, **over):
+    cfg = ac.AnomalyCLIPConfig.from_dict({**ac.CONFIGS["demo"], "num_segments": 4, "seg_length": 4,
+                                          "emb_size": 16, "heads": 2, "text_source": "embeddings", **over})
+    torch.manual_seed(0)
+    names = ["normal"] + [f"c{i}" for i in range(A)]
+    return ac.AnomalyCLIP(cfg, names, D, ac.EmbeddingText(torch.randn(A, D)))
+
+
+def test_forward_shapes_and_probabilities():
+    m = _model()
+    out = m(torch.randn(5, 16, 16))
+    assert out["z"].shape == (5, 16, 3) and out["logit"].shape == (5, 16) and out["log_probs"].shape == (5, 16, 4)
+    assert torch.allclose(out["log_probs"].exp().sum(-1), torch.ones(5, 16), atol=1e-5)
+    with pytest.raises(DataError):
+        m(torch.randn(2, 15, 16))
+
+
+@pytest.mark.parametrize("ff_kernel", [1, 3])
+def test_predict_pads_short_videos_by_wraparound(ff_kernel):
+    m = _model(ff_kernel=ff_kernel)
+    rng = np.random.default_rng(0)
+    res = m.predict({"short": rng.normal(size=(5, 16)).astype(np.float32),
+                     "long": rng.normal(size=(37, 16)).astype(np.float32)})
+    assert res["short"][0].shape == (5,) and res["short"][1].shape == (5, 4)
+    assert res["long"][0].shape == (37,) and np.allclose(res["long"][1].sum(1), 1, atol=1e-5)
+    # a 5-frame video is the 16-frame grid of its frames looped: frame t == frame t+5 input
+    f = rng.normal(size=(5, 16)).astype(np.float32)
+    looped = np.concatenate([f, f, f, f])[:16]
+    a = m.predict({"v": f})["v"][0]
+    b = m.predict({"v": looped})["v"][0][:5]
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_nan_features_name_the_video():
+    m = _model()
+    f = np.zeros((20, 16), np.float32)
+    f[3, 2] = np.nan
+    with pytest.raises(DataError, match="bad_video"):
+        m.predict({"bad_video": f})
+
+
+def test_log_space_composition_finite_at_saturation():
+    z = torch.tensor([[1e4, -1e4, 0.0]])
+    for logit in (torch.tensor([200.0]), torch.tensor([-200.0]), torch.tensor([0.0])):
+        lp = ac.compose_log_probs(z, logit)
+        assert torch.isfinite(lp).all()
+        assert torch.allclose(torch.logsumexp(lp, -1), torch.zeros(1), atol=1e-5)
+    # the reference's torch.log(softmax * sigmoid) is -inf here; ours is the exact value
+    lp = ac.compose_log_probs(torch.zeros(1, 2), torch.tensor([-120.0]))
+    assert torch.isclose(lp[0, 1], torch.tensor(np.log(0.5) - 120.0, dtype=torch.float32), atol=1e-3)
+
+
+def test_keep_mask_always_keeps_k():
+    g = torch.Generator().manual_seed(0)
+    keep = ac.mil_keep_mask(500, 32, 0.999, 3, g)
+    assert keep.sum(1).min() >= 3
+    keep = ac.mil_keep_mask(2000, 32, 0.7, 3, g)
+    assert abs(keep.float().mean().item() - 0.3) < 0.05   # still Bernoulli(0.3) otherwise
+    scores = torch.arange(32.0)[None].repeat(4, 1)
+    idx = ac.select_segments(scores, keep[:4], 3, True)
+    assert keep[:4].gather(1, idx).all()
+
+
+def test_sample_grid_indices():
+    rng = np.random.default_rng(0)
+    idx = ac.sample_grid_indices(1000, 32, 16, rng).reshape(32, 16)
+    assert (np.diff(idx, axis=1) == 1).all() and idx.min() >= 0 and idx.max() < 1000
+    assert (np.diff(idx[:, 0]) > 0).all()
+    short = ac.sample_grid_indices(40, 32, 16, rng)
+    assert short.shape == (512,) and short.max() < 40 and len(np.unique(short)) == 40
+
+
+def test_smoothness_never_crosses_segments_or_videos():
+    # constant inside each segment, jumps between segments and videos → 0
+    p = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.5, 0.5, 0.2, 0.2]])
+    assert ac.smoothness_per_segment(p, 2, 2).item() == 0.0
+    p = torch.tensor([[0.0, 1.0, 1.0, 1.0]])
+    assert ac.smoothness_per_segment(p, 2, 2).item() == pytest.approx(1.0)
+
+
+def test_each_loss_term_by_hand():
+    cfg = ac.AnomalyCLIPConfig(num_segments=4, seg_length=2, topk=1, bottomk=1, select_dropout=0.0,
+                               emb_size=8, heads=2, text_source="embeddings")
+    rng = np.random.default_rng(1)
+    z = torch.tensor(rng.normal(size=(2, 8, 2)), dtype=torch.float32)
+    z[0, 4:6, 1] += 5          # abnormal video (class 2 = anomaly column 1): segment 2 is its top
+    z[0, 0:2, 1] -= 5          # and segment 0 its bottom
+    z[1, 6:8, :] += 3          # normal video: segment 3 has the largest sum over classes
+    logit = torch.tensor(rng.normal(size=(2, 8)), dtype=torch.float32)
+    lp = ac.compose_log_probs(z, logit)
+    total, t = ac.anomalyclip_loss({"z": z, "logit": logit, "log_probs": lp}, torch.tensor([2, 0]), cfg)
+    Z, P, S = z.numpy(), lp.exp().numpy(), torch.sigmoid(logit).numpy()
+    assert t["dir_abn"] == pytest.approx(-Z[0, 4:6, 1].mean(), rel=1e-5)
+    assert t["dir_nor"] == pytest.approx(Z[1].max(-1).mean(), rel=1e-5)
+    assert t["topk_abn"] == pytest.approx(-np.log(P[0, 4:6, 2]).mean(), rel=1e-4)
+    assert t["bottomk_abn"] == pytest.approx(-np.log(P[0, 0:2, 0]).mean(), rel=1e-4)
+    assert t["topk_nor"] == pytest.approx(-np.log(P[1, 6:8, 0]).mean(), rel=1e-4)
+    q = S[0].reshape(4, 2)
+    assert t["smooth"] == pytest.approx(((q[:, 1] - q[:, 0]) ** 2).sum(), rel=1e-4)
+    assert t["sparse"] == pytest.approx(S[0].mean(), rel=1e-5)
+    expected = sum(t[k] for k in ("dir_abn", "dir_nor", "topk_abn", "bottomk_abn", "topk_nor")) \
+        + 8e-4 * t["smooth"] + 8e-3 * t["sparse"]
+    assert float(total) == pytest.approx(expected, rel=1e-5)
+
+
+def test_prompt_text_matches_open_clip_and_trains(tiny_backbone):
+    bb = tiny_backbone
+    pt = ac.PromptText(bb, ["riding bike", "fighting"], n_ctx=4)
+    clip = bb.model
+    # with the contexts set to the embedding of the placeholder "X", the output is CLIP's own encode_text
+    with torch.no_grad():
+        pt.ctx.copy_(clip.token_embedding(pt.tokens)[:, 1:5])
+        ref = clip.encode_text(pt.tokens)
+    torch.testing.assert_close(pt(), ref, rtol=1e-4, atol=1e-5)
+    pt().pow(2).sum().backward()
+    assert pt.ctx.grad.abs().sum() > 0 and pt.text_projection.grad.abs().sum() > 0
+    assert all(p.grad is None for p in clip.parameters())
+    assert {n for n, _ in pt.named_parameters()} == {"ctx", "text_projection"}
+
+
+def test_text_features_cached_at_eval(tiny_backbone):
+    pt = ac.PromptText(tiny_backbone, ["a", "b"], n_ctx=2)
+    m = ac.AnomalyCLIP(ac.AnomalyCLIPConfig(num_segments=4, seg_length=2, emb_size=8, heads=2), ["normal", "a", "b"],
+                       64, pt)
+    calls = []
+    pt.register_forward_hook(lambda *a: calls.append(1))
+    m.eval()
+    m.predict({f"v{i}": np.random.default_rng(i).normal(size=(9, 64)).astype(np.float32) for i in range(4)})
+    assert len(calls) == 1
+    m.train()
+    assert not bool(m.text_cache_valid)
+
+
+def test_planted_benchmark_lower_bound():
+    """AnomalyCLIP (demo config, planted class embeddings as text) on the planted benchmark."""
+    from vadlib.metrics import evaluate_frames, recognition_metrics
+    from vadlib.models.planted import make_planted
+    from vadlib.train import WeakVideo, build_method, fit, method_config, split_validation
+
+    torch.set_num_threads(1)
+    pb = make_planted("test", seed=0)
+    vids = [WeakVideo(v.name, v.features, v.class_id) for v in pb.train]
+    tr, va = split_validation(vids, 0.2, 0)
+    m = build_method("anomalyclip", method_config("anomalyclip", "demo", {"text_source": "embeddings"}),
+                     pb.class_names, 64, text_embeddings=pb.text_embeddings)
+    fit(m, tr, va, seed=0, log=None)
+    pred = m.predict({v.name: v.features for v in pb.test})
+    auc = evaluate_frames({k: p[0] for k, p in pred.items()}, {v.name: v.frame_labels for v in pb.test})["micro_auc"]
+    rec = recognition_metrics({v.name: v.frame_classes for v in pb.test}, {k: p[1] for k, p in pred.items()},
+                              pb.class_names)
+    assert auc >= 0.95, auc
+    assert rec["mAUC"] >= 0.90, rec["mAUC"]
