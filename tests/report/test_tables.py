@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from vadlib.errors import DataError
-from vadlib.report.tables import (collect_metrics, load_published, quoted_rows, results_matrix, results_table,
+from vadlib.report.tables import (collect_metrics, display_table, load_published, quoted_rows, results_matrix, results_table,
                                   to_latex, to_markdown)
 
 
@@ -103,8 +103,9 @@ def test_latex_booktabs_with_quoted_block(reports):
     assert tex.index("zeroshot (softmax)") < tex.index("Quoted from published work") < tex.index("HF2-VAD")
     assert r"HF2-VAD$^\dagger$" in tex and "NO (random)" in tex
     assert "_" not in tex.replace(r"\_", "")     # every underscore escaped
-    md = to_markdown(df)
-    assert "quoted" in md and "measured" in md
+    md = to_markdown(display_table(df))
+    assert "quoted [repo]" in md and "measured" in md and "88.4–89.4" in md and "nan" not in md
+    assert "88.4--89.4" in to_latex(df, columns=["method", "micro_auc"])     # published range kept, LaTeX en dash
 
 
 def test_latex_compiles_if_pdflatex(reports, tmp_path):

@@ -20,7 +20,7 @@ from vadlib.io import atomic_path
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em} h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.82em;margin:.5em 0}
+table{border-collapse:collapse;font-size:.82em;margin:.5em 0} .scroll{overflow-x:auto}
 th,td{border-bottom:1px solid #e3e3e3;padding:.25em .55em;text-align:left;vertical-align:top}
 th{border-bottom:2px solid #555;background:#fafafa} td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.quoted td{color:#555;font-style:italic;background:#f6f6fb} tr.random td{background:#fff0f0}
@@ -54,8 +54,10 @@ def rel(target: str | Path, page_dir: str | Path) -> str:
 def _cell(v: Any) -> str:
     if v is None or (isinstance(v, float) and v != v):
         return "—"
-    if isinstance(v, float):
+    if isinstance(v, float) and not float(v).is_integer():
         return f"{v:.2f}"
+    if isinstance(v, float):
+        return f"{v:.2f}" if abs(v) >= 1 else f"{v:g}"
     return html.escape(str(v))
 
 
@@ -70,9 +72,10 @@ def table_html(df: pd.DataFrame, columns: Sequence[str] | None = None, css_id: s
         random = r.get("real_weights") is False or (str(r.get("real_weights")) == "False")
         cls = "quoted" if quoted else ("random" if random else "measured")
         cells = []
+        ranges = r.get("ranges") if isinstance(r.get("ranges"), dict) else {}
         for c in cols:
             v = r[c]
-            text = _cell(v)
+            text = html.escape(ranges[c]) if c in ranges and _cell(v) == "—" else _cell(v)
             if c == "kind" and quoted:
                 text = f'<span class="badge quoted-badge">quoted {html.escape(str(r.get("source", "")))}</span>'
             elif c == "real_weights" and random:
@@ -129,7 +132,7 @@ def write_index(path: str | Path, table: pd.DataFrame, *, title: str = "vadlib r
                  "published figures copied from the cited source (not measured here; their GT file, split and "
                  "features may differ). Rows marked <span class='badge random-badge'>RANDOM WEIGHTS</span> check "
                  "the plumbing only.</p>")
-    parts.append(table_html(table, columns) if len(table) else "<p>No metrics.json found under the reports folder.</p>")
+    parts.append("<div class='scroll'>" + table_html(table, columns) + "</div>" if len(table) else "<p>No metrics.json found under the reports folder.</p>")
     if downloads:
         parts.append("<p>Download: " + " · ".join(f"<a href='{esc(rel(p, page_dir))}'>{esc(Path(p).name)}</a>"
                                                   for p in downloads) + "</p>")

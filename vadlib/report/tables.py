@@ -22,7 +22,7 @@ METRICS = ["micro_auc", "macro_auc", "micro_ap", "macro_ap", "mauc", "map"]
 PROTOCOL = ["sigma", "ap_definition", "gt_file", "backbone", "real_weights"]
 COLUMNS = ["stage", "method", "dataset", "micro_auc", "macro_auc", "micro_ap", "macro_ap", "mauc",
            "sigma", "ap_definition", "gt_file", "backbone", "real_weights", "source"]
-RESULT_COLUMNS = ["kind", "stage", "method", "dataset", "setting", *METRICS, *PROTOCOL, "source", "note"]
+RESULT_COLUMNS = ["kind", "stage", "method", "dataset", "setting", *METRICS, *PROTOCOL, "source", "note", "ranges"]
 PUBLISHED = Path(__file__).with_name("published.yaml")
 
 # other spellings a stage may use for the same metric
@@ -147,7 +147,7 @@ def quoted_rows(published: pd.DataFrame, datasets: Iterable[str] | None = None) 
     for (bench, method, setting), g in pub.groupby(["benchmark", "method", "setting"], sort=False):
         row = {"kind": "quoted", "stage": None, "method": method, "dataset": g["dataset"].iloc[0] or bench,
                "setting": setting, **{k: None for k in METRICS}, **{k: None for k in PROTOCOL},
-               "source": ", ".join(f"[{s}]" for s in dict.fromkeys(g["source"])), "note": None}
+               "source": ", ".join(f"[{s}]" for s in dict.fromkeys(g["source"])), "note": None, "ranges": None}
         notes = [f"benchmark: {bench}"]
         for _, r in g.iterrows():
             col = _PUBLISHED_METRIC[r["metric"]]
@@ -155,6 +155,7 @@ def quoted_rows(published: pd.DataFrame, datasets: Iterable[str] | None = None) 
                 row[col] = r["value"]
             else:
                 notes.append(f"{LABELS[col]} range {r['low']:g}–{r['high']:g}")
+                row["ranges"] = {**(row["ranges"] or {}), col: f"{r['low']:g}–{r['high']:g}"}
             if r["note"]:
                 notes.append(str(r["note"]))
         row["note"] = "; ".join(dict.fromkeys(notes))
@@ -195,6 +196,7 @@ def results_matrix(df: pd.DataFrame, metric: str = "micro_auc") -> pd.DataFrame:
 
 
 def _fmt(v: Any, floatfmt: str) -> str:
+    """One cell as text: ``--`` when missing, ``floatfmt`` for floats (``g`` for the rest)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "--"
     if isinstance(v, (bool, np.bool_)):
@@ -204,9 +206,10 @@ def _fmt(v: Any, floatfmt: str) -> str:
     return str(v)
 
 
-def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
-    """Markdown table (needs ``tabulate``); quoted rows keep their ``kind`` column."""
-    return df.to_markdown(index=False, floatfmt=floatfmt)
+def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f", index: bool = False) -> str:
+    """Markdown table (needs ``tabulate``); missing values print as ``--``; quoted rows keep their ``kind``."""
+    d = df.astype(object).where(df.notna(), None)
+    return d.to_markdown(index=index, floatfmt=floatfmt, missingval="--")
 
 
 _TEX_ESC = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -227,7 +230,7 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results",
     ``\\midrule`` heading, each quoted method marked with a dagger and explained in the caption.
     Missing values print as ``--``. The result pastes into a document unchanged.
     """
-    cols = [c for c in (columns or df.columns) if c in df.columns and c != "kind"]
+    cols = [c for c in (columns or df.columns) if c in df.columns and c not in ("kind", "ranges")]
     has_kind = "kind" in df.columns
     align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) and df[c].dtype != bool else "l" for c in cols)
     head = " & ".join(latex_escape(LABELS.get(c, c)) for c in cols) + r" \\"
@@ -238,8 +241,12 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results",
         out = []
         for _, r in d.iterrows():
             cells = []
+            ranges = r.get("ranges") if isinstance(r.get("ranges"), dict) else {}
             for c in cols:
-                s = latex_escape(_fmt(r[c], floatfmt))
+                if c in ranges and _fmt(r[c], "g") == "--":
+                    s = latex_escape(ranges[c])
+                else:
+                    s = latex_escape(_fmt(r[c], floatfmt if c in METRICS or c not in PROTOCOL else "g"))
                 if mark and c == "method":
                     s += r"$^\dagger$"
                 cells.append(s)
@@ -269,8 +276,18 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results",
 
 
 def display_table(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with quoted rows' ``kind`` spelled ``quoted [tag]`` and random-weight rows flagged, for Markdown/HTML."""
+    """``df`` for reading (Markdown/HTML): quoted rows' ``kind`` spelled ``quoted [tag]``, published
+    ranges written into their metric cells, random-weight rows flagged, ``ranges`` dropped."""
     d = df.copy()
+    if "ranges" in d:
+        for c in METRICS:
+            if c in d:
+                d[c] = d[c].astype(object)
+        for i, rg in d["ranges"].items():
+            for c, text in (rg.items() if isinstance(rg, dict) else ()):
+                if c in d and pd.isna(d.at[i, c]):
+                    d.at[i, c] = text
+        d = d.drop(columns="ranges")
     if "kind" in d:
         d["kind"] = [k if k == "measured" else f"quoted {s}" for k, s in zip(d["kind"], d["source"])]
     if "real_weights" in d:
