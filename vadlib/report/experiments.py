@@ -178,7 +178,7 @@ def plot_metric_vs_param(df: pd.DataFrame, param: str, metric: str, hue: str | N
 
 
 def roc_overlay_runs(repo: str | Path, runs: pd.DataFrame, roc_path: str, pr_path: str | None = None,
-                     width: str | float = "double", title: str = "", real_weights: bool = True):
+                     width: str | float | None = None, title: str = "", real_weights: bool = True):
     """ROC (and PR) overlay of the chosen runs, each curve read from its own revision.
 
     Returns ``(fig, missing)``: ``missing`` lists ``"<run>: <reason>"`` for runs without the file.
@@ -196,4 +196,5 @@ def roc_overlay_runs(repo: str | Path, runs: pd.DataFrame, roc_path: str, pr_pat
             missing.append(f"{label}: {exc}")
     if not rocs:
         raise DataError(Path(repo) / roc_path, "absent in every chosen run: " + "; ".join(missing))
+    width = width or ("double" if prs else "single")
     return style.roc_pr_overlay(rocs, prs or None, width=width, title=title, real_weights=real_weights), missing

@@ -57,7 +57,8 @@ def roc_figures(reports: Path, out: Path, **_: Any) -> Made:
     paths = []
     for ds, curves in groups.items():
         prs = {k: v[1] for k, v in curves.items() if v[1] is not None}
-        fig = style.roc_pr_overlay({k: v[0] for k, v in curves.items()}, prs or None, width="double",
+        fig = style.roc_pr_overlay({k: v[0] for k, v in curves.items()}, prs or None,
+                                   width="double" if prs else "single",
                                    title=ds, real_weights=real[ds])
         paths.append(style.save(fig, f"roc_pr_{_slug(ds)}", out)[-1])
     return paths, []
