@@ -124,7 +124,7 @@ def test_normal_only_training_runs_on_planted_normals():
     data, prompts, bb = make_planted(PlantedConfig(seed=0, n_train=6, abnormal_fraction=0.0, n_test=2))
     cfg = planted_transfer_config()
     model = build_model("temporal", bb.embed_dim, cfg, text_encoder_for(bb), bb)
-    log = train_source(model, data[("source", "train")], TrainConfig(epochs=3), "cpu")
+    log = train_source(model, data[("source", "train")], TrainConfig(epochs=3, rotation_augment=True), "cpu")
     assert log["objective"] == "normal_only" and len(log["losses"]) == 3
     assert all(np.isfinite(log["losses"]))
 
