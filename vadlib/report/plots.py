@@ -20,7 +20,8 @@ RANDOM_BANNER = "RANDOM WEIGHTS — plumbing check, not a result"
 def mark_random(fig, real_weights: bool) -> None:
     """Stamp a red banner across ``fig`` when the backbone's weights were not real."""
     if not real_weights:
-        fig.text(0.5, 0.5, RANDOM_BANNER, ha="center", va="center", fontsize=14, color="red",
+        size = max(6.0, min(14.0, 1.6 * fig.get_figwidth()))   # fits single-column (3.3 in) figures too
+        fig.text(0.5, 0.5, RANDOM_BANNER, ha="center", va="center", fontsize=size, color="red",
                  alpha=0.35, rotation=20, transform=fig.transFigure, weight="bold")
 
 

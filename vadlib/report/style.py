@@ -268,11 +268,13 @@ def feature_space(features: np.ndarray, labels: np.ndarray, prototype: np.ndarra
         raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
     fig, ax = figure(width, aspect=0.9)
     with thesis_style():
+        colour = {}
         for c in np.unique(y):
             name = (class_names[c] if class_names is not None and c < len(class_names)
                     else ("normal" if c == 0 else f"anomaly {c}"))
+            colour[name] = "0.6" if c == 0 else PALETTE[(c - 1) % len(PALETTE)]
             ax.scatter(Z[y == c, 0], Z[y == c, 1], s=3, alpha=0.35 if c == 0 else 0.7, lw=0,
-                       color="0.6" if c == 0 else PALETTE[(c - 1) % len(PALETTE)], label=name)
+                       color=colour[name], label=name)
         if P is not None:
             ax.scatter([P[0]], [P[1]], marker="*", s=90, color="black", label="normality prototype", zorder=5)
         if directions and P is not None and method == "pca":
@@ -281,10 +283,13 @@ def feature_space(features: np.ndarray, labels: np.ndarray, prototype: np.ndarra
                 v = pca.components_ @ np.asarray(d, np.float64)
                 v = v / (np.linalg.norm(v) + 1e-12) * span
                 ax.annotate("", xy=(P[0] + v[0], P[1] + v[1]), xytext=(P[0], P[1]),
-                            arrowprops={"arrowstyle": "->", "lw": 0.9, "color": PALETTE[j % len(PALETTE)]})
+                            arrowprops={"arrowstyle": "->", "lw": 0.9,
+                                        "color": colour.get(name, PALETTE[j % len(PALETTE)])})
                 ax.text(P[0] + v[0], P[1] + v[1], name, fontsize=6)
         ax.set(xlabel=axis[0], ylabel=axis[1])
-        ax.legend(markerscale=2, loc="best")
+        leg = ax.legend(loc="best")
+        for h in getattr(leg, "legend_handles", getattr(leg, "legendHandles", [])):
+            h.set_sizes([30 if h.get_label() == "normality prototype" else 12])
     mark_random(fig, real_weights)
     return fig
 
