@@ -22,7 +22,7 @@
 title = "vadlib results"
 reports = "reports"
 out_dir = "reports/report"
-figures_dir = "reports/figures"
+figures_dir = ""             # empty: <reports>/figures (thesis figures, stable names)
 quoted = "matching"          # matching | all | none: published rows of the measured datasets only, all, or none
 matrix_metric = "micro_auc"
 latex_columns = ["method", "dataset", "micro_auc", "macro_auc", "micro_ap", "mauc", "sigma", "gt_file",
@@ -44,7 +44,7 @@ from vadlib.report.page import find_figures, find_notebooks, write_index
 from vadlib.report.tables import (display_table, load_published, results_matrix, results_table, to_latex,
                                   to_markdown)
 
-out, figs = Path(out_dir), Path(figures_dir)
+out, figs = Path(out_dir), Path(figures_dir or Path(reports) / "figures")
 out.mkdir(parents=True, exist_ok=True)
 
 
