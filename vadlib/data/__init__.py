@@ -7,7 +7,7 @@ from vadlib.data.video import FrameFolder, VideoFile, iter_batches, open_video
 
 # Importing the adapter modules registers them.
 from vadlib.data import ucsd  # noqa: E402,F401
-from vadlib.data import avenue, demo, shanghaitech, ucfcrime, xdviolence  # noqa: E402,F401
+from vadlib.data import avenue, demo, manifest, shanghaitech, ucfcrime, xdviolence  # noqa: E402,F401
 
 __all__ = [
     "NORMAL", "Video", "VideoDataset", "labels_from_ranges", "DATASETS", "get_dataset",
