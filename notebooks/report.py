@@ -106,11 +106,11 @@ for p in find_figures(reports):
     stage_figs.setdefault(f"Stage figures — {'/'.join(rel.parts[:-2] if rel.parts[-2] == 'figures' else rel.parts[:-1])}", []).append(p)
 sections = {f"Thesis figures — {k}": v for k, v in made.items() if v}
 sections.update(stage_figs)
-page = write_index(out / "index.html", table, title=title, notebooks=find_notebooks(reports), figures=sections,
+page = write_index(out / "index.html", table, title=title, figures=sections,
+                   notebooks=find_notebooks(reports) + [out / "report.html"],   # this notebook, exported after it runs
                    downloads=[out / n for n in ("results.csv", "results.md", "results.tex", "results_matrix.csv",
                                                 "results_matrix.tex", "published.md", "environment.json")],
                    environment=env, skipped=skipped,
-                   notes=[f"This page's own notebook: {out / 'report.html'} (written when the stage finishes)."],
                    columns=["kind", "stage", "method", "dataset", "setting", "micro_auc", "macro_auc", "micro_ap",
                             "macro_ap", "mauc", "map", "sigma", "ap_definition", "gt_file", "backbone",
                             "real_weights", "source", "note"])

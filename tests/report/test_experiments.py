@@ -35,7 +35,7 @@ DVC_YAML = """stages:
 
 
 def _run(cwd, *args):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     r = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, f"{args}: {r.stdout[-1000:]} {r.stderr[-2000:]}"
     return r.stdout

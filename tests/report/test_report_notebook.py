@@ -23,7 +23,7 @@ def test_report_notebook_end_to_end(tmp_path):
        {"micro_auc": 0.61, "macro_auc": 0.55, "micro_ap": 0.3, "macro_ap": 0.25,
         "protocol": {"method": "zeroshot (softmax)", "dataset": "demo_a", "gt_file": "generated", "sigma": 0,
                      "ap_definition": "sklearn average_precision_score", "backbone": "vadlib-tiny/random",
-                     "real_weights": False}})
+                     "real_weights": False}, "per_class_auc": {"cyclist": 0.7, "cart": 0.4}})
     (r / "zeroshot" / "demo_a" / "roc.csv").write_text("fpr,tpr\n0,0\n0.3,0.7\n1,1\n")
     (r / "zeroshot" / "demo_a" / "zeroshot.html").write_text("<html>nb</html>")
     _w(r / "flow_nf" / "metrics.json", {"rows": [{"method": "flow_nf", "dataset": "ucsd_ped2", "micro_auc": 0.88}]})
@@ -46,10 +46,10 @@ def test_report_notebook_end_to_end(tmp_path):
     assert set(table.loc[table["kind"] == "quoted", "dataset"]) == {"ucsd_ped2"}     # only measured benchmarks
     tex = (out / "results.tex").read_text()
     assert r"\toprule" in tex and "Quoted from published work" in tex and "NO (random)" in tex
-    for name in ("roc_pr_demo_a", "transfer_matrix", "nf_loglik_flow_nf_loglik_ucsd_ped2"):
+    for name in ("roc_pr_demo_a", "transfer_matrix", "per_class_auc_demo_a", "nf_loglik_flow_nf_loglik_ucsd_ped2"):
         assert (figs / f"{name}.png").read_bytes()[:4] == b"\x89PNG" and (figs / f"{name}.pdf").exists(), name
     env = json.loads((out / "environment.json").read_text())
     assert env["git"]["commit"] and env["packages"]["pandas"] == pd.__version__
     page = (out / "index.html").read_text()
     assert "src='../figures/roc_pr_demo_a.png'" in page and "href='../zeroshot/demo_a/zeroshot.html'" in page
-    assert "per_class.csv" in page and "Not made" in page        # absent inputs are said, not silently dropped
+    assert "no reports/extract/&lt;item&gt;/store.json" in page and "Not made" in page        # absent inputs are said, not silently dropped

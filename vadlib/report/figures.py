@@ -130,12 +130,43 @@ def transfer_figures(reports: Path, out: Path, **_: Any) -> Made:
     return paths, []
 
 
+def _per_class_from_metrics(reports: Path) -> dict[str, tuple[pd.DataFrame, bool]]:
+    """``per_class_auc`` dicts found in metrics.json files (flat or under ``rows``), by dataset."""
+    by_ds: dict[str, list[dict]] = {}
+    real: dict[str, bool] = {}
+    for m in sorted(reports.glob("*/**/metrics.json")):
+        stage, item = _stage_item(reports, m)
+        if stage in ("report", "compare"):
+            continue
+        try:
+            data = json.loads(m.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        top = data.get("protocol") if isinstance(data.get("protocol"), dict) else {}
+        for d in data.get("rows") if isinstance(data.get("rows"), list) else [data]:
+            pc = d.get("per_class_auc") if isinstance(d, dict) else None
+            if not isinstance(pc, dict):
+                continue
+            proto = {**top, **(d.get("protocol") or {})}
+            ds = d.get("dataset") or proto.get("dataset") or item or stage
+            method = d.get("method") or proto.get("method") or stage
+            by_ds.setdefault(ds, []).extend({"class": c, "auc": 100 * float(v), "method": method}
+                                            for c, v in pc.items() if isinstance(v, (int, float)))
+            real[ds] = real.get(ds, True) and proto.get("real_weights", True) is not False
+    return {ds: (pd.DataFrame(rows), real[ds]) for ds, rows in by_ds.items() if rows}
+
+
 def class_bar_figures(reports: Path, out: Path, **_: Any) -> Made:
-    """Per-class bars from every ``per_class.csv`` (columns ``class``, a metric, optional ``method``)."""
+    """Per-class bars from ``per_class_auc`` in metrics.json files (one figure per dataset, a bar group
+    per method) and from every ``per_class.csv`` (columns ``class``, a metric, optional ``method``)."""
     found = sorted(reports.glob("*/**/per_class.csv"))
-    if not found:
-        return [], ["per-class bars: no reports/<stage>/<item>/per_class.csv (columns class, auc[, method]) found"]
+    from_metrics = _per_class_from_metrics(reports)
+    if not found and not from_metrics:
+        return [], ["per-class bars: no 'per_class_auc' in any metrics.json and no per_class.csv found"]
     paths = []
+    for ds, (df, real) in from_metrics.items():
+        fig = style.class_bars(df, value="auc", hue="method", ylabel="one-vs-rest AUC (%)", real_weights=real)
+        paths.append(style.save(fig, f"per_class_auc_{_slug(ds)}", out)[-1])
     for f in found:
         df = pd.read_csv(f)
         value = next((c for c in ("auc", "AUC", "ap", "AP") if c in df.columns), df.select_dtypes("number").columns[0])
