@@ -227,8 +227,13 @@ METHODS.register("sultani")(SultaniMethod)
 METHODS.register("rtfm")(RTFMMethod)
 
 
-def build_method(name: str, cfg: Mapping, class_names: Sequence[str], feat_dim: int, **kw) -> Method:
-    """A registered method (``anomalyclip``, ``sultani``, ``rtfm``) built from a config dict."""
+def build_method(name: str, cfg: Mapping, class_names: Sequence[str], feat_dim: int, *, seed: int | None = None,
+                 **kw) -> Method:
+    """A registered method (``anomalyclip``, ``sultani``, ``rtfm``) built from a config dict.
+
+    ``seed``: seed the initial weights (the loop's :func:`fit` seeds everything else)."""
+    if seed is not None:
+        seed_everything(seed)
     return METHODS.get(name)(cfg, class_names, feat_dim, **kw)
 
 
@@ -270,22 +275,37 @@ def seed_everything(seed: int) -> None:
 
 
 def split_validation(videos: Sequence[WeakVideo], fraction: float, seed: int) -> tuple[list[WeakVideo], list[WeakVideo]]:
-    """Split TRAINING videos into (train, validation), stratified by class id, seeded.
+    """Split TRAINING videos into (train, validation), seeded and stratified.
 
-    Every class keeps at least one training video; ``fraction = 0`` → no validation set."""
+    ``round(fraction · n)`` abnormal (at least one when ``fraction > 0`` and there are ≥ 2) and as
+    many normal videos go to validation; abnormal ones are taken round-robin over the classes, and
+    every class keeps at least one training video. ``fraction = 0`` → no validation set."""
     if not (0 <= fraction < 1):
         raise ConfigError(f"validation fraction must be in [0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
-    tr, va = [], []
-    by: dict[int, list[WeakVideo]] = {}
-    for v in videos:
-        by.setdefault(v.class_id, []).append(v)
-    for c in sorted(by):
-        vs = by[c]
-        order = rng.permutation(len(vs))
-        n_val = min(int(round(fraction * len(vs))), len(vs) - 1)
-        va += [vs[i] for i in order[:n_val]]
-        tr += [vs[i] for i in order[n_val:]]
+    va_names: set[str] = set()
+    for abnormal in (True, False):
+        group = [v for v in videos if (v.class_id != 0) == abnormal]
+        if fraction == 0 or len(group) < 2:
+            continue
+        n_val = max(1, int(round(fraction * len(group))))
+        by: dict[int, list[WeakVideo]] = {}
+        for v in group:
+            by.setdefault(v.class_id, []).append(v)
+        queues = {c: [by[c][i] for i in rng.permutation(len(by[c]))] for c in sorted(by)}
+        order = [c for c in rng.permutation(sorted(by))]
+        taken = 0
+        while taken < n_val:
+            moved = False
+            for c in order:
+                if taken < n_val and len(queues[c]) > 1:
+                    va_names.add(queues[c].pop().name)
+                    taken += 1
+                    moved = True
+            if not moved:
+                break
+    tr = [v for v in videos if v.name not in va_names]
+    va = [v for v in videos if v.name in va_names]
     return tr, va
 
 
@@ -563,7 +583,7 @@ def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mappin
         n_tr, n_va = len(tr), len(va)
         D = train[0].features.shape[1]
         cfg = method_config(method, preset, overrides)
-        m = build_method(method, cfg, classes, D, backbone=backbone)
+        m = build_method(method, cfg, classes, D, backbone=backbone, seed=seed)
         r = fit(m, tr, va, seed=seed, log=log)
         hist, best, secs = r.history, r.best_epoch, r.seconds
         ckpt = None

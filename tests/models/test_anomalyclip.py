@@ -152,7 +152,7 @@ def test_planted_benchmark_lower_bound():
     vids = [WeakVideo(v.name, v.features, v.class_id) for v in pb.train]
     tr, va = split_validation(vids, 0.2, 0)
     m = build_method("anomalyclip", method_config("anomalyclip", "demo", {"text_source": "embeddings"}),
-                     pb.class_names, 64, text_embeddings=pb.text_embeddings)
+                     pb.class_names, 64, text_embeddings=pb.text_embeddings, seed=0)
     fit(m, tr, va, seed=0, log=None)
     pred = m.predict({v.name: v.features for v in pb.test})
     auc = evaluate_frames({k: p[0] for k, p in pred.items()}, {v.name: v.frame_labels for v in pb.test})["micro_auc"]

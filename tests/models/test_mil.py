@@ -72,7 +72,7 @@ def test_planted_sanity(method):
 
     torch.set_num_threads(1)
     pb = make_planted("test", seed=0)
-    m = build_method(method, method_config(method, "demo", {"epochs": 40}), pb.class_names, 64)
+    m = build_method(method, method_config(method, "demo", {"epochs": 40}), pb.class_names, 64, seed=0)
     fit(m, [WeakVideo(v.name, v.features, v.class_id) for v in pb.train], seed=0, log=None)
     pred = m.predict({v.name: v.features for v in pb.test})
     auc = evaluate_frames({k: p[0] for k, p in pred.items()}, {v.name: v.frame_labels for v in pb.test})["micro_auc"]

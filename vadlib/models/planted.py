@@ -55,7 +55,7 @@ class PlantedBenchmark:
 
 
 SIZES: dict[str, dict] = {
-    "test": dict(dim=64, n_classes=4, n_train_abnormal=32, n_train_normal=32, n_test=16, frames=(128, 256)),
+    "test": dict(dim=64, n_classes=4, n_train_abnormal=32, n_train_normal=32, n_test=16, frames=(200, 256)),
     "small": dict(dim=128, n_classes=5, n_train_abnormal=40, n_train_normal=60, n_test=30, frames=(200, 500)),
     "shanghaitech": dict(dim=512, n_classes=17, n_train_abnormal=63, n_train_normal=177, n_test=40,
                          frames=(1000, 1000)),
