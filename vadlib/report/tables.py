@@ -214,7 +214,8 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f", index: bool = False) ->
 
 _TEX_ESC = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
             "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-            "σ": r"$\sigma$", "µ": r"$\mu$", "–": "--", "→": r"$\to$", "≈": r"$\approx$", "†": r"$^\dagger$"}
+            "σ": r"$\sigma$", "µ": r"$\mu$", "–": "--", "→": r"$\to$", "≈": r"$\approx$", "†": r"$^\dagger$",
+            "×": r"$\times$", "§": r"\S{}", "—": "---", "·": r"$\cdot$"}
 
 
 def latex_escape(text: str) -> str:
