@@ -140,7 +140,7 @@ save_figure(fig, out / "figures" / "roc_pr")
 shown = [v.name for v in test if v.frame_labels is not None and v.frame_labels.any()][:timelines]
 pred_cls = None
 if first.class_probs is not None:
-    # predicted class per frame: argmax of p(c, A | x), normal where p(A|x) < 0.5
+    # predicted class per frame: argmax of the C-way distribution (normal unless some p(c, A|x) > 1 − p(A|x))
     pred_cls = {k: v.class_probs.argmax(1) for k, v in preds.videos.items()}
 fig = plot_timelines(preds.scores(), labels, videos=shown, classes=pred_cls, class_names=preds.class_names,
                      title=f"{method} p(anomaly) — {item}", real_weights=real, caption=caption)
