@@ -101,7 +101,7 @@ for s in skipped:
 stage_figs = {}
 for p in find_figures(reports):
     rel = p.relative_to(reports)
-    if rel.parts[0] in ("report", "figures", "compare") or p.resolve().is_relative_to(figs.resolve()):
+    if rel.parts[0] in ("report", "figures") or p.resolve().is_relative_to(figs.resolve()):
         continue
     stage_figs.setdefault(f"Stage figures — {'/'.join(rel.parts[:-2] if rel.parts[-2] == 'figures' else rel.parts[:-1])}", []).append(p)
 sections = {f"Thesis figures — {k}": v for k, v in made.items() if v}

@@ -112,9 +112,12 @@ def test_latex_compiles_if_pdflatex(reports, tmp_path):
     import shutil
     if not shutil.which("pdflatex"):
         pytest.skip("pdflatex not installed")
-    tex = to_latex(results_table(reports), caption="x", columns=["method", "dataset", "micro_auc", "source"])
+    tex = to_latex(results_table(reports), caption="x & y", columns=["method", "dataset", "micro_auc", "macro_auc",
+                                                                     "sigma", "gt_file", "backbone", "real_weights",
+                                                                     "source", "note"])
     doc = tmp_path / "t.tex"
-    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[utf8]{inputenc}\\begin{document}"
+    doc.write_text("\\documentclass{article}\\usepackage{booktabs,graphicx}\\usepackage[utf8]{inputenc}\\begin{document}"
                    + tex + "\\end{document}\n")
     r = subprocess.run(["pdflatex", "-interaction=nonstopmode", doc.name], cwd=tmp_path, capture_output=True, timeout=60)
     assert r.returncode == 0, r.stdout[-2000:]
+    assert b"Overfull \\hbox" not in r.stdout        # scaled to the text width

@@ -87,7 +87,7 @@ def table_html(df: pd.DataFrame, columns: Sequence[str] | None = None, css_id: s
     return "".join(out)
 
 
-def find_notebooks(reports: str | Path, exclude: Iterable[str] = ("report", "compare")) -> list[Path]:
+def find_notebooks(reports: str | Path, exclude: Iterable[str] = ("report",)) -> list[Path]:
     """Executed notebooks rendered as HTML: ``reports/<stage>/[<item>/]<stage>.html``."""
     reports = Path(reports)
     out = []

@@ -224,8 +224,9 @@ def latex_escape(text: str) -> str:
 
 
 def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results",
-             columns: Sequence[str] | None = None, floatfmt: str = ".2f") -> str:
-    """A ``booktabs`` LaTeX table (needs ``\\usepackage{booktabs}``).
+             columns: Sequence[str] | None = None, floatfmt: str = ".2f", fit: bool = True) -> str:
+    """A ``booktabs`` LaTeX table (needs ``\\usepackage{booktabs}``; with ``fit`` also ``graphicx``,
+    whose ``\\resizebox`` scales a wide table down to the text width).
 
     With a ``kind`` column, measured rows come first and quoted rows follow under their own
     ``\\midrule`` heading, each quoted method marked with a dagger and explained in the caption.
@@ -235,8 +236,11 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results",
     has_kind = "kind" in df.columns
     align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) and df[c].dtype != bool else "l" for c in cols)
     head = " & ".join(latex_escape(LABELS.get(c, c)) for c in cols) + r" \\"
-    lines = [r"\begin{table}[tbp]", r"\centering", r"\small", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
-             head, r"\midrule"]
+    lines = [r"% needs \usepackage{booktabs}" + (r" and \usepackage{graphicx}" if fit else ""),
+             r"\begin{table}[tbp]", r"\centering", r"\small"]
+    if fit:
+        lines.append(r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%")
+    lines += [rf"\begin{{tabular}}{{{align}}}", r"\toprule", head, r"\midrule"]
 
     def body(d: pd.DataFrame, mark: bool) -> list[str]:
         out = []
@@ -270,6 +274,8 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results",
                 r"repository, [page] project page, [sec] secondary compilation, [notes] research notes, "
                 r"[unverified] not checked); protocols (GT file, split, micro/macro AUC, features) may differ.")
     lines += [r"\bottomrule", r"\end{tabular}"]
+    if fit:
+        lines[-1] += "}"
     if cap.strip():
         lines.append(rf"\caption{{{cap.strip()}}}")
     lines += [rf"\label{{{label}}}", r"\end{table}"]
