@@ -27,7 +27,7 @@ tr.quoted td{color:#555;font-style:italic;background:#f6f6fb} tr.random td{backg
 .badge{display:inline-block;padding:0 .4em;border-radius:3px;font-size:.8em;font-style:normal}
 .quoted-badge{background:#dde3f5;color:#223} .random-badge{background:#c62828;color:#fff}
 .figs{display:flex;flex-wrap:wrap;gap:1em} figure{margin:0;max-width:540px} figure img{max-width:100%;border:1px solid #eee}
-figcaption{font-size:.8em;color:#444} .note{color:#666;font-size:.9em} details pre{font-size:.75em;overflow:auto;max-height:30em}
+td.col-method{min-width:16em} td.col-kind{white-space:nowrap} figcaption{font-size:.8em;color:#444} .note{color:#666;font-size:.9em} details pre{font-size:.75em;overflow:auto;max-height:30em}
 """
 
 CHECK_JS = """
@@ -80,8 +80,8 @@ def table_html(df: pd.DataFrame, columns: Sequence[str] | None = None, css_id: s
                 text = f'<span class="badge quoted-badge">quoted {html.escape(str(r.get("source", "")))}</span>'
             elif c == "real_weights" and random:
                 text = '<span class="badge random-badge">RANDOM WEIGHTS</span>'
-            num = ' class="num"' if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
-            cells.append(f"<td{num}>{text}</td>")
+            num = " num" if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
+            cells.append(f'<td class="col-{html.escape(str(c))}{num}">{text}</td>')
         out.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
