@@ -19,11 +19,12 @@
 
 # %% tags=["parameters"]
 item = "demo_a"
+run_on = ["demo_a"]             # the datasets the stage runs on (dvc foreach); one per notebook run
 seed = 0
 backbone = {"name": "vadlib-tiny", "pretrained": "random", "device": "cpu"}
 datasets = {"demo_a": {"root": "data/demo"}}
 method = "anomalyclip"          # anomalyclip | sultani | rtfm
-preset = "demo"                 # shanghaitech | ucf_crime | xd_violence | demo
+preset = "demo"                 # shanghaitech | ucf_crime | xd_violence | demo, or {dataset: preset}
 overrides = {}                  # config keys to change, e.g. {"epochs": 10}
 classes = None                  # the configured class list (default: the dataset's)
 val_fraction = 0.2
@@ -47,6 +48,10 @@ from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognit
 from vadlib.report.plots import plot_roc_pr, plot_timelines, protocol_caption, save_figure
 from vadlib.train import run_train_mil
 
+if isinstance(preset, dict):
+    if item not in preset:
+        raise KeyError(f"params.yaml: train_mil.preset has no entry for dataset '{item}' (has: {sorted(preset)})")
+    preset = preset[item]
 out = Path(out_dir)
 (out / "figures").mkdir(parents=True, exist_ok=True)
 dataset = get_dataset(item, **datasets[item])
