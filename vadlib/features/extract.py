@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from vadlib.errors import ConfigError, DataError, VadlibError
 from vadlib.features.store import CROPS, SAMPLINGS, FeatureStore, merge_indexes, store_dir
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("vadlib.features.extract")
 
 try:  # torchvision's uint8 antialiased bicubic resize (optional; a float fallback is used without it)
     from torchvision.transforms.v2.functional import InterpolationMode as _IM
@@ -351,9 +351,10 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
             if item["b"] == item["nb"] - 1:
                 if cur.error is None:
                     try:
+                        cur.video.check_labels(cur.n_frames)  # builds interval GT in this process too
                         cur.feats, cur.frame_index = _finish(rows, cur.n_frames, cfg)
                     except DataError as exc:
-                        cur.error = (str(cur.video.path), exc.problem)
+                        cur.error = (str(exc.path or cur.video.path), exc.problem)
                 rows = []
                 yield cur
                 cur = None
