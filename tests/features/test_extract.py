@@ -269,3 +269,13 @@ def test_shard_split_is_disjoint_balanced_deterministic():
     assert shard_videos(names, 1, counts) == [names]
     with pytest.raises(ConfigError):
         shard_videos(names, 0, counts)
+
+
+def test_bf16_autocast_on_cpu_is_a_separate_store(toy_dataset, tiny_backbone, tmp_path):
+    fp32 = extract_dataset(toy_dataset, tiny_backbone, tmp_path, _cfg(stride=3))
+    bf16 = extract_dataset(toy_dataset, tiny_backbone, tmp_path, _cfg(stride=3, precision="bf16"))
+    assert bf16.path != fp32.path and bf16.info["precision"] == "bf16"
+    a, b = fp32.load("a"), bf16.load("a")
+    assert b.dtype == np.float32 and a.shape == b.shape
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.99 and not np.array_equal(a, b)
