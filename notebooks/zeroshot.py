@@ -106,7 +106,8 @@ metrics = {"micro_auc": headline["micro_auc"], "macro_auc": headline["macro_auc"
            f"{other}_micro_auc": results[other]["micro_auc"], f"{other}_micro_ap": results[other]["micro_ap"],
            "n_frames": headline["n_frames"], "n_videos": headline["n_videos"]}
 if recog is not None:
-    metrics.update(mauc=recog["mAUC"], map=recog["mAP"], top1=recog["top1"], top5=recog["top5"])
+    metrics.update(mauc=recog["mAUC"], map=recog["mAP"], top1=recog["top1"], top5=recog["top5"],
+                   per_class_auc=recog["per_class_auc"])
 write_json(out / "metrics.json", json_safe({**metrics, "protocol": protocol}))
 smoothed = gaussian_smooth(preds[score].scores(), sigma) if sigma else preds[score].scores()
 all_s = np.concatenate([smoothed[v] for v in labels])
