@@ -330,14 +330,15 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
     model.eval()
     cur: VideoResult | None = None
     rows: list[np.ndarray] = []
-    with torch.inference_mode():
-        for item in _loader(videos, cfg, None if on_gpu else pre):
-            vi = item["vi"]
-            if cur is None or cur.video is not videos[vi]:
-                cur, rows = VideoResult(videos[vi]), []
-            if item["error"] is not None:
-                cur.error = cur.error or tuple(item["error"])
-            elif cur.error is None:
+    for item in _loader(videos, cfg, None if on_gpu else pre):
+        vi = item["vi"]
+        if cur is None or cur.video is not videos[vi]:
+            cur, rows = VideoResult(videos[vi]), []
+        if item["error"] is not None:
+            cur.error = cur.error or tuple(item["error"])
+        elif cur.error is None:
+            # inference mode only around the work: the caller's code between yields stays unaffected
+            with torch.inference_mode():
                 x = item["x"].to(device, non_blocking=True)
                 if on_gpu:
                     x = pre(x)
@@ -345,19 +346,19 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
                 with _autocast(cfg):
                     f = model.encode_image(x.reshape(-1, *x.shape[-3:]))
                 rows.append(f.float().reshape(*lead, -1).cpu().numpy())
-                cur.n_frames, cur.fps = int(item["n_frames"]), float(item["fps"])
-                if progress is not None:
-                    progress.update(len(item["idx"]))
-            if item["b"] == item["nb"] - 1:
-                if cur.error is None:
-                    try:
-                        cur.video.check_labels(cur.n_frames)  # builds interval GT in this process too
-                        cur.feats, cur.frame_index = _finish(rows, cur.n_frames, cfg)
-                    except DataError as exc:
-                        cur.error = (str(exc.path or cur.video.path), exc.problem)
-                rows = []
-                yield cur
-                cur = None
+            cur.n_frames, cur.fps = int(item["n_frames"]), float(item["fps"])
+            if progress is not None:
+                progress.update(len(item["idx"]))
+        if item["b"] == item["nb"] - 1:
+            if cur.error is None:
+                try:
+                    cur.video.check_labels(cur.n_frames)  # builds interval GT in this process too
+                    cur.feats, cur.frame_index = _finish(rows, cur.n_frames, cfg)
+                except DataError as exc:
+                    cur.error = (str(exc.path or cur.video.path), exc.problem)
+            rows = []
+            yield cur
+            cur = None
 
 
 def extract_video(video, backbone, cfg: ExtractConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
