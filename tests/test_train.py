@@ -1,6 +1,5 @@
 """Training loop: schedule, validation split, determinism, checkpoints, the train_mil stage on a fake store."""
 
-import math
 from pathlib import Path
 
 import numpy as np

@@ -30,7 +30,7 @@ classes are looked up by name and unknown names raise.) Kept as in the reference
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Mapping, Sequence
 
 import numpy as np

@@ -32,7 +32,7 @@ import torch
 
 
 def _bench_variant(name: str, overrides: dict, pb, steps: int, log=print) -> dict:
-    from vadlib.train import WeakVideo, build_method, method_config, seed_everything, lr_factor
+    from vadlib.train import WeakVideo, build_method, method_config, seed_everything
 
     cfg = method_config("anomalyclip", "shanghaitech", {"text_source": "embeddings", **overrides})
     m = build_method("anomalyclip", cfg, pb.class_names, pb.text_embeddings.shape[1],
