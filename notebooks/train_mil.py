@@ -68,6 +68,13 @@ res = run_train_mil(method, preset, dataset, store, overrides=overrides, class_n
                     val_fraction=val_fraction, backbone=bb, checkpoint_in=checkpoint_in or None,
                     checkpoint_out=None if checkpoint_in else out / "model.pt")
 preds = res["predictions"]
+if checkpoint_in and Path(checkpoint_in).resolve() != (out / "model.pt").resolve():
+    import shutil
+
+    from vadlib.io import atomic_path
+
+    with atomic_path(out / "model.pt") as tmp:   # the evaluated checkpoint is this stage's model output
+        shutil.copyfile(checkpoint_in, tmp)
 history = pd.DataFrame(res["history"])
 print(f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos); "
       f"{res['seconds']:.1f} s; checkpoint {res['checkpoint']}")
