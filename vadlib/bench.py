@@ -17,6 +17,7 @@ for _name, _target in {
     "anomalyclip": "vadlib.models.anomalyclip_bench:bench_anomalyclip",
     "flow": "vadlib.flow.bench:bench_flow",
     "metrics": "vadlib.metrics_bench:bench_metrics",
+    "planted_mil": "vadlib.models.anomalyclip_bench:bench_planted",
     "transfer": "vadlib.models.planted_transfer:bench_transfer",
 }.items():
     BENCHMARKS.register(_name)(_target)
