@@ -388,6 +388,23 @@ def evaluate_all(scores: Mapping[str, Mapping[str, np.ndarray]], labels: Mapping
     return {k: evaluate_frames({v: s[v] for v in labels}, labels, sigma=sigma or None) for k, s in scores.items()}
 
 
+def report_rows(metrics: Mapping) -> list[dict]:
+    """One results-table row per (test dataset, method) of a flow_nf ``metrics.json``."""
+    proto = metrics["protocol"]
+    rows = []
+    for name, r in metrics["results"].items():
+        for meth, m in r.items():
+            if not isinstance(m, Mapping):
+                continue
+            rows.append({"method": f"flow_nf: {meth}",
+                         "dataset": name if r["transfer"] == "in-domain" else f"{proto['source']}→{name}",
+                         **{k: m.get(k) for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap")},
+                         "protocol": {"sigma": proto["sigma"], "gt_file": r["gt_file"],
+                                      "ap_definition": m.get("ap_definition"),
+                                      "backbone": "none (optical flow, DIS)", "real_weights": True}})
+    return rows
+
+
 def run_flow_nf(params: Mapping | None, datasets: Mapping[str, Mapping], out_dir: str | Path) -> dict:
     """The whole stage: train on ``params.dataset`` (or load ``params.model_in``), score its test
     videos, apply the model to every ``params.transfer`` dataset; write ``metrics.json``,
@@ -443,6 +460,7 @@ def run_flow_nf(params: Mapping | None, datasets: Mapping[str, Mapping], out_dir
                "results": {n: {"gt_file": r["gt_file"], "transfer": r["transfer"],
                                **{m: {k: v for k, v in d.items() if not isinstance(v, (list, dict))}
                                   for m, d in r["metrics"].items()}} for n, r in results.items()}}
+    metrics["rows"] = report_rows(metrics)
     from vadlib.metrics import json_safe
 
     write_json(out / "metrics.json", json_safe(metrics))

@@ -141,8 +141,8 @@ def quoted_rows(published: pd.DataFrame, datasets: Iterable[str] | None = None) 
     """Published figures reshaped as result rows (kind ``"quoted"``, percent), one per
     benchmark × method × setting. ``datasets`` keeps only those registry names."""
     pub = published[published["metric"].isin(_PUBLISHED_METRIC)]
-    if datasets is not None:
-        pub = pub[pub["dataset"].isin(list(datasets))]
+    if datasets is not None:  # a measured row without a dataset must not match unregistered benchmarks
+        pub = pub[pub["dataset"].isin([d for d in datasets if isinstance(d, str) and d])]
     rows = []
     for (bench, method, setting), g in pub.groupby(["benchmark", "method", "setting"], sort=False):
         row = {"kind": "quoted", "stage": None, "method": method, "dataset": g["dataset"].iloc[0] or bench,
