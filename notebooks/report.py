@@ -115,3 +115,9 @@ page = write_index(out / "index.html", table, title=title, figures=sections,
                             "macro_ap", "mauc", "map", "sigma", "ap_definition", "gt_file", "backbone",
                             "real_weights", "source", "note"])
 print(f"open {page}")
+
+# %%
+# `reports/index.html`: the one file a reader opens; it forwards to this stage's page.
+write_text(Path(reports) / "index.html",
+           "<!doctype html><meta charset='utf-8'><meta http-equiv='refresh' content='0; url=report/index.html'>"
+           f"<title>{title}</title><p><a href='report/index.html'>{title}</a></p>\n")
