@@ -143,14 +143,9 @@ def encode_text_from_embeddings(clip: nn.Module, embeddings: torch.Tensor, token
     ``embeddings`` (K, 77, W), ``tokens`` (K, 77) (EOT = argmax pooling), ``text_projection``
     (W, D) → ``(K, D)`` raw text features.
     """
-    from open_clip.transformer import text_global_pool
+    from vadlib.models.prompt_learning import encode_text_with_embeddings
 
-    cast = clip.transformer.get_cast_dtype()
-    x = embeddings.to(cast) + clip.positional_embedding.to(cast)
-    x = clip.transformer(x, attn_mask=clip.attn_mask)
-    x = clip.ln_final(x)
-    x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
-    return x.float() @ text_projection
+    return encode_text_with_embeddings(clip, embeddings, tokens, text_projection=text_projection)
 
 
 class PromptText(nn.Module):

@@ -70,7 +70,7 @@ def _text_blocks(model: nn.Module) -> nn.ModuleList:
 
 def encode_text_with_embeddings(model: nn.Module, embeddings: torch.Tensor, tokens: torch.Tensor,
                                 deep: Sequence[torch.Tensor] | None = None, deep_start: int = 1,
-                                normalize: bool = False) -> torch.Tensor:
+                                normalize: bool = False, text_projection: torch.Tensor | None = None) -> torch.Tensor:
     """``CLIP.encode_text`` from token embeddings.
 
     Args:
@@ -80,6 +80,7 @@ def encode_text_with_embeddings(model: nn.Module, embeddings: torch.Tensor, toke
         tokens: ``(B, L)`` token ids (for the end-of-text pooling position).
         deep: optional list of ``(n, W)`` tensors; before text layer ``deep_start + j`` the ``n``
             positions after SOS are replaced by ``deep[j]``.
+        text_projection: ``(W, D)`` used instead of the model's own (a trainable copy).
     Returns:
         ``(B, D)`` text features (normalised if ``normalize``).
     """
@@ -107,7 +108,9 @@ def encode_text_with_embeddings(model: nn.Module, embeddings: torch.Tensor, toke
             x = x.transpose(0, 1)
     x = model.ln_final(x)
     x = text_global_pool(x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
-    if model.text_projection is not None:
+    if text_projection is not None:
+        x = x.float() @ text_projection
+    elif model.text_projection is not None:
         x = model.text_projection(x) if isinstance(model.text_projection, nn.Linear) else x @ model.text_projection
     return F.normalize(x, dim=-1) if normalize else x
 
