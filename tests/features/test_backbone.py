@@ -82,3 +82,25 @@ def test_corrupt_checkpoint_gives_remedies(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsUnavailableError, match=r"(?s)cannot load weights .*broken\.pt.*Remedies"):
         load_backbone("vadlib-tiny", str(bad))
+
+
+def test_random_weights_are_the_same_in_every_process():
+    """Stages load the backbone separately: random weights must agree (and not touch the caller's RNG)."""
+    import warnings
+
+    import torch
+
+    from vadlib.features import load_backbone
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(123)
+        a = load_backbone("vadlib-tiny", "random")
+        after = torch.rand(1)
+        torch.manual_seed(123)
+        b = load_backbone("vadlib-tiny", "random")
+        assert torch.equal(after, torch.rand(1))
+        c = load_backbone("vadlib-tiny", "random", random_seed=1)
+    x = torch.randn(2, 3, a.image_size, a.image_size)
+    assert torch.equal(a.encode_images(x), b.encode_images(x))
+    assert not torch.equal(a.encode_images(x), c.encode_images(x))

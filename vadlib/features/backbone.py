@@ -110,7 +110,7 @@ def _weights_error(name: str, pretrained: str, exc: BaseException) -> WeightsUna
 
 
 def load_backbone(name: str, pretrained: str | None, device: str | torch.device = "cpu",
-                  cache_dir: str | None = None) -> Backbone:
+                  cache_dir: str | None = None, random_seed: int = 0) -> Backbone:
     """Build a frozen open_clip backbone.
 
     Args:
@@ -118,6 +118,9 @@ def load_backbone(name: str, pretrained: str | None, device: str | torch.device 
         pretrained: an open_clip pretrained tag (``"openai"``, ``"laion2b_s34b_b88k"``…),
             a local checkpoint path, or ``"random"`` for explicit random weights.
         device: torch device.
+        random_seed: seed of the random initialisation when ``pretrained="random"``, so every
+            stage and process builds the *same* random model (image and text towers agree across
+            stages, and reruns reproduce); the caller's RNG state is left untouched.
     Raises:
         ConfigError: unknown model name or empty tag.
         WeightsUnavailableError: the weights cannot be obtained (with remedies in the message).
@@ -142,8 +145,10 @@ def load_backbone(name: str, pretrained: str | None, device: str | torch.device 
             raise ConfigError(f"backbone '{name}' has no pretrained tag '{pretrained}' "
                               f"(known: {', '.join(tags) or 'none'}; or give a local checkpoint path)")
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=None if not real else pretrained, device=device, cache_dir=cache_dir)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(random_seed)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=None if not real else pretrained, device=device, cache_dir=cache_dir)
     except Exception as exc:
         if not real:
             raise
