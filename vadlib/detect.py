@@ -67,13 +67,14 @@ class ZeroShotMethod(DetectMethod):
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         from vadlib.features.extract import extract_video
+        from vadlib.features.store import expand_to_frames as _expand
 
         feats, frame_index = extract_video(video, self.backbone, self.cfg)
         self.encoded_frames = int(len(frame_index))
         out = self.scorer.score(feats)
         n = len(video.open())
         return (_expand(getattr(out, self.score), frame_index, n),
-                _expand(out.fired, frame_index, n).astype(np.int64))
+                _expand(out.fired, frame_index, n))
 
 
 @METHODS.register("flow_nf")
@@ -129,12 +130,6 @@ def read_prompts(prompts: list[str] | None, prompt_file: str | None, prompts_fro
         out += list(ps.anomaly.values())
         normal = ps.normal
     return out, normal
-
-
-def _expand(values: np.ndarray, frame_index: np.ndarray, n: int) -> np.ndarray:
-    from vadlib.features.store import expand_to_frames
-
-    return expand_to_frames(np.asarray(values, np.float64), frame_index, n)
 
 
 def score_video(path: Path, method: DetectMethod, sigma: float = 0.0, progress: bool = True) -> dict:

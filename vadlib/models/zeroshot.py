@@ -72,15 +72,6 @@ class ZeroShotScorer:
         )
 
 
-def _expand(values: np.ndarray, frame_index: np.ndarray, n_frames: int) -> np.ndarray:
-    """Row values ``(N,)`` or ``(N, C)`` → per-frame ``(T,)`` / ``(T, C)`` (feature-store rule)."""
-    from vadlib.features.store import expand_to_frames
-
-    if values.ndim == 1:
-        return expand_to_frames(values, frame_index, n_frames)
-    return np.stack([expand_to_frames(values[:, j], frame_index, n_frames) for j in range(values.shape[1])], 1)
-
-
 def predict_store(store, scorer: ZeroShotScorer, videos) -> dict:
     """Zero-shot predictions for ``videos`` (``Video`` records) from a feature store.
 
@@ -89,6 +80,7 @@ def predict_store(store, scorer: ZeroShotScorer, videos) -> dict:
     from feature rows to every frame.
     """
     from vadlib.errors import DataError
+    from vadlib.features.store import expand_to_frames as _expand
     from vadlib.results import Predictions, VideoScores
 
     preds = {name: Predictions(class_names=scorer.class_names,
@@ -102,7 +94,7 @@ def predict_store(store, scorer: ZeroShotScorer, videos) -> dict:
         out = scorer.score(store.load(v.name))
         fi = store.frame_index(v.name)
         probs = _expand(out.class_probs, fi, n)
-        fired = _expand(out.fired.astype(np.float64), fi, n).astype(np.int64)
+        fired = _expand(out.fired, fi, n)
         for name in SCORES:
             preds[name].videos[v.name] = VideoScores(scores=_expand(getattr(out, name), fi, n),
                                                      class_probs=probs, fired=fired)

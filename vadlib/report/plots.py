@@ -32,6 +32,17 @@ def protocol_caption(meta: Mapping) -> str:
     return " · ".join(f"{label}: {meta[k]}" for k, label in keys if k in meta and meta[k] is not None)
 
 
+def _finish(fig, title: str, caption: str, real_weights: bool, bottom: float, top: float):
+    """Title, protocol caption, layout and the random-weights stamp shared by every figure."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if caption:
+        fig.text(0.01, 0.005, caption, fontsize=6, color="0.3")
+    fig.tight_layout(rect=(0, bottom, 1, top if title else 1))
+    mark_random(fig, real_weights)
+    return fig
+
+
 def _shade(ax, labels: np.ndarray, color: str = "tab:red", alpha: float = 0.15) -> None:
     lab = np.asarray(labels).astype(bool)
     if not lab.any():
@@ -66,13 +77,7 @@ def plot_timelines(scores: Mapping[str, np.ndarray], labels: Mapping[str, np.nda
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(videos):]:
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    if caption:
-        fig.text(0.01, 0.005, caption, fontsize=6, color="0.3")
-    fig.tight_layout(rect=(0, 0.02, 1, 0.97 if title else 1))
-    mark_random(fig, real_weights)
-    return fig
+    return _finish(fig, title, caption, real_weights, bottom=0.02, top=0.97)
 
 
 def plot_roc_pr(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "",
@@ -94,13 +99,7 @@ def plot_roc_pr(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str 
     a2.set(xlabel="recall", ylabel="precision", title="PR (AP = sklearn average_precision_score)")
     for a in (a1, a2):
         a.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    if caption:
-        fig.text(0.01, 0.005, caption, fontsize=6, color="0.3")
-    fig.tight_layout(rect=(0, 0.03, 1, 0.95 if title else 1))
-    mark_random(fig, real_weights)
-    return fig
+    return _finish(fig, title, caption, real_weights, bottom=0.03, top=0.95)
 
 
 def save_figure(fig, path) -> None:
