@@ -18,13 +18,13 @@ def _flow_with_blobs(blobs, shape=(60, 80)):
 
 def test_two_objects_two_boxes():
     f = _flow_with_blobs([(5, 5, 20, 20, 2.0), (30, 50, 50, 70, 1.0)])
-    boxes = propose_regions(f, cfg=RegionConfig(tau_mag=0.5, pad=0, close=1, open=1, use_diff=False))
+    boxes = propose_regions(f, cfg=RegionConfig(tau_mag=0.5, pad=0, close=1, open=1, use_diff=False, use_flow=True))
     assert sorted(map(tuple, boxes.tolist())) == [(5, 5, 20, 20), (50, 30, 70, 50)]
 
 
 def test_min_area_and_threshold():
     f = _flow_with_blobs([(5, 5, 20, 20, 2.0), (40, 40, 44, 44, 2.0), (30, 60, 50, 75, 0.3)])
-    boxes = propose_regions(f, cfg=RegionConfig(tau_mag=0.5, min_area=50, pad=0, close=1, open=1, use_diff=False))
+    boxes = propose_regions(f, cfg=RegionConfig(tau_mag=0.5, min_area=50, pad=0, close=1, open=1, use_diff=False, use_flow=True))
     assert boxes.tolist() == [[5, 5, 20, 20]]  # the 4×4 blob is too small, the slow one below tau
 
 
@@ -35,7 +35,8 @@ def test_frame_difference_adds_regions():
     cur[10:25, 10:25] = 200
     cfg = RegionConfig(pad=0, close=1, open=1, blur=1)
     assert len(propose_regions(f, prev, cur, cfg)) == 1
-    assert len(propose_regions(f, prev, cur, RegionConfig(pad=0, close=1, open=1, use_diff=False))) == 0
+    assert len(propose_regions(f, prev, cur, RegionConfig(pad=0, close=1, open=1, blur=1, use_flow=True))) == 1
+    assert len(propose_regions(f, prev, cur, RegionConfig(pad=0, close=1, open=1, use_diff=False, use_flow=True))) == 0
 
 
 def test_merge_overlapping_boxes():
@@ -56,7 +57,7 @@ def test_detector_without_weights_warns_and_falls_back(tmp_path):
     with pytest.raises(WeightsUnavailableError, match="nothing is downloaded"):
         detector_boxes(np.zeros((20, 20), np.uint8), tmp_path / "missing.pth")
     f = _flow_with_blobs([(5, 5, 20, 20, 2.0)])
-    cfg = RegionConfig(detector=str(tmp_path / "missing.pth"), use_diff=False, pad=0, close=1, open=1)
+    cfg = RegionConfig(detector=str(tmp_path / "missing.pth"), use_diff=False, use_flow=True, pad=0, close=1, open=1)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         boxes = propose_regions(f, np.zeros((60, 80), np.uint8), np.zeros((60, 80), np.uint8), cfg)
@@ -69,3 +70,19 @@ def test_bad_config():
         RegionConfig(merge_cover=0)
     with pytest.raises(ConfigError):
         RegionConfig(min_area=0)
+    with pytest.raises(ConfigError, match="use_flow, use_diff"):
+        RegionConfig(use_flow=False, use_diff=False)
+
+
+def test_default_policy_ignores_smooth_flow_between_objects():
+    # two objects whose frame differences are apart, joined by a smooth low-speed flow halo (as DIS gives):
+    # the default (difference-only) policy keeps them apart, the flow-magnitude mask joins them
+    f = np.zeros((60, 80, 2), np.float32)
+    f[10:30, 5:75, 0] = 1.0
+    prev = np.zeros((60, 80), np.uint8)
+    cur = prev.copy()
+    cur[12:28, 8:22] = 200
+    cur[12:28, 55:70] = 200
+    cfg = RegionConfig(pad=0, blur=1, min_area=16)
+    assert sorted(map(tuple, propose_regions(f, prev, cur, cfg).tolist())) == [(8, 12, 22, 28), (55, 12, 70, 28)]
+    assert len(propose_regions(f, prev, cur, RegionConfig(pad=0, blur=1, min_area=16, use_flow=True))) == 1
