@@ -160,3 +160,26 @@ def test_planted_benchmark_lower_bound():
                               pb.class_names)
     assert auc >= 0.95, auc
     assert rec["mAUC"] >= 0.90, rec["mAUC"]
+
+
+def test_feed_forward_channels_last_same_values_and_flop_count():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vadlib.models.anomalyclip_bench import ffn_flop_per_step
+
+    torch.manual_seed(0)
+    ff = ac.FeedForward(8, 4, 3)
+    plain = torch.nn.Sequential(ac.ChanLayerNorm(8), torch.nn.Conv2d(8, 32, 3, padding=1), torch.nn.LeakyReLU(),
+                                torch.nn.Conv2d(32, 8, 3, padding=1))   # NCHW reference
+    plain.load_state_dict({k: v.contiguous() for k, v in ff.state_dict().items()})
+    assert plain[1].weight.is_contiguous() and ff[1].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 8, 32, 16)
+    assert torch.allclose(ff(x), plain(x), atol=1e-5)
+    # the bench's FLOP formula equals what PyTorch counts for the feed-forward convolutions
+    tr = ac.AxialTransformer(8, depth=1, heads=2, shape=(32, 16))
+    xin = torch.randn(1, 8, 32, 16, requires_grad=True)
+    with FlopCounterMode(display=False) as fc:
+        tr(xin).sum().backward()
+    counts = fc.get_flop_counts()["Global"]
+    conv = sum(v for k, v in counts.items() if "convolution" in str(k))
+    assert conv == ffn_flop_per_step(emb=8, depth=1, frames=512)

@@ -15,10 +15,13 @@ Variants: ``faithful`` = the ShanghaiTech config (3×3-conv feed-forward, emb 25
 (``anomalyclip_fast`` / ``anomalyclip_compact`` rows, the same changes at the demo scale).
 
 Why the faithful model cannot reach 30 s/epoch on 2 CPU cores: its 3×3-conv feed-forward costs
-≈ 3.7e12 FLOP per 64-video step (forward + backward), ≈ 1.9e13 per 5-step epoch; these cores
-sustain ≈ 30 GFLOP/s (shared) to ≈ 150 GFLOP/s (idle) on such convolutions, i.e. ≥ 2 min/epoch
-whatever the engineering. The speed-ups that do not change the model are used (no recomputation
-in backward, SDPA attention, one text pass per step, cached text and batched grids at test).
+3.7e12 FLOP per 64-video step (2 depths × 2 nets × 2 convs × 256·1024·9 MAC per frame × 32,768
+frames, ×3 for forward + backward), 1.9e13 per 5-step epoch. These two cores peak at ≈ 260 GFLOP/s
+(fp32 sgemm 4096², idle) and ≈ 295 GFLOP/s on this convolution in channels_last layout, so an epoch
+needs ≥ 63 s even at peak; the profiler shows the step's convolutions already running at ≈ 250–265
+GFLOP/s (forward 4.7 s, backward 9.9 s of a ≈ 20 s step). No bf16/AMX units here. The speed-ups that
+do not change the model are used (channels_last convolutions, no recomputation in backward, SDPA
+attention, one text pass per step, cached text and batched grids at test).
 Timings on a machine shared with other jobs are pessimistic.
 """
 
@@ -72,6 +75,25 @@ def _bench_variant(name: str, overrides: dict, pb, steps: int, log=print) -> dic
     return res
 
 
+def ffn_flop_per_step(emb: int = 256, depth: int = 2, kernel: int = 3, mult: int = 4, frames: int = 64 * 512) -> float:
+    """FLOP of the axial blocks' feed-forward convolutions per training step (forward + backward)."""
+    mac_per_frame = depth * 2 * 2 * emb * (mult * emb) * kernel * kernel   # depth × (f, g) × 2 convs
+    return 3.0 * 2.0 * mac_per_frame * frames
+
+
+def conv_peak_gflops(emb: int = 256, repeats: int = 3) -> float:
+    """Measured GFLOP/s of one channels_last 3×3 convolution of the faithful model's shape."""
+    x = torch.randn(64, emb, 32, 16).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(4 * emb, emb, 3, 3).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.nn.functional.conv2d(x, w, padding=1)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            torch.nn.functional.conv2d(x, w, padding=1)
+        dt = (time.perf_counter() - t0) / repeats
+    return 2.0 * 64 * 512 * emb * 4 * emb * 9 / dt / 1e9
+
+
 def bench_anomalyclip(argv: list[str] | None = None) -> int:
     """Print s/epoch and inference time of AnomalyCLIP on ShanghaiTech-sized planted features."""
     ap = argparse.ArgumentParser(prog="vadlib.bench anomalyclip", description=__doc__,
@@ -94,6 +116,10 @@ def bench_anomalyclip(argv: list[str] | None = None) -> int:
     names = list(variants) if a.variant == "all" else [a.variant]
     for n in names:
         _bench_variant(n, variants[n], pb, a.steps)
+    peak = conv_peak_gflops()
+    print(f"ceiling: the faithful feed-forward convolutions cost {ffn_flop_per_step() / 1e12:.2f} TFLOP per step; "
+          f"this machine runs that convolution at {peak:.0f} GFLOP/s → ≥ {ffn_flop_per_step() * 5 / peak / 1e9:.0f} s "
+          "per 5-step epoch for them alone, whatever the engineering")
     print("targets: ≤ 30 s/epoch, ≤ 10 s inference over 40,000 frames (reference: 419 s/epoch, 751 s test pass)")
     return 0
 
