@@ -12,8 +12,9 @@
 #
 # * **Optical flow** (OpenCV DIS by default) between consecutive frames, at a fixed *reference
 #   size* (the source dataset's), cached once per dataset as float16.
-# * **Moving regions** from flow magnitude and frame differencing (connected components, minimum
-#   area, merging) — one region policy for flow patches and velocity.
+# * **Moving regions** from frame differencing (Reiss & Hoshen's motion boxes; the flow-magnitude mask
+#   is an option, used for the demo scenes) → connected components, minimum area, merging — one
+#   region policy per source dataset (`regions`), shared by flow patches and velocity.
 # * **Flow NF**: Glow (ActNorm, LU 1×1 conv, affine coupling; K steps, L levels) on the flow patch of
 #   each region; region score = −log-likelihood (nats/dim); frame score = max over regions.
 # * **Velocity**: magnitude-weighted orientation histogram per region (Reiss & Hoshen), Gaussian

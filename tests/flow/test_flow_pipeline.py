@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 
 PARAMS = {"workers": 1, "calib_every": 3, "sigma": 0,
           "flow": {"preset": "medium", "ref_size": [96, 128]},
-          "regions": {"tau_mag": 0.3, "min_area": 100},
+          "regions": {"use_flow": True, "tau_mag": 0.3, "min_area": 100},
           "glow": {"K": 2, "hidden": 16, "epochs": 3, "batch_size": 64, "max_train": 2000},
           "pose": {"files": {}}}
 
@@ -73,3 +73,16 @@ def test_train_save_apply_cross_dataset(tmp_path):
 def test_load_missing_model(tmp_path):
     with pytest.raises(DataError, match="not a saved flow_nf model"):
         FlowNFModel.load(tmp_path)
+
+
+def test_region_policy_per_source_dataset():
+    from vadlib.flow.pipeline import region_config
+    from vadlib.flow.regions import RegionConfig
+
+    keyed = {"demo_a": {"use_flow": True, "tau_mag": 0.15, "min_area": 16}}
+    assert region_config(keyed, "demo_a").tau_mag == 0.15 and region_config(keyed, "demo_a").use_flow
+    assert region_config(keyed, "ucsd_ped2") == RegionConfig()          # no entry → R&H motion boxes
+    assert region_config({}, "anything") == RegionConfig()
+    assert region_config({"min_area": 64}, "x").min_area == 64           # one flat dict of fields
+    with pytest.raises(ConfigError, match="unknown field"):
+        region_config({"tau_mg": 0.5}, "x")

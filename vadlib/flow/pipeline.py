@@ -213,11 +213,29 @@ class FlowNFModel:
         return out
 
 
-def _configs(p: Mapping) -> tuple[FlowConfig, RegionConfig]:
+def region_config(regions: Mapping | None, source: str) -> RegionConfig:
+    """The region policy of the SOURCE dataset: ``regions[source]`` when ``regions`` is keyed by
+    dataset name, else ``regions`` itself (RegionConfig fields); ``{}`` or a dataset without an
+    entry = Reiss & Hoshen's Ped2 motion boxes (the RegionConfig defaults). Applying a model to
+    another dataset keeps the source's policy."""
+    from dataclasses import fields
+
+    regions = dict(regions or {})
+    names = {f.name for f in fields(RegionConfig)}
+    flat = {k: v for k, v in regions.items() if k in names}
+    keyed = {k: v for k, v in regions.items() if k not in names}
+    bad = [k for k, v in keyed.items() if not isinstance(v, Mapping)]
+    if bad:
+        raise ConfigError(f"flow_nf.regions: unknown field(s) {bad} (RegionConfig fields: {', '.join(sorted(names))}; "
+                          "or give one dict of fields per dataset name)")
+    return RegionConfig(**{**flat, **dict(keyed.get(source) or {})})
+
+
+def _configs(p: Mapping, source: str) -> tuple[FlowConfig, RegionConfig]:
     fl = dict(p["flow"])
     if fl.get("ref_size") is not None:
         fl["ref_size"] = tuple(int(x) for x in fl["ref_size"])
-    return FlowConfig(**fl), RegionConfig(**p["regions"])
+    return FlowConfig(**fl), region_config(p["regions"], source)
 
 
 def _flow_cache_dir(p: Mapping, dataset_name: str, fcfg: FlowConfig) -> Path:
@@ -291,7 +309,7 @@ def train_flow_nf(dataset, p: Mapping) -> tuple[FlowNFModel, dict]:
     from vadlib.scoring import MinMaxNormalizer
 
     torch.manual_seed(int(p["seed"]))
-    fcfg, rcfg = _configs(p)
+    fcfg, rcfg = _configs(p, dataset.name)
     train = dataset.videos("train")
     every = int(p["calib_every"])
     if every < 2 or len(train) < 2:
@@ -304,7 +322,7 @@ def train_flow_nf(dataset, p: Mapping) -> tuple[FlowNFModel, dict]:
     patches = np.concatenate([f.patches for f in fit_f]).astype(np.float32)
     vel = np.concatenate([f.velocity for f in fit_f])
     if len(patches) < 10:
-        raise DataError(dataset.root, f"only {len(patches)} moving regions in the fitting videos: lower regions.tau_mag")
+        raise DataError(dataset.root, f"only {len(patches)} moving regions in the fitting videos: lower regions.diff_thresh (or tau_mag with use_flow) or min_area")
     rng = np.random.default_rng(int(p["seed"]))
     g = dict(p["glow"])
     max_train = int(g.pop("max_train", 0) or 0)
@@ -365,7 +383,7 @@ def apply_model(model: FlowNFModel, dataset, split: str = "test", pose: bool = T
         for k in ("cache", "workers"):
             if k in params_override:
                 p[k] = params_override[k]
-    fcfg, rcfg = _configs(p)
+    fcfg, rcfg = _configs(p, model.source)
     videos = dataset.videos(split)
     feats = dataset_features(videos, _flow_cache_dir(p, dataset.name, fcfg), fcfg, rcfg, p["patch"],
                              int(p["velocity"]["bins"]), float(p["naive_top"]), int(p["workers"]))
