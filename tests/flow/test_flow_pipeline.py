@@ -86,3 +86,21 @@ def test_region_policy_per_source_dataset():
     assert region_config({"min_area": 64}, "x").min_area == 64           # one flat dict of fields
     with pytest.raises(ConfigError, match="unknown field"):
         region_config({"tau_mg": 0.5}, "x")
+
+
+def test_committed_ped2_model_applies_to_an_unseen_dataset(tmp_path):
+    """The saved real-Ped2 model (reports/flow_nf_ped2/model) scores a generated dataset of another
+    resolution without retraining: flow at Ped2's reference size, the source's region policy."""
+    from pathlib import Path
+
+    model_dir = Path(__file__).resolve().parents[2] / "reports" / "flow_nf_ped2" / "model"
+    model = FlowNFModel.load(model_dir)
+    assert model.source == "ucsd_ped2" and model.params["flow"]["ref_size"] == [240, 360]
+    tgt = make_dataset(tmp_path, "unseen", size=(120, 160), n_train=1, n_test=2, n=12, seed=7, sq=20, speed=1.0,
+                       fast_speed=6.0)
+    r = apply_model(model, tgt, params_override={"cache": str(tmp_path / "cache"), "workers": 1})
+    assert [d.name for d in (tmp_path / "cache" / "unseen").iterdir()] == ["dis-medium-240x360-q32"]
+    assert set(r["scores"]) == {"naive", "flow_nf", "velocity", "fusion"}   # no pose file for the target
+    for meth, sc in r["scores"].items():
+        assert all(len(sc[v.name]) == 12 and np.all(np.isfinite(sc[v.name])) for v in tgt.videos("test")), meth
+    assert sum(r["n_regions"].values()) > 0
