@@ -25,7 +25,7 @@ def flow_model(tmp_path_factory):
     src = make_dataset(tmp, "src", size=(96, 128), n_train=3, n_test=1, n=24, seed=0, sq=24)
     p = merge_params({"workers": 1, "calib_every": 3, "sigma": 0, "cache": str(tmp / "cache"),
                       "flow": {"preset": "medium", "ref_size": [96, 128]},
-                      "regions": {"tau_mag": 0.3, "min_area": 100},
+                      "regions": {"use_flow": True, "tau_mag": 0.3, "min_area": 100},
                       "glow": {"K": 2, "hidden": 16, "epochs": 3, "batch_size": 64, "max_train": 2000}})
     model, _ = train_flow_nf(src, p)
     model.save(tmp / "model")
@@ -80,6 +80,99 @@ def test_detect_bad_inputs(tmp_path, capsys):
     # no threshold at all
     assert detect_main([str(bad), "--method", "flow_nf", "--out", str(tmp_path / "o")]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def mil_checkpoint(tmp_path_factory):
+    """An AnomalyCLIP train_mil checkpoint on vadlib-tiny/random features sampled every 2nd frame."""
+    from vadlib.train import build_method, method_config, save_checkpoint
+
+    tmp = tmp_path_factory.mktemp("mil")
+    classes = ["normal", "cyclist", "cart"]
+    emb = torch.randn(2, 64, generator=torch.Generator().manual_seed(0))
+    m = build_method("anomalyclip", method_config("anomalyclip", "demo", {"text_source": "embeddings"}), classes, 64,
+                     text_embeddings=emb, seed=0)
+    m.module.eval()
+    spec = {"backbone": "vadlib-tiny", "pretrained": "random", "real_weights": False, "sampling": "every",
+            "stride": 2, "crops": 1, "embed_dim": 64}
+    return save_checkpoint(tmp / "model.pt", m, meta={"dataset": "demo_a", "features": spec}), classes
+
+
+def test_detect_with_a_train_mil_checkpoint(mil_checkpoint, flow_model, tmp_path, capsys):
+    from vadlib.flow.synthetic import write_video
+
+    ckpt, classes = mil_checkpoint
+    video = write_video(tmp_path / "clip", n=32, size=(96, 128), seed=3, fast_from=20, fast_speed=6.0, sq=24)
+    normal = write_video(tmp_path / "normal", n=32, size=(96, 128), seed=4, sq=24)
+    out = tmp_path / "out"
+    # the checkpoint's backbone and sampling are used; a calibration is saved beside the checkpoint
+    assert detect_main([str(video), "--method", "anomalyclip", "--checkpoint", str(ckpt), "--calibrate", str(normal),
+                        "--false-alarm-rate", "0.2", "--no-video", "--out", str(out)]) == 0
+    beside = ckpt.with_suffix(".threshold.json")
+    saved = json.loads(beside.read_text())
+    assert saved["method"] == "anomalyclip" and saved["sampling"] == "every 2" and "normal.mp4" not in saved["source"]
+    res = json.loads((out / "clip" / "events.json").read_text())
+    assert res["backbone"] == "vadlib-tiny" and res["sampling"] == "every 2" and res["real_weights"] is False
+    df = pd.read_csv(out / "clip" / "scores.csv")
+    assert len(df) == 32 and set(df["fired"]) <= set(classes[1:])           # the class that fired, never "normal"
+    # no threshold option: the one beside the checkpoint is reused, and events.json says so
+    assert detect_main([str(video), "--method", "anomalyclip", "--checkpoint", str(ckpt), "--no-video",
+                        "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "clip" / "events.json").read_text())
+    assert "saved beside the checkpoint" in again["threshold"]["source"]
+    assert again["threshold"]["value"] == saved["value"]
+    # features made differently from the checkpoint's: refused, naming the checkpoint and both values
+    capsys.readouterr()
+    assert detect_main([str(video), "--method", "anomalyclip", "--checkpoint", str(ckpt), "--every", "8",
+                        "--threshold", "0.5", "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert str(ckpt) in err and "stride: checkpoint 2, requested 8" in err
+    assert not (tmp_path / "o2").exists()
+    # the calibration footage may not be the video being scored
+    assert detect_main([str(video), "--method", "anomalyclip", "--checkpoint", str(ckpt), "--calibrate", str(video),
+                        "--out", str(tmp_path / "o3")]) == 2
+    assert "must not be the video being scored" in capsys.readouterr().err
+
+
+def test_detect_fusion_is_calibrated_on_normal_footage(mil_checkpoint, flow_model, tmp_path, capsys):
+    from vadlib.flow.synthetic import write_video
+
+    ckpt, _ = mil_checkpoint
+    tmp, src = flow_model
+    video = write_video(tmp_path / "clip", n=40, size=(96, 128), seed=9, fast_from=24, fast_speed=6.0, sq=24)
+    normal = [str(v.path) for v in src.videos("train")]
+    args = [str(video), "--method", "anomalyclip+flow_nf", "--checkpoint", str(ckpt), "--checkpoint", str(tmp / "model"),
+            "--weights", "0.2", "0.8", "--no-video"]
+    # a fused score has no fixed scale: a bare threshold is refused
+    assert detect_main(args + ["--threshold", "0.5", "--out", str(tmp_path / "o1")]) == 2
+    assert "calibrate" in capsys.readouterr().err
+    assert detect_main(args + ["--calibrate", *normal, "--false-alarm-rate", "0.05", "--out", str(tmp_path / "o")]) == 0
+    th = json.loads((tmp_path / "o" / "threshold.json").read_text())
+    assert th["method"] == "anomalyclip+flow_nf" and len(th["norm"]) == 2
+    for lo, hi in th["norm"].values():
+        assert hi > lo
+    df = pd.read_parquet(tmp_path / "o" / "clip" / "scores.parquet")
+    assert len(df) == 40 and df["score"][26:].mean() > df["score"][:22].mean()   # the flow part sees the fast square
+    # the saved fusion calibration is reused from the threshold file
+    assert detect_main(args + ["--threshold-file", str(tmp_path / "o" / "threshold.json"), "--out",
+                               str(tmp_path / "o4")]) == 0
+    assert np.allclose(pd.read_parquet(tmp_path / "o4" / "clip" / "scores.parquet")["score"], df["score"])
+    # wrong number of checkpoints
+    assert detect_main(args[:5] + ["--threshold", "1", "--out", str(tmp_path / "o5")]) == 2
+    assert "needs 2 --checkpoint" in capsys.readouterr().err
+
+
+def test_checkpoint_stage_names(tmp_path):
+    from vadlib.detect import resolve_checkpoint
+    from vadlib.errors import DataError
+
+    (tmp_path / "train_mil" / "demo_a").mkdir(parents=True)
+    (tmp_path / "train_mil" / "demo_a" / "model.pt").write_bytes(b"x")
+    assert resolve_checkpoint("train_mil@demo_a", tmp_path) == tmp_path / "train_mil" / "demo_a" / "model.pt"
+    with pytest.raises(DataError, match="run the train_mil stage"):
+        resolve_checkpoint("train_mil@demo_b", tmp_path)
+    with pytest.raises(DataError, match="checkpoint does not exist"):
+        resolve_checkpoint("nowhere.pt", tmp_path)
 
 
 @pytest.mark.slow

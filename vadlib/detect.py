@@ -8,6 +8,13 @@ given or calibrated on *normal* reference footage, and an output folder with
 * ``events.json`` — start, end, peak frame, peak score, label, the threshold and its source;
 * ``timeline.png`` — score over time, events shaded, thumbnails of each event's peak frame;
 * ``annotated.mp4`` — the input with a score bar and the event label drawn on each frame.
+
+Methods: ``zeroshot`` (prompts), ``flow_nf`` (the flow_nf stage's model), ``anomalyclip`` /
+``sultani`` / ``rtfm`` (a train_mil checkpoint; AnomalyCLIP also names the class that fired), and
+fusions ``a+b`` of them. A checkpoint is a path or a stage output name (``train_mil@demo_a``,
+``flow_nf``). Features are encoded as the checkpoint's were (backbone, weights, sampling); asking
+for anything else is an error. Thresholds calibrated on normal footage are saved beside the
+checkpoint and reused when no threshold is given.
 """
 
 from __future__ import annotations
@@ -105,6 +112,118 @@ class FlowNFMethod(DetectMethod):
             raise ConfigError(f"flow_nf score '{self.score}' unknown (known: {', '.join(res['scores'])})")
         self.encoded_frames = len(video.open())
         return np.asarray(res["scores"][self.score][video.name], np.float64), None
+
+
+def resolve_checkpoint(spec: str, reports: str | Path = "reports") -> Path:
+    """A checkpoint path, or a stage output name: ``train_mil@DATASET`` → ``reports/train_mil/DATASET/model.pt``,
+    ``flow_nf`` → ``reports/flow_nf/model``."""
+    p = Path(spec)
+    if p.exists():
+        return p
+    stage, _, item = spec.partition("@")
+    named = {"train_mil": Path(reports) / "train_mil" / item / "model.pt" if item else None,
+             "flow_nf": Path(reports) / "flow_nf" / "model"}
+    if stage in named and named[stage] is not None:
+        if not named[stage].exists():
+            raise DataError(named[stage], f"checkpoint '{spec}' not found: run the {stage} stage first (dvc repro)")
+        return named[stage]
+    raise DataError(p, "checkpoint does not exist (give a path, or train_mil@DATASET / flow_nf)")
+
+
+def check_features(checkpoint: Path, saved: dict, requested: dict) -> dict:
+    """The checkpoint's feature spec with the user's explicit requests checked against it.
+
+    ``requested`` holds only what the user gave (``backbone``, ``pretrained``, ``stride``); a
+    difference raises naming the checkpoint and both values. Returns the spec to encode with."""
+    bad = [f"{k}: checkpoint {saved[k]!r}, requested {v!r}" for k, v in requested.items()
+           if v is not None and k in saved and saved[k] is not None and str(saved[k]) != str(v)]
+    if bad:
+        raise ConfigError(f"{checkpoint}: the checkpoint was trained on features made differently from the "
+                          f"ones requested ({'; '.join(bad)}); drop the option to use the checkpoint's, or use "
+                          "a checkpoint trained on such features")
+    return saved
+
+
+@METHODS.register("anomalyclip")
+@METHODS.register("sultani")
+@METHODS.register("rtfm")
+class TrainMILMethod(DetectMethod):
+    """A ``train_mil`` checkpoint (AnomalyCLIP, Sultani MIL or RTFM top-k) on the video's CLIP features,
+    encoded as the checkpoint's training features were. AnomalyCLIP's ``fired`` = the most probable
+    anomaly class of each frame."""
+
+    def __init__(self, backbone, cfg, checkpoint: Path, **_):
+        from vadlib.train import load_checkpoint
+
+        self.method = load_checkpoint(checkpoint)
+        self.name = self.method.name
+        self.backbone, self.cfg = backbone, cfg
+        self.labels = list(self.method.class_names)
+        self.real_weights = bool(backbone.real_weights)
+        self.score = "p_anomaly"
+
+    def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
+        from vadlib.features.extract import extract_video
+        from vadlib.features.store import expand_to_frames
+
+        feats, frame_index = extract_video(video, self.backbone, self.cfg)
+        feats = np.asarray(feats, np.float32)
+        if feats.ndim == 3:
+            feats = feats.mean(1)
+        self.encoded_frames = int(len(frame_index))
+        s, p = self.method.predict({video.name: feats})[video.name]
+        n = len(video.open())
+        fired = None
+        if p is not None:
+            fired = expand_to_frames(np.asarray(p)[:, 1:].argmax(1) + 1, frame_index, n).astype(np.int64)
+        return expand_to_frames(np.asarray(s, np.float64), frame_index, n), fired
+
+
+class FusionMethod(DetectMethod):
+    """Weighted mean of several methods' scores, each min-max normalised with statistics of NORMAL
+    calibration footage (never of the scored video). ``fired`` is taken from the first component
+    that names what fired."""
+
+    def __init__(self, parts: list[DetectMethod], weights: list[float] | None = None):
+        if len(parts) < 2:
+            raise ConfigError("a fusion needs at least two methods (e.g. --method zeroshot+flow_nf)")
+        weights = list(weights or [1.0] * len(parts))
+        if len(weights) != len(parts) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ConfigError(f"--weights: need {len(parts)} non-negative weights, got {weights}")
+        self.parts, self.weights = parts, weights
+        self.name = "+".join(m.name for m in parts)
+        self.labels = next((m.labels for m in parts if m.labels), None)
+        self.real_weights = all(getattr(m, "real_weights", True) for m in parts)
+        self.score = "fusion"
+        self.norm: dict[str, tuple[float, float]] | None = None
+
+    def part_scores(self, video) -> tuple[list[np.ndarray], np.ndarray | None]:
+        outs = [m.frame_scores(video) for m in self.parts]
+        self.encoded_frames = max(m.encoded_frames for m in self.parts)
+        fired = next((f for (s, f), m in zip(outs, self.parts) if f is not None and m.labels is self.labels), None)
+        return [np.asarray(s, np.float64) for s, _ in outs], fired
+
+    def fit_norm(self, reference: list[list[np.ndarray]]) -> dict:
+        """Min/max of each component over the normal reference videos' frames."""
+        self.norm = {}
+        for i, m in enumerate(self.parts):
+            x = np.concatenate([r[i] for r in reference])
+            lo, hi = float(np.min(x)), float(np.max(x))
+            self.norm[f"{i}:{m.name}"] = (lo, hi if hi > lo else lo + 1.0)
+        return self.norm
+
+    def combine(self, parts: list[np.ndarray]) -> np.ndarray:
+        if self.norm is None:
+            raise ConfigError("fusion needs normal calibration footage (--calibrate NORMAL…) or a threshold file "
+                              "saved by an earlier fused calibration, to put the methods on one scale")
+        out = np.zeros_like(parts[0])
+        for (lo, hi), w, x in zip(self.norm.values(), self.weights, parts):
+            out += w * (x - lo) / (hi - lo)
+        return out / sum(self.weights)
+
+    def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
+        parts, fired = self.part_scores(video)
+        return self.combine(parts), fired
 
 
 def read_prompts(prompts: list[str] | None, prompt_file: str | None, prompts_from: str | None,
@@ -250,16 +369,24 @@ def annotate_video(target: Path, path: Path, scores: np.ndarray, events, thresho
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="vadlib detect", description=__doc__.split("\n\n")[0])
     ap.add_argument("videos", nargs="+", help="video files or frames folders")
-    ap.add_argument("--method", default="zeroshot", help=f"one of: {', '.join(METHODS.names())}")
-    ap.add_argument("--checkpoint", help="a model produced by a pipeline stage (e.g. reports/flow_nf/model)")
+    ap.add_argument("--method", default="zeroshot",
+                    help=f"one of: {', '.join(METHODS.names())}; or a fusion joined by '+' (e.g. zeroshot+flow_nf), "
+                         "whose scores are min-max normalised on the --calibrate footage")
+    ap.add_argument("--weights", type=float, nargs="+", help="fusion weights, one per method (default equal)")
+    ap.add_argument("--checkpoint", action="append", default=[],
+                    help="a model produced by a pipeline stage: a path, train_mil@DATASET or flow_nf "
+                         "(repeat, in --method order, for a fusion of several checkpoint methods)")
+    ap.add_argument("--reports", default="reports", help="where stage outputs live (for stage-name checkpoints)")
     ap.add_argument("--prompt", action="append", default=[], help="an anomaly description (repeat)")
     ap.add_argument("--normal-prompt", action="append", default=[], help="a normal-scene description (repeat)")
     ap.add_argument("--prompt-file", help="text file, one anomaly description per line")
     ap.add_argument("--prompts-from", help="a dataset's prompt list in params.yaml (zeroshot.prompts.<name>)")
-    ap.add_argument("--score", default="softmax", help="zeroshot: softmax | max_cos; flow_nf: fusion | flow_nf | velocity")
-    ap.add_argument("--backbone", default="ViT-B-16")
-    ap.add_argument("--pretrained", default="openai", help="tag, local checkpoint, or 'random' (plumbing only)")
-    ap.add_argument("--every", type=int, default=8, help="encode every n-th frame")
+    ap.add_argument("--score", default=None,
+                    help="zeroshot: softmax (default) | max_cos; flow_nf: fusion (default) | flow_nf | velocity")
+    ap.add_argument("--backbone", default=None, help="open_clip model (default ViT-B-16, or the checkpoint's)")
+    ap.add_argument("--pretrained", default=None,
+                    help="tag, local checkpoint, or 'random' (plumbing only); default openai, or the checkpoint's")
+    ap.add_argument("--every", type=int, default=None, help="encode every n-th frame (default 8, or the checkpoint's)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sigma", type=float, default=0.0, help="Gaussian smoothing of scores (frames)")
@@ -286,9 +413,81 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _run(args) -> int:
+CHECKPOINT_METHODS = ("flow_nf", "anomalyclip", "sultani", "rtfm")
+CLIP_METHODS = ("zeroshot", "anomalyclip", "sultani", "rtfm")
+
+
+def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
+    """The method (or fusion) of ``args``, the run's metadata and the checkpoints it uses."""
     from vadlib.features import load_backbone
     from vadlib.features.extract import ExtractConfig
+
+    names = [n.strip() for n in args.method.split("+") if n.strip()]
+    for n in names:
+        METHODS.get(n)                                   # unknown names raise, listing the known ones
+    need_ckpt = [n for n in names if n in CHECKPOINT_METHODS]
+    if len(args.checkpoint) != len(need_ckpt):
+        raise ConfigError(f"--method {args.method} needs {len(need_ckpt)} --checkpoint (one per method of "
+                          f"{', '.join(need_ckpt) or 'none'}), got {len(args.checkpoint)}")
+    ckpts = dict(zip(need_ckpt, [resolve_checkpoint(c, args.reports) for c in args.checkpoint]))
+    # the feature spec: from the CLIP checkpoint when there is one, else the options / defaults
+    requested = {"backbone": args.backbone, "pretrained": args.pretrained, "stride": args.every}
+    spec = {"backbone": args.backbone or "ViT-B-16", "pretrained": args.pretrained or "openai",
+            "stride": args.every or 8}
+    mil = [n for n in names if n in ("anomalyclip", "sultani", "rtfm")]
+    if mil:
+        import torch
+
+        ck = torch.load(ckpts[mil[0]], map_location="cpu", weights_only=True)
+        saved = ((ck.get("meta") or {}).get("features") or {}) if isinstance(ck, dict) else {}
+        if not saved:
+            raise DataError(ckpts[mil[0]], "checkpoint records no feature spec (backbone, sampling): retrain it with "
+                            "the train_mil stage of this version")
+        if saved.get("sampling") not in (None, "every", "frame"):
+            raise ConfigError(f"{ckpts[mil[0]]}: trained on '{saved['sampling']}' features; vadlib detect encodes "
+                              "single frames (sampling every/frame)")
+        saved = check_features(ckpts[mil[0]], saved, requested)
+        spec = {"backbone": saved.get("backbone", spec["backbone"]), "pretrained": saved.get("pretrained", spec["pretrained"]),
+                "stride": int(saved.get("stride") or 1) if saved.get("sampling") == "every" else 1}
+    cfg = ExtractConfig(sampling="every", stride=int(spec["stride"]), batch_size=args.batch_size, device=args.device)
+    bb = None
+    if any(n in CLIP_METHODS for n in names):
+        bb = load_backbone(spec["backbone"], spec["pretrained"], device=args.device)
+    parts: list[DetectMethod] = []
+    prompts: list[str] = []
+    for n in names:
+        factory = METHODS.get(n)
+        if n == "zeroshot":
+            prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
+            if not prompts:
+                raise ConfigError("method 'zeroshot' needs at least one --prompt (or --prompt-file / --prompts-from)")
+            parts.append(factory(bb, cfg, prompts=prompts, normal_prompts=args.normal_prompt or normal,
+                                 score=args.score or "softmax"))
+        elif n == "flow_nf":
+            parts.append(factory(None, cfg, checkpoint=str(ckpts[n]), score=args.score or "fusion"))
+        else:
+            parts.append(factory(bb, cfg, checkpoint=ckpts[n]))
+    method = parts[0] if len(parts) == 1 else FusionMethod(parts, args.weights)
+    if len(parts) == 1 and args.weights:
+        raise ConfigError("--weights is for fusions (--method a+b)")
+    meta = {"method": method.name, "score": getattr(method, "score", None),
+            "checkpoint": [str(c) for c in ckpts.values()] or None,
+            "backbone": bb.name if bb else None, "pretrained": bb.pretrained if bb else None,
+            "real_weights": bool(bb.real_weights) if bb else True, "sampling": f"every {cfg.stride}",
+            "sigma": args.sigma, "prompts": prompts}
+    return method, meta, list(ckpts.values())
+
+
+def threshold_beside(checkpoint: Path) -> Path:
+    """Where a calibrated threshold is saved beside a checkpoint (file or model folder)."""
+    return checkpoint / "threshold.json" if checkpoint.is_dir() else checkpoint.with_suffix(".threshold.json")
+
+
+def _matches(th: Threshold, meta: dict) -> bool:
+    return th.method == meta["method"] and th.score == meta["score"] and th.sampling in (None, meta["sampling"])
+
+
+def _run(args) -> int:
     from vadlib.io import atomic_dir
 
     out_root = Path(args.out)
@@ -301,35 +500,61 @@ def _run(args) -> int:
         for t in targets.values():
             if t.exists():
                 raise DataError(t, "output folder exists; pass --overwrite to replace it")
-    factory = METHODS.get(args.method)
-    cfg = ExtractConfig(sampling="every", stride=args.every, batch_size=args.batch_size, device=args.device)
-    bb = None
-    if args.method == "zeroshot":
-        prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
-        if not prompts:
-            raise ConfigError("method 'zeroshot' needs at least one --prompt (or --prompt-file / --prompts-from)")
-        bb = load_backbone(args.backbone, args.pretrained, device=args.device)
-        method = factory(bb, cfg, prompts=prompts, normal_prompts=args.normal_prompt or normal, score=args.score)
-    else:
-        prompts = []
-        method = factory(None, cfg, checkpoint=args.checkpoint, score=args.score)
-    meta = {"method": method.name, "score": getattr(method, "score", None), "checkpoint": args.checkpoint,
-            "backbone": bb.name if bb else None, "pretrained": bb.pretrained if bb else None,
-            "real_weights": bool(bb.real_weights) if bb else True, "sampling": f"every {args.every}",
-            "sigma": args.sigma, "prompts": prompts}
-    if bb is not None and not bb.real_weights:
+    method, meta, ckpts = build_methods(args)
+    if not meta["real_weights"]:
         print("WARNING — RANDOM WEIGHTS: scores check the plumbing only.", file=sys.stderr)
+    fusion = isinstance(method, FusionMethod)
     if args.threshold is not None:
-        threshold = Threshold(value=args.threshold, source="given (--threshold)", method=method.name)
-    elif args.threshold_file:
-        threshold = Threshold.load(args.threshold_file)
+        if fusion:
+            raise ConfigError("a fusion's scores have no fixed scale: calibrate it (--calibrate NORMAL…) or give "
+                              "the --threshold-file its calibration saved")
+        threshold = Threshold(value=args.threshold, source="given (--threshold)", method=method.name,
+                              score=meta["score"], sampling=meta["sampling"])
     elif args.calibrate:
-        ref = [score_video(Path(p), method, args.sigma)["scores"] for p in args.calibrate]
-        threshold = calibrate_threshold(ref, args.false_alarm_rate, method=method.name,
-                                        source=f"normal footage ({', '.join(Path(p).name for p in args.calibrate)})")
+        ref = [Path(p) for p in args.calibrate]
+        clash = {p.resolve() for p in ref} & {v.resolve() for v in videos}
+        if clash:
+            raise ConfigError(f"calibration footage must not be the video being scored: {sorted(map(str, clash))}")
+        if fusion:
+            reference = [method.part_scores(_video(p))[0] for p in ref]
+            method.fit_norm(reference)
+            ref_scores = [method.combine(r) for r in reference]
+        else:
+            ref_scores = [score_video(p, method, 0.0)["scores"] for p in ref]
+        if args.sigma:
+            from scipy.ndimage import gaussian_filter1d
+
+            ref_scores = [gaussian_filter1d(r, args.sigma, mode="nearest") for r in ref_scores]
+        threshold = calibrate_threshold(ref_scores, args.false_alarm_rate, method=method.name,
+                                        source=f"normal footage ({', '.join(p.name for p in ref)})")
+        threshold.score, threshold.sampling = meta["score"], meta["sampling"]
+        threshold.norm = method.norm if fusion else None
+        if ckpts:
+            for c in ckpts:
+                threshold.save(threshold_beside(c))
+                print(f"calibrated threshold {threshold.value:.4g} saved beside the checkpoint: {threshold_beside(c)}",
+                      file=sys.stderr)
+        out_root.mkdir(parents=True, exist_ok=True)
         threshold.save(out_root / "threshold.json")
     else:
-        raise ConfigError("give a threshold: --threshold VALUE, --threshold-file FILE, or --calibrate NORMAL_VIDEO…")
+        path = Path(args.threshold_file) if args.threshold_file else None
+        if path is None:
+            saved = [threshold_beside(c) for c in ckpts if threshold_beside(c).is_file()]
+            path = saved[0] if saved else None
+        if path is None:
+            raise ConfigError("give a threshold: --threshold VALUE, --threshold-file FILE, or --calibrate "
+                              "NORMAL_VIDEO… (a calibration is then saved beside the checkpoint and reused)")
+        threshold = Threshold.load(path)
+        if not _matches(threshold, meta):
+            raise ConfigError(f"{path}: threshold calibrated for method {threshold.method!r} / score "
+                              f"{threshold.score!r} / {threshold.sampling!r}, but this run is {meta['method']!r} / "
+                              f"{meta['score']!r} / {meta['sampling']!r}; recalibrate with --calibrate")
+        if fusion:
+            if not threshold.norm:
+                raise ConfigError(f"{path}: holds no fusion calibration (norm); recalibrate with --calibrate")
+            method.norm = {k: tuple(v) for k, v in threshold.norm.items()}
+        if not args.threshold_file:
+            threshold.source = f"{threshold.source}; saved beside the checkpoint ({path})"
     for v in videos:
         res = score_video(v, method, args.sigma)
         events = find_events(res["scores"], threshold.value, res["fps"], method.labels, res["fired"],
@@ -340,6 +565,14 @@ def _run(args) -> int:
                            "realtime_factor": res["realtime_factor"]}, video_out=not args.no_video)
         print(f"{v.name}: {len(events)} event(s) -> {targets[v]}")
     return 0
+
+
+def _video(path: Path):
+    from vadlib.data import Video
+
+    v = Video(name=path.stem, path=path, split="test")
+    v.fps = float(v.open().fps or 25.0)
+    return v
 
 
 if __name__ == "__main__":

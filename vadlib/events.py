@@ -27,6 +27,9 @@ class Threshold:
     false_alarm_rate: float | None = None
     n_reference_frames: int | None = None
     method: str | None = None
+    score: str | None = None                  # which score of the method (e.g. softmax, fusion)
+    sampling: str | None = None               # feature sampling the scores were made with
+    norm: dict | None = None                  # a fusion's per-method (min, max) on the normal footage
 
     def save(self, path: str | Path) -> Path:
         return write_json(path, asdict(self))

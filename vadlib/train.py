@@ -435,6 +435,15 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
 # ---------------------------------------------------------------------------------------------
 
 
+FEATURE_KEYS = ("backbone", "pretrained", "real_weights", "sampling", "stride", "snippet_len", "crops", "embed_dim")
+
+
+def feature_spec(info: Mapping) -> dict:
+    """The part of a feature store's ``info`` a model depends on (backbone, weights, sampling, crops);
+    saved with every checkpoint so ``vadlib detect`` can refuse features made another way."""
+    return {k: info.get(k) for k in FEATURE_KEYS if k in info}
+
+
 def save_checkpoint(path: str | Path, method: Method, meta: Mapping | None = None) -> Path:
     """Write weights + config + class names (atomically); loadable with ``weights_only=True``."""
     extra = method.checkpoint_extra()
@@ -589,7 +598,8 @@ def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mappin
         ckpt = None
         if checkpoint_out:
             ckpt = save_checkpoint(checkpoint_out, m, meta={"dataset": dataset.name, "seed": seed, "preset": preset,
-                                                            "best_epoch": best, "val_fraction": val_fraction})
+                                                            "best_epoch": best, "val_fraction": val_fraction,
+                                                            "features": feature_spec(getattr(store, "info", {}))})
     preds = predict_store(m, store, test)
     preds.meta.update(dataset=dataset.name, preset=preset, seed=seed)
     return {"method": m, "predictions": preds, "history": hist, "best_epoch": best, "config": m.cfg.to_dict(),
