@@ -19,6 +19,7 @@ for _name, _target in {
     "metrics": "vadlib.metrics_bench:bench_metrics",
     "planted_mil": "vadlib.models.anomalyclip_bench:bench_planted",
     "transfer": "vadlib.models.planted_transfer:bench_transfer",
+    "search": "vadlib.search:bench_search",
 }.items():
     BENCHMARKS.register(_name)(_target)
 
