@@ -200,3 +200,25 @@ def test_explore_video_notebook_runs(tmp_path):
                                           "backbone": "vadlib-tiny", "pretrained": "random", "every": 4})
     text = json.dumps(out["cells"][-1]["outputs"]) + json.dumps(out["cells"][3]["outputs"])
     assert "24 frames" in text and "real weights: False" in text
+
+
+def test_zeroshot_heat_map_overlay(tiny_backbone, tmp_path):
+    """DPAM patch maps of the encoded frames are in [0, 1] and the overlaid MP4 keeps the frame count."""
+    from vadlib.data import Video
+    from vadlib.data.video import import_decord
+    from vadlib.detect import ZeroShotMethod
+    from vadlib.features.extract import ExtractConfig
+    from vadlib.flow.synthetic import write_video
+
+    clip = write_video(tmp_path / "clip", n=20, size=(48, 64), seed=1, sq=12)
+    v = Video(name="clip", path=clip, split="test", fps=25.0)
+    m = ZeroShotMethod(tiny_backbone, ExtractConfig(sampling="every", stride=4), prompts=["a square", "a car"])
+    m.heatmap = True
+    scores, fired = m.frame_scores(v)
+    idx, maps = m.heat
+    assert idx.tolist() == [0, 4, 8, 12, 16] and maps.shape == (5, 48, 64)
+    assert np.all((maps >= 0) & (maps <= 1)) and len(scores) == 20
+    out = tmp_path / "o"
+    assert detect_main([str(clip), "--backbone", "vadlib-tiny", "--pretrained", "random", "--prompt", "a square",
+                        "--every", "4", "--threshold", "0.5", "--out", str(out)]) == 0
+    assert len(import_decord().VideoReader(str(out / "clip" / "annotated.mp4"))) == 20

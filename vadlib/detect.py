@@ -71,6 +71,8 @@ class ZeroShotMethod(DetectMethod):
         self.backbone, self.cfg, self.score = backbone, cfg, score
         self.labels = list(prompts)
         self.real_weights = bool(backbone.real_weights)
+        self.heatmap = False
+        self.heat: tuple[np.ndarray, np.ndarray] | None = None
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         from vadlib.features.extract import extract_video
@@ -80,8 +82,35 @@ class ZeroShotMethod(DetectMethod):
         self.encoded_frames = int(len(frame_index))
         out = self.scorer.score(feats)
         n = len(video.open())
-        return (_expand(getattr(out, self.score), frame_index, n),
-                _expand(out.fired, frame_index, n))
+        fired_rows = np.asarray(out.fired, np.int64)
+        self.heat = self.patch_maps(video, frame_index, fired_rows) if self.heatmap else None
+        return (_expand(getattr(out, self.score), frame_index, n), _expand(fired_rows, frame_index, n))
+
+    def patch_maps(self, video, frame_index: np.ndarray, fired: np.ndarray, tau: float = 0.07,
+                   max_values: int = 200_000_000) -> tuple[np.ndarray, np.ndarray] | None:
+        """DPAM patch-level maps (Zhou et al.; ``vadlib.models.dpam``) of the encoded frames against
+        [normal prompts, the anomaly prompt that fired there]: ``(frame_index, maps (N, H, W) in [0, 1])``."""
+        import torch
+
+        from vadlib.models.dpam import DPAMEncoder, frame_anomaly_maps
+
+        src = video.open()
+        h, w = src.size
+        if len(frame_index) * h * w > max_values:
+            print(f"{video.name}: heat map skipped ({len(frame_index)} maps of {h}x{w} would not fit)", file=sys.stderr)
+            return None
+        enc = DPAMEncoder(self.backbone)
+        normal = torch.nn.functional.normalize(self.scorer.normal_text.mean(0), dim=-1)
+        maps = np.zeros((len(frame_index), h, w), np.float16)
+        for j in np.unique(fired):
+            rows = np.flatnonzero(fired == j)
+            text = torch.stack([normal, self.scorer.anomaly_text[int(j)]])
+            for k in range(0, len(rows), 16):
+                r = rows[k:k + 16]
+                m, _ = frame_anomaly_maps(enc, src.get([int(frame_index[i]) for i in r]), text,
+                                          self.backbone.image_size, self.backbone.mean, self.backbone.std, tau)
+                maps[r] = m
+        return np.asarray(frame_index, np.int64), maps
 
 
 @METHODS.register("flow_nf")
@@ -106,12 +135,27 @@ class FlowNFMethod(DetectMethod):
         from vadlib.data import VideoDataset
         from vadlib.flow.pipeline import apply_model
 
-        ds = VideoDataset(name=f"detect_{video.name}", root=Path(video.path).parent, splits={"test": [video]})
+        # the flow cache is keyed by dataset and video name: key it by the file's identity too, so two
+        # different videos of the same name never share a cached flow
+        ds = VideoDataset(name=f"detect_{video.name}_{_file_key(Path(video.path))}", root=Path(video.path).parent,
+                          splits={"test": [video]})
         res = apply_model(self.model, ds, "test", pose=False)
         if self.score not in res["scores"]:
             raise ConfigError(f"flow_nf score '{self.score}' unknown (known: {', '.join(res['scores'])})")
         self.encoded_frames = len(video.open())
         return np.asarray(res["scores"][self.score][video.name], np.float64), None
+
+
+def _file_key(path: Path) -> str:
+    """Short hash of a video's resolved path, size and modification time (frames folder: its files')."""
+    import hashlib
+
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    h = hashlib.sha1(str(path.resolve()).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:10]
 
 
 def resolve_checkpoint(spec: str, reports: str | Path = "reports") -> Path:
@@ -273,6 +317,7 @@ def score_video(path: Path, method: DetectMethod, sigma: float = 0.0, progress: 
         print(f"{path.name}: {n} frames in {wall:.1f} s = {n / wall:.1f} frames/s, {rtf:.2f}x real time "
               f"({method.encoded_frames} frames encoded)", file=sys.stderr)
     return {"scores": np.asarray(scores, np.float64), "fired": fired, "fps": fps, "n_frames": n,
+            "heat": getattr(method, "heat", None),
             "seconds": wall, "realtime_factor": rtf, "frames_encoded": method.encoded_frames}
 
 
@@ -294,7 +339,7 @@ def write_outputs(out: Path, path: Path, res: dict, events, threshold: Threshold
                                      **meta})
     plot_timeline(out / "timeline.png", path, res["scores"], events, threshold, fps, meta)
     if video_out:
-        annotate_video(out / "annotated.mp4", path, res["scores"], events, threshold)
+        annotate_video(out / "annotated.mp4", path, res["scores"], events, threshold, heat=res.get("heat"))
 
 
 def plot_timeline(target: Path, path: Path, scores: np.ndarray, events, threshold: Threshold, fps: float,
@@ -331,8 +376,11 @@ def plot_timeline(target: Path, path: Path, scores: np.ndarray, events, threshol
 
 
 def annotate_video(target: Path, path: Path, scores: np.ndarray, events, threshold: Threshold,
-                   batch_size: int = 64) -> None:
-    """Write the input with a score bar and the event label per frame (same frame count)."""
+                   batch_size: int = 64, heat: tuple[np.ndarray, np.ndarray] | None = None,
+                   alpha: float = 0.45) -> None:
+    """Write the input with a score bar and the event label per frame (same frame count); with
+    ``heat = (frame_index, maps)`` the patch-level map of the last encoded frame at or before each
+    frame is blended in as a colour map (JET; red = anomalous patches)."""
     import cv2
 
     from vadlib.data import iter_batches, open_video
@@ -352,6 +400,11 @@ def annotate_video(target: Path, path: Path, scores: np.ndarray, events, thresho
         for idx, frames in iter_batches(src, range(len(src)), batch_size):
             for i, fr in zip(idx, frames):
                 img = cv2.cvtColor(fr, cv2.COLOR_RGB2BGR)
+                if heat is not None:
+                    k = int(np.searchsorted(heat[0], i, side="right")) - 1
+                    m = np.clip(np.asarray(heat[1][max(k, 0)], np.float32), 0, 1)
+                    col = cv2.applyColorMap((m * 255).astype(np.uint8), cv2.COLORMAP_JET)
+                    img = cv2.addWeighted(img, 1 - alpha, col, alpha, 0)
                 frac = (scores[i] - lo) / (hi - lo + 1e-12)
                 bar_h = max(4, h // 30)
                 cv2.rectangle(img, (0, h - bar_h), (int(frac * (w - 1)), h - 1),
@@ -400,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="output folder (one sub-folder per video)")
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
+    ap.add_argument("--no-heatmap", action="store_true",
+                    help="zeroshot: do not overlay the DPAM patch-level heat map in the MP4 (it costs about one "
+                         "more encoder pass over the sampled frames; skipped anyway with --no-video)")
     ap.add_argument("--params", default="params.yaml")
     return ap
 
@@ -467,6 +523,9 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
             parts.append(factory(None, cfg, checkpoint=str(ckpts[n]), score=args.score or "fusion"))
         else:
             parts.append(factory(bb, cfg, checkpoint=ckpts[n]))
+    for m in parts:
+        if hasattr(m, "heatmap"):
+            m.heatmap = not (args.no_video or args.no_heatmap)
     method = parts[0] if len(parts) == 1 else FusionMethod(parts, args.weights)
     if len(parts) == 1 and args.weights:
         raise ConfigError("--weights is for fusions (--method a+b)")
@@ -515,6 +574,9 @@ def _run(args) -> int:
         clash = {p.resolve() for p in ref} & {v.resolve() for v in videos}
         if clash:
             raise ConfigError(f"calibration footage must not be the video being scored: {sorted(map(str, clash))}")
+        heat_on = [(m, m.heatmap) for m in getattr(method, "parts", [method]) if hasattr(m, "heatmap")]
+        for m, _ in heat_on:            # no heat maps of the reference footage
+            m.heatmap = False
         if fusion:
             reference = [method.part_scores(_video(p))[0] for p in ref]
             method.fit_norm(reference)
@@ -525,6 +587,8 @@ def _run(args) -> int:
             from scipy.ndimage import gaussian_filter1d
 
             ref_scores = [gaussian_filter1d(r, args.sigma, mode="nearest") for r in ref_scores]
+        for m, on in heat_on:
+            m.heatmap = on
         threshold = calibrate_threshold(ref_scores, args.false_alarm_rate, method=method.name,
                                         source=f"normal footage ({', '.join(p.name for p in ref)})")
         threshold.score, threshold.sampling = meta["score"], meta["sampling"]

@@ -66,3 +66,21 @@ def test_missing_things_are_named(tmp_path):
         get_dataset("nope")
     with pytest.raises(DataError, match="frames folder holds no image"):
         FrameFolder(tmp_path)
+
+
+def test_png_frames_stay_readable_after_a_video_was_opened(tmp_path):
+    """decord bundles its own zlib: imported first, it breaks cv2's PNG decoding. vadlib imports it
+    through `import_decord`, which initialises OpenCV's PNG decoder first (fresh process: import order)."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    png = tmp_path / "000.png"
+    cv2.imwrite(str(png), np.full((8, 8), 7, np.uint8))
+    code = ("import cv2, sys\n"
+            "from vadlib.data.video import import_decord\n"
+            "import_decord()\n"
+            f"img = cv2.imread({str(png)!r})\n"
+            "sys.exit(0 if img is not None and img[0, 0, 0] == 7 else 3)\n")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -90,6 +90,22 @@ class FrameFolder:
         return np.stack(frames) if frames else np.zeros((0, *self.size, 3), np.uint8)
 
 
+def import_decord():
+    """``import decord`` after OpenCV's PNG decoder is initialised.
+
+    decord's wheel bundles its own zlib; imported first, it makes every later ``cv2.imread`` of a
+    PNG fail ("libpng error: bad parameters to zlib"), so frames folders of PNGs would become
+    unreadable once a video file had been opened. Decoding one tiny PNG first binds OpenCV's libpng
+    to the right zlib (measured on decord 0.6 + opencv 4/5 wheels)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.zeros((2, 2), np.uint8))
+    cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    import decord
+
+    return decord
+
+
 class VideoFile:
     """A video file read with decord (mp4, avi, …)."""
 
@@ -99,7 +115,7 @@ class VideoFile:
             raise DataError(self.path, "video file does not exist")
         if self.path.stat().st_size == 0:
             raise DataError(self.path, "video file is empty (0 bytes)")
-        import decord
+        decord = import_decord()
 
         try:
             self._vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)

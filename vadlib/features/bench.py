@@ -107,7 +107,9 @@ def _load(model: str, pretrained: str):
 
 def naive_loop(video: Path, bb, n: int) -> None:
     """(a) one frame at a time: decord frame → PIL → backbone.preprocess → encode (batch 1)."""
-    import decord
+    from vadlib.data.video import import_decord
+
+    decord = import_decord()
     import torch
     from PIL import Image
 
@@ -128,7 +130,9 @@ def encoder_only(x: "torch.Tensor", bb, batch_size: int) -> None:  # noqa: F821
 
 
 def _predecode(video: Path, bb, n: int):
-    import decord
+    from vadlib.data.video import import_decord
+
+    decord = import_decord()
     import torch
 
     from vadlib.features.extract import Preprocessor
