@@ -57,9 +57,10 @@ from vadlib.errors import ConfigError
 from vadlib.features import load_backbone
 from vadlib.io import atomic_path, write_json
 from vadlib.models.transfer import (TargetPrompts, TransferConfig, fired_summary, load_videos, open_store_for,
-                                    plot_transfer, run_transfer, source_target_matrix, text_encoder_for,
-                                    transfer_matrix)
+                                    plot_transfer, run_transfer, save_transfer_model, source_target_matrix,
+                                    text_encoder_for, transfer_matrix)
 from vadlib.report.plots import protocol_caption, save_figure
+from vadlib.train import feature_spec
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -108,6 +109,13 @@ def load(name, split):
 
 result = run_transfer(pairs, load, target_prompts, cfg, text_encoder_for(bb, templates), backbone=bb)
 table = result.table
+# each source's trained model ("full" variant), for `vadlib detect --method transfer --checkpoint transfer@SOURCE`
+model_params = {"temporal": temporal, "prompt_learning": prompt_learning, "train": {"seed": seed, **train},
+                "generic_prompts": generic_prompts, "templates": templates, "tau": tau, "sigma": sigma,
+                "variants": variants}
+for src_name, trained in result.models.items():
+    save_transfer_model(out / "model" / f"{src_name}.pt", trained, model_params, src_name,
+                        feature_spec(stores[src_name].info))
 training = pd.DataFrame([{"source": k[0], "model": k[1], "mixing": k[2], "objective": v["objective"],
                           "epochs": len(v["losses"]), "final loss": v["losses"][-1] if v["losses"] else np.nan,
                           "seconds": round(v["seconds"], 1)} for k, v in result.training.items()])

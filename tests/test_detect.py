@@ -222,3 +222,34 @@ def test_zeroshot_heat_map_overlay(tiny_backbone, tmp_path):
     assert detect_main([str(clip), "--backbone", "vadlib-tiny", "--pretrained", "random", "--prompt", "a square",
                         "--every", "4", "--threshold", "0.5", "--out", str(out)]) == 0
     assert len(import_decord().VideoReader(str(out / "clip" / "annotated.mp4"))) == 20
+
+
+def test_detect_with_a_transfer_checkpoint(tiny_backbone, tmp_path, capsys):
+    """The transfer stage's saved VideoAnomalyCLIP scores a new video with the target's prompts."""
+    from vadlib.flow.synthetic import write_video
+    from vadlib.models.transfer import (TransferConfig, build_model, load_transfer_model, save_transfer_model,
+                                        text_encoder_for)
+
+    params = {"temporal": {"clip_length": 8, "stride": 4}, "prompt_learning": {"n_ctx": 2}, "templates": ["{}."]}
+    cfg = TransferConfig.from_params(params)
+    model = build_model("temporal", 64, cfg, text_encoder_for(tiny_backbone), tiny_backbone)
+    spec = {"backbone": "vadlib-tiny", "pretrained": "random", "real_weights": False, "sampling": "every", "stride": 2}
+    ck = save_transfer_model(tmp_path / "transfer" / "model" / "demo_a.pt", model, params, "demo_a", spec)
+    again, _, saved = load_transfer_model(ck, tiny_backbone)
+    assert saved["source"] == "demo_a" and all(torch.equal(a, b) for a, b in
+                                               zip(model.state_dict().values(), again.state_dict().values()))
+    video = write_video(tmp_path / "clip", n=24, size=(48, 64), seed=2, sq=12)
+    out = tmp_path / "o"
+    assert detect_main([str(video), "--method", "transfer", "--checkpoint", "transfer@demo_a", "--reports", str(tmp_path),
+                        "--prompt", "a fast square", "--prompt", "a falling square", "--threshold", "0",
+                        "--no-video", "--out", str(out)]) == 0
+    res = json.loads((out / "clip" / "events.json").read_text())
+    assert res["method"] == "transfer" and res["score"] == "calibrated" and res["sampling"] == "every 2"
+    df = pd.read_csv(out / "clip" / "scores.csv")
+    assert len(df) == 24 and set(df["fired"]) <= {"a fast square", "a falling square"}
+    # another backbone than the checkpoint's features → refused, naming the checkpoint
+    capsys.readouterr()
+    assert detect_main([str(video), "--method", "transfer", "--checkpoint", str(ck), "--backbone", "ViT-B-16",
+                        "--prompt", "x", "--threshold", "0", "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert str(ck) in err and "backbone: checkpoint 'vadlib-tiny', requested 'ViT-B-16'" in err

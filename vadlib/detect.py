@@ -9,10 +9,11 @@ given or calibrated on *normal* reference footage, and an output folder with
 * ``timeline.png`` — score over time, events shaded, thumbnails of each event's peak frame;
 * ``annotated.mp4`` — the input with a score bar and the event label drawn on each frame.
 
-Methods: ``zeroshot`` (prompts), ``flow_nf`` (the flow_nf stage's model), ``anomalyclip`` /
+Methods: ``zeroshot`` (prompts), ``transfer`` (the transfer stage's VideoAnomalyCLIP of one source,
+with the target's anomalies as prompts), ``flow_nf`` (the flow_nf stage's model), ``anomalyclip`` /
 ``sultani`` / ``rtfm`` (a train_mil checkpoint; AnomalyCLIP also names the class that fired), and
 fusions ``a+b`` of them. A checkpoint is a path or a stage output name (``train_mil@demo_a``,
-``flow_nf``). Features are encoded as the checkpoint's were (backbone, weights, sampling); asking
+``transfer@demo_a``, ``flow_nf``). Features are encoded as the checkpoint's were (backbone, weights, sampling); asking
 for anything else is an error. Thresholds calibrated on normal footage are saved beside the
 checkpoint and reused when no threshold is given.
 """
@@ -160,18 +161,19 @@ def _file_key(path: Path) -> str:
 
 def resolve_checkpoint(spec: str, reports: str | Path = "reports") -> Path:
     """A checkpoint path, or a stage output name: ``train_mil@DATASET`` → ``reports/train_mil/DATASET/model.pt``,
-    ``flow_nf`` → ``reports/flow_nf/model``."""
+    ``transfer@SOURCE`` → ``reports/transfer/model/SOURCE.pt``, ``flow_nf`` → ``reports/flow_nf/model``."""
     p = Path(spec)
     if p.exists():
         return p
     stage, _, item = spec.partition("@")
     named = {"train_mil": Path(reports) / "train_mil" / item / "model.pt" if item else None,
+             "transfer": Path(reports) / "transfer" / "model" / f"{item}.pt" if item else None,
              "flow_nf": Path(reports) / "flow_nf" / "model"}
     if stage in named and named[stage] is not None:
         if not named[stage].exists():
             raise DataError(named[stage], f"checkpoint '{spec}' not found: run the {stage} stage first (dvc repro)")
         return named[stage]
-    raise DataError(p, "checkpoint does not exist (give a path, or train_mil@DATASET / flow_nf)")
+    raise DataError(p, "checkpoint does not exist (give a path, or train_mil@DATASET / transfer@SOURCE / flow_nf)")
 
 
 def check_features(checkpoint: Path, saved: dict, requested: dict) -> dict:
@@ -221,6 +223,43 @@ class TrainMILMethod(DetectMethod):
         if p is not None:
             fired = expand_to_frames(np.asarray(p)[:, 1:].argmax(1) + 1, frame_index, n).astype(np.int64)
         return expand_to_frames(np.asarray(s, np.float64), frame_index, n), fired
+
+
+@METHODS.register("transfer")
+class TransferMethod(DetectMethod):
+    """VideoAnomalyCLIP (the ``transfer`` stage's model of one source): temporal module + the
+    target's anomalies described in words (``--prompt``); ``score`` = ``calibrated`` (log-odds of the
+    anomaly prompts, default) or ``max_cos`` (``S(t) = max_i cos(V_t, T_i)``)."""
+
+    name = "transfer"
+
+    def __init__(self, backbone, cfg, checkpoint: Path, prompts: list[str], normal_prompts: list[str] | None = None,
+                 score: str = "calibrated", **_):
+        from vadlib.models.transfer import load_transfer_model, text_encoder_for
+
+        if not prompts:
+            raise ConfigError("method 'transfer' needs at least one --prompt (or --prompt-file / --prompts-from)")
+        if score not in ("calibrated", "max_cos"):
+            raise ConfigError(f"transfer score must be calibrated or max_cos, got {score!r}")
+        self.model, self.tcfg, ck = load_transfer_model(checkpoint, backbone)
+        enc = text_encoder_for(backbone, self.tcfg.templates)
+        self.text_n = enc(list(normal_prompts or [self.tcfg.generic_prompts["normal"]]))
+        self.text_a = enc(list(prompts))
+        self.backbone, self.cfg, self.score = backbone, cfg, score
+        self.labels = list(prompts)
+        self.real_weights = bool(backbone.real_weights)
+
+    def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
+        from vadlib.features.extract import extract_video
+        from vadlib.features.store import expand_to_frames
+        from vadlib.models.transfer import score_video as transfer_scores
+
+        feats, frame_index = extract_video(video, self.backbone, self.cfg)
+        self.encoded_frames = int(len(frame_index))
+        out = transfer_scores(self.model, feats, self.text_n, self.text_a, self.tcfg.tau)
+        n = len(video.open())
+        return (expand_to_frames(np.asarray(out[self.score], np.float64), frame_index, n),
+                expand_to_frames(np.asarray(out["fired"], np.int64), frame_index, n))
 
 
 class FusionMethod(DetectMethod):
@@ -427,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "whose scores are min-max normalised on the --calibrate footage")
     ap.add_argument("--weights", type=float, nargs="+", help="fusion weights, one per method (default equal)")
     ap.add_argument("--checkpoint", action="append", default=[],
-                    help="a model produced by a pipeline stage: a path, train_mil@DATASET or flow_nf "
+                    help="a model produced by a pipeline stage: a path, train_mil@DATASET, transfer@SOURCE or flow_nf "
                          "(repeat, in --method order, for a fusion of several checkpoint methods)")
     ap.add_argument("--reports", default="reports", help="where stage outputs live (for stage-name checkpoints)")
     ap.add_argument("--prompt", action="append", default=[], help="an anomaly description (repeat)")
@@ -435,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--prompt-file", help="text file, one anomaly description per line")
     ap.add_argument("--prompts-from", help="a dataset's prompt list in params.yaml (zeroshot.prompts.<name>)")
     ap.add_argument("--score", default=None,
-                    help="zeroshot: softmax (default) | max_cos; flow_nf: fusion (default) | flow_nf | velocity")
+                    help="zeroshot: softmax (default) | max_cos; transfer: calibrated (default) | max_cos; "
+                         "flow_nf: fusion (default) | flow_nf | velocity")
     ap.add_argument("--backbone", default=None, help="open_clip model (default ViT-B-16, or the checkpoint's)")
     ap.add_argument("--pretrained", default=None,
                     help="tag, local checkpoint, or 'random' (plumbing only); default openai, or the checkpoint's")
@@ -469,8 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-CHECKPOINT_METHODS = ("flow_nf", "anomalyclip", "sultani", "rtfm")
-CLIP_METHODS = ("zeroshot", "anomalyclip", "sultani", "rtfm")
+CHECKPOINT_METHODS = ("flow_nf", "transfer", "anomalyclip", "sultani", "rtfm")
+CLIP_METHODS = ("zeroshot", "transfer", "anomalyclip", "sultani", "rtfm")
 
 
 def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
@@ -490,19 +530,26 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     requested = {"backbone": args.backbone, "pretrained": args.pretrained, "stride": args.every}
     spec = {"backbone": args.backbone or "ViT-B-16", "pretrained": args.pretrained or "openai",
             "stride": args.every or 8}
-    mil = [n for n in names if n in ("anomalyclip", "sultani", "rtfm")]
-    if mil:
+    clip_ckpts = [n for n in names if n in ("transfer", "anomalyclip", "sultani", "rtfm")]
+    for n in clip_ckpts:
         import torch
 
-        ck = torch.load(ckpts[mil[0]], map_location="cpu", weights_only=True)
-        saved = ((ck.get("meta") or {}).get("features") or {}) if isinstance(ck, dict) else {}
+        try:
+            ck = torch.load(ckpts[n], map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise DataError(ckpts[n], f"not a loadable checkpoint ({exc})") from exc
+        ck = ck if isinstance(ck, dict) else {}
+        saved = (ck.get("features") or (ck.get("meta") or {}).get("features") or {})
         if not saved:
-            raise DataError(ckpts[mil[0]], "checkpoint records no feature spec (backbone, sampling): retrain it with "
-                            "the train_mil stage of this version")
+            raise DataError(ckpts[n], "checkpoint records no feature spec (backbone, sampling): retrain it with "
+                            "this version's pipeline stage")
         if saved.get("sampling") not in (None, "every", "frame"):
-            raise ConfigError(f"{ckpts[mil[0]]}: trained on '{saved['sampling']}' features; vadlib detect encodes "
+            raise ConfigError(f"{ckpts[n]}: trained on '{saved['sampling']}' features; vadlib detect encodes "
                               "single frames (sampling every/frame)")
-        saved = check_features(ckpts[mil[0]], saved, requested)
+        saved = check_features(ckpts[n], saved, requested)
+        # every CLIP checkpoint of a fusion must agree with the first one
+        requested = {"backbone": saved.get("backbone"), "pretrained": saved.get("pretrained"),
+                     "stride": saved.get("stride") if saved.get("sampling") == "every" else 1}
         spec = {"backbone": saved.get("backbone", spec["backbone"]), "pretrained": saved.get("pretrained", spec["pretrained"]),
                 "stride": int(saved.get("stride") or 1) if saved.get("sampling") == "every" else 1}
     cfg = ExtractConfig(sampling="every", stride=int(spec["stride"]), batch_size=args.batch_size, device=args.device)
@@ -521,6 +568,10 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
                                  score=args.score or "softmax"))
         elif n == "flow_nf":
             parts.append(factory(None, cfg, checkpoint=str(ckpts[n]), score=args.score or "fusion"))
+        elif n == "transfer":
+            prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
+            parts.append(factory(bb, cfg, checkpoint=ckpts[n], prompts=prompts,
+                                 normal_prompts=args.normal_prompt or normal, score=args.score or "calibrated"))
         else:
             parts.append(factory(bb, cfg, checkpoint=ckpts[n]))
     for m in parts:

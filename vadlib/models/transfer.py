@@ -434,6 +434,7 @@ class TransferResult:
     table: "object"
     predictions: dict
     training: dict
+    models: dict = field(default_factory=dict)   # {source: trained model of the "full" variant}
 
 
 def _micro(preds: Predictions, videos: Sequence[VideoFeatures], sigma: float) -> dict:
@@ -526,7 +527,56 @@ def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list
                 rows.append({"source": src, "target": tgt, "variant": vname, "score": score,
                              **_micro(p, test, cfg.sigma)})
     table = pd.DataFrame(rows)
-    return TransferResult(table=table, predictions=predictions, training=training)
+    full = {k[0]: m for k, m in models.items() if m is not None and k[1] == "temporal" and k[2] == cfg.temporal.mixing}
+    return TransferResult(table=table, predictions=predictions, training=training, models=full)
+
+
+# --------------------------------------------------------------------------- checkpoints
+CHECKPOINT_FORMAT = "vadlib.transfer/1"
+
+
+def save_transfer_model(path, model: VideoAnomalyCLIP, params: Mapping, source: str, features: Mapping) -> "Path":
+    """The trained VideoAnomalyCLIP of one source (weights, the ``transfer`` params it was built
+    from, the source name and its feature spec), written atomically; ``torch.load(weights_only=True)``."""
+    from pathlib import Path
+
+    from vadlib.io import atomic_path
+
+    ck = {"format": CHECKPOINT_FORMAT, "source": source, "dim": int(model.dim), "params": json_params(params),
+          "features": dict(features), "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(ck, tmp)
+    return Path(path)
+
+
+def json_params(p: Mapping) -> dict:
+    """A JSON-safe copy of a params mapping (what torch's weights_only loader accepts)."""
+    import json
+
+    return json.loads(json.dumps(dict(p), default=str))
+
+
+def load_transfer_model(path, backbone) -> tuple[VideoAnomalyCLIP, TransferConfig, dict]:
+    """``(model, cfg, checkpoint)`` from :func:`save_transfer_model`; ``backbone`` supplies the frozen
+    text tower of the learned prompts."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "transfer checkpoint does not exist")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(path, f"not a loadable checkpoint ({exc})") from exc
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(path, f"not a VideoAnomalyCLIP checkpoint (format {CHECKPOINT_FORMAT!r} missing)")
+    cfg = TransferConfig.from_params({**ck["params"], "device": "cpu"})
+    model = build_model("temporal", int(ck["dim"]), cfg, text_encoder_for(backbone, cfg.templates), backbone)
+    missing, unexpected = model.load_state_dict(ck["state_dict"], strict=False)
+    if unexpected or [k for k in missing if not k.endswith("tokens")]:
+        raise DataError(path, f"checkpoint does not match the model: missing {missing}, unexpected {unexpected}")
+    model.eval()
+    return model, cfg, ck
 
 
 # --------------------------------------------------------------------------- reporting helpers
