@@ -253,3 +253,12 @@ def test_detect_with_a_transfer_checkpoint(tiny_backbone, tmp_path, capsys):
                         "--prompt", "x", "--threshold", "0", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert str(ck) in err and "backbone: checkpoint 'vadlib-tiny', requested 'ViT-B-16'" in err
+
+
+def test_threshold_is_saved_beside_never_inside_a_checkpoint(tmp_path):
+    from vadlib.detect import threshold_beside
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model.pt").write_bytes(b"x")
+    assert threshold_beside(tmp_path / "model") == tmp_path / "model.threshold.json"
+    assert threshold_beside(tmp_path / "model.pt") == tmp_path / "model.threshold.json"

@@ -589,8 +589,10 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
 
 
 def threshold_beside(checkpoint: Path) -> Path:
-    """Where a calibrated threshold is saved beside a checkpoint (file or model folder)."""
-    return checkpoint / "threshold.json" if checkpoint.is_dir() else checkpoint.with_suffix(".threshold.json")
+    """Where a calibrated threshold is saved beside a checkpoint: the sibling ``<name>.threshold.json``
+    of the file or model folder — never inside it, so a stage's (DVC-tracked) output stays unchanged."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent / f"{checkpoint.stem if checkpoint.is_file() else checkpoint.name}.threshold.json"
 
 
 def _matches(th: Threshold, meta: dict) -> bool:
