@@ -220,7 +220,7 @@ def test_zeroshot_heat_map_overlay(tiny_backbone, tmp_path):
     assert np.all((maps >= 0) & (maps <= 1)) and len(scores) == 20
     out = tmp_path / "o"
     assert detect_main([str(clip), "--backbone", "vadlib-tiny", "--pretrained", "random", "--prompt", "a square",
-                        "--every", "4", "--threshold", "0.5", "--out", str(out)]) == 0
+                        "--every", "4", "--threshold", "0.5", "--heatmap", "--out", str(out)]) == 0
     assert len(import_decord().VideoReader(str(out / "clip" / "annotated.mp4"))) == 20
 
 

@@ -493,9 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="output folder (one sub-folder per video)")
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
-    ap.add_argument("--no-heatmap", action="store_true",
-                    help="zeroshot: do not overlay the DPAM patch-level heat map in the MP4 (it costs about one "
-                         "more encoder pass over the sampled frames; skipped anyway with --no-video)")
+    ap.add_argument("--heatmap", action="store_true",
+                    help="zeroshot: overlay the DPAM patch-level heat map of the prompt that fired in the MP4 "
+                         "(one more encoder pass over the sampled frames: ≈ 0.7x instead of 1.5x real time for "
+                         "ViT-B-16 on 2 CPU cores; ignored with --no-video)")
     ap.add_argument("--params", default="params.yaml")
     return ap
 
@@ -576,7 +577,7 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
             parts.append(factory(bb, cfg, checkpoint=ckpts[n]))
     for m in parts:
         if hasattr(m, "heatmap"):
-            m.heatmap = not (args.no_video or args.no_heatmap)
+            m.heatmap = bool(args.heatmap and not args.no_video)
     method = parts[0] if len(parts) == 1 else FusionMethod(parts, args.weights)
     if len(parts) == 1 and args.weights:
         raise ConfigError("--weights is for fusions (--method a+b)")
