@@ -110,7 +110,8 @@ def test_detect_with_a_train_mil_checkpoint(mil_checkpoint, flow_model, tmp_path
                         "--false-alarm-rate", "0.2", "--no-video", "--out", str(out)]) == 0
     beside = ckpt.with_suffix(".threshold.json")
     saved = json.loads(beside.read_text())
-    assert saved["method"] == "anomalyclip" and saved["sampling"] == "every 2" and "normal.mp4" not in saved["source"]
+    assert saved["method"] == "anomalyclip" and saved["sampling"] == "every 2" and "normal" in saved["source"]
+    assert saved["backbone"] == "vadlib-tiny" and saved["pretrained"] == "random" and saved["false_alarm_rate"] == 0.2
     res = json.loads((out / "clip" / "events.json").read_text())
     assert res["backbone"] == "vadlib-tiny" and res["sampling"] == "every 2" and res["real_weights"] is False
     df = pd.read_csv(out / "clip" / "scores.csv")
@@ -242,7 +243,10 @@ def test_detect_with_a_transfer_checkpoint(tiny_backbone, tmp_path, capsys):
     out = tmp_path / "o"
     assert detect_main([str(video), "--method", "transfer", "--checkpoint", "transfer@demo_a", "--reports", str(tmp_path),
                         "--prompt", "a fast square", "--prompt", "a falling square", "--threshold", "0",
-                        "--no-video", "--out", str(out)]) == 0
+                        "--heatmap", "--out", str(out)]) == 0
+    from vadlib.data.video import import_decord
+
+    assert len(import_decord().VideoReader(str(out / "clip" / "annotated.mp4"))) == 24   # heat map overlaid
     res = json.loads((out / "clip" / "events.json").read_text())
     assert res["method"] == "transfer" and res["score"] == "calibrated" and res["sampling"] == "every 2"
     df = pd.read_csv(out / "clip" / "scores.csv")
@@ -262,3 +266,91 @@ def test_threshold_is_saved_beside_never_inside_a_checkpoint(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"x")
     assert threshold_beside(tmp_path / "model") == tmp_path / "model.threshold.json"
     assert threshold_beside(tmp_path / "model.pt") == tmp_path / "model.threshold.json"
+
+
+def test_transfer_method_heat_maps(tiny_backbone, tmp_path):
+    """--method transfer computes DPAM maps of its encoded frames against the prompt that fired."""
+    from vadlib.data import Video
+    from vadlib.detect import TransferMethod
+    from vadlib.features.extract import ExtractConfig
+    from vadlib.flow.synthetic import write_video
+    from vadlib.models.transfer import TransferConfig, build_model, save_transfer_model, text_encoder_for
+
+    params = {"temporal": {"clip_length": 8, "stride": 4}, "prompt_learning": {"n_ctx": 2}, "templates": ["{}."]}
+    model = build_model("temporal", 64, TransferConfig.from_params(params), text_encoder_for(tiny_backbone), tiny_backbone)
+    ck = save_transfer_model(tmp_path / "m.pt", model, params, "demo_a", {"backbone": "vadlib-tiny", "pretrained": "random",
+                                                                       "sampling": "every", "stride": 3})
+    clip = write_video(tmp_path / "clip", n=14, size=(40, 56), seed=5, sq=10)
+    m = TransferMethod(tiny_backbone, ExtractConfig(sampling="every", stride=3), ck, prompts=["a square", "a car"])
+    m.heatmap = True
+    scores, fired = m.frame_scores(Video(name="clip", path=clip, split="test", fps=25.0))
+    idx, maps = m.heat
+    assert idx.tolist() == [0, 3, 6, 9, 12] and maps.shape == (5, 40, 56)
+    assert np.all((maps >= 0) & (maps <= 1)) and len(scores) == len(fired) == 14
+
+
+def test_patch_heat_maps_follow_the_prompt_that_fired(tiny_backbone):
+    """Planted: the 'anomaly texts' are the DPAM patch features of a red square (top left) and of a blue
+    square (bottom right); each encoded frame's map lights up the square of the prompt that fired there."""
+    from vadlib.detect import patch_heat_maps
+    from vadlib.metrics import pixel_auroc
+    from vadlib.models.dpam import DPAMEncoder, preprocess_frames
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(90, 110, size=(6, 64, 64, 3)).astype(np.uint8)
+    frames[:, :32, :32] = (250, 30, 30)
+    frames[:, 32:, 32:] = (30, 30, 250)
+
+    class Src:
+        size = (64, 64)
+
+        def get(self, idx):
+            return frames[idx]
+
+    class Clip:
+        name = "planted"
+
+        def open(self):
+            return Src()
+
+    with torch.no_grad():
+        out = DPAMEncoder(tiny_backbone)(preprocess_frames(frames[:1], tiny_backbone.image_size, tiny_backbone.mean,
+                                                          tiny_backbone.std))
+    p = torch.nn.functional.normalize(out.patches[0], dim=-1)             # (16, D), 4x4 grid, row-major
+    grid = np.zeros(out.grid, int)
+    grid[:2, :2], grid[2:, 2:] = 1, 2
+    g = torch.as_tensor(grid.ravel())
+    normal, red, blue = p[g == 0].mean(0), p[g == 1].mean(0), p[g == 2].mean(0)
+    idx, maps = patch_heat_maps(tiny_backbone, Clip(), np.array([0, 2, 4]), np.array([0, 1, 0]), normal[None],
+                                torch.stack([red, blue]))
+    assert idx.tolist() == [0, 2, 4] and maps.shape == (3, 64, 64)
+    assert maps.dtype == np.float16 and np.all((maps >= 0) & (maps <= 1))
+    red_mask = np.zeros((1, 64, 64), bool)
+    red_mask[0, :32, :32] = True
+    blue_mask = red_mask[:, ::-1, ::-1].copy()
+    for i, mask in [(0, red_mask), (1, blue_mask), (2, red_mask)]:
+        m = maps[i:i + 1].astype(np.float32)
+        assert pixel_auroc(mask, m) > 0.9, i
+        assert m[mask].mean() > m[~mask].mean() + 0.3, i
+
+
+def test_a_threshold_of_another_backbone_is_refused(tiny_backbone, tmp_path, capsys):
+    from vadlib.events import Threshold
+    from vadlib.flow.synthetic import write_video
+
+    clip = write_video(tmp_path / "clip", n=8, size=(40, 56), seed=5, sq=10)
+    th = Threshold(value=0.5, source="calibrated on x", method="zeroshot", score="softmax", sampling="every 4",
+                   backbone="ViT-B-16", pretrained="openai")
+    th.save(tmp_path / "th.json")
+    args = [str(clip), "--backbone", "vadlib-tiny", "--pretrained", "random", "--prompt", "a square", "--every", "4",
+            "--no-video"]
+    assert detect_main(args + ["--threshold-file", str(tmp_path / "th.json"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "th.json" in err and "'ViT-B-16'" in err and "'vadlib-tiny'" in err
+    assert not (tmp_path / "o").exists()
+    # the same threshold made with this backbone is accepted, and recorded with it
+    th.backbone, th.pretrained = "vadlib-tiny", "random"
+    th.save(tmp_path / "th.json")
+    assert detect_main(args + ["--threshold-file", str(tmp_path / "th.json"), "--out", str(tmp_path / "o")]) == 0
+    res = json.loads((tmp_path / "o" / "clip" / "events.json").read_text())
+    assert res["threshold"]["backbone"] == "vadlib-tiny" and res["threshold"]["value"] == 0.5

@@ -84,34 +84,44 @@ class ZeroShotMethod(DetectMethod):
         out = self.scorer.score(feats)
         n = len(video.open())
         fired_rows = np.asarray(out.fired, np.int64)
-        self.heat = self.patch_maps(video, frame_index, fired_rows) if self.heatmap else None
+        self.heat = (patch_heat_maps(self.backbone, video, frame_index, fired_rows, self.scorer.normal_text,
+                                     self.scorer.anomaly_text) if self.heatmap else None)
         return (_expand(getattr(out, self.score), frame_index, n), _expand(fired_rows, frame_index, n))
 
-    def patch_maps(self, video, frame_index: np.ndarray, fired: np.ndarray, tau: float = 0.07,
-                   max_values: int = 200_000_000) -> tuple[np.ndarray, np.ndarray] | None:
-        """DPAM patch-level maps (Zhou et al.; ``vadlib.models.dpam``) of the encoded frames against
-        [normal prompts, the anomaly prompt that fired there]: ``(frame_index, maps (N, H, W) in [0, 1])``."""
-        import torch
 
-        from vadlib.models.dpam import DPAMEncoder, frame_anomaly_maps
+def patch_heat_maps(backbone, video, frame_index: np.ndarray, fired: np.ndarray, normal_text, anomaly_text,
+                    tau: float = 0.07, max_values: int = 200_000_000) -> tuple[np.ndarray, np.ndarray] | None:
+    """DPAM patch-level maps (Zhou et al.; :mod:`vadlib.models.dpam`) of the encoded frames
+    ``frame_index (N,)``, each against [the mean normal text, the anomaly text ``anomaly_text[fired[i]]``]
+    (``normal_text (Kn, D)``, ``anomaly_text (Ka, D)``, frozen CLIP space).
 
-        src = video.open()
-        h, w = src.size
-        if len(frame_index) * h * w > max_values:
-            print(f"{video.name}: heat map skipped ({len(frame_index)} maps of {h}x{w} would not fit)", file=sys.stderr)
-            return None
-        enc = DPAMEncoder(self.backbone)
-        normal = torch.nn.functional.normalize(self.scorer.normal_text.mean(0), dim=-1)
-        maps = np.zeros((len(frame_index), h, w), np.float16)
-        for j in np.unique(fired):
-            rows = np.flatnonzero(fired == j)
-            text = torch.stack([normal, self.scorer.anomaly_text[int(j)]])
-            for k in range(0, len(rows), 16):
-                r = rows[k:k + 16]
-                m, _ = frame_anomaly_maps(enc, src.get([int(frame_index[i]) for i in r]), text,
-                                          self.backbone.image_size, self.backbone.mean, self.backbone.std, tau)
-                maps[r] = m
-        return np.asarray(frame_index, np.int64), maps
+    Returns ``(frame_index (N,), maps (N, H, W) float16 in [0, 1])`` (red = anomalous patches), or
+    None when ``N·H·W`` exceeds ``max_values`` (said on stderr)."""
+    import torch
+
+    from vadlib.models.dpam import DPAMEncoder, frame_anomaly_maps
+
+    src = video.open()
+    h, w = src.size
+    frame_index = np.asarray(frame_index, np.int64)
+    fired = np.asarray(fired, np.int64)
+    if len(frame_index) * h * w > max_values:
+        print(f"{video.name}: heat map skipped ({len(frame_index)} maps of {h}x{w} would not fit)", file=sys.stderr)
+        return None
+    enc = DPAMEncoder(backbone)
+    normal_text = torch.as_tensor(normal_text, dtype=torch.float32)
+    anomaly_text = torch.as_tensor(anomaly_text, dtype=torch.float32)
+    normal = torch.nn.functional.normalize(normal_text.reshape(-1, normal_text.shape[-1]).mean(0), dim=-1)
+    maps = np.zeros((len(frame_index), h, w), np.float16)
+    for j in np.unique(fired):
+        rows = np.flatnonzero(fired == j)
+        text = torch.stack([normal, torch.nn.functional.normalize(anomaly_text[int(j)], dim=-1)])
+        for k in range(0, len(rows), 16):
+            r = rows[k:k + 16]
+            m, _ = frame_anomaly_maps(enc, src.get([int(frame_index[i]) for i in r]), text,
+                                      backbone.image_size, backbone.mean, backbone.std, tau)
+            maps[r] = np.clip(m, 0.0, 1.0)
+    return frame_index, maps
 
 
 @METHODS.register("flow_nf")
@@ -248,6 +258,8 @@ class TransferMethod(DetectMethod):
         self.backbone, self.cfg, self.score = backbone, cfg, score
         self.labels = list(prompts)
         self.real_weights = bool(backbone.real_weights)
+        self.heatmap = False
+        self.heat: tuple[np.ndarray, np.ndarray] | None = None
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         from vadlib.features.extract import extract_video
@@ -258,8 +270,13 @@ class TransferMethod(DetectMethod):
         self.encoded_frames = int(len(frame_index))
         out = transfer_scores(self.model, feats, self.text_n, self.text_a, self.tcfg.tau)
         n = len(video.open())
+        fired_rows = np.asarray(out["fired"], np.int64)
+        # the map: the frame's DPAM patches (frozen CLIP space, before the temporal module) against the
+        # normal prompts and the target prompt the model found fired there
+        self.heat = (patch_heat_maps(self.backbone, video, frame_index, fired_rows, self.text_n, self.text_a)
+                     if self.heatmap else None)
         return (expand_to_frames(np.asarray(out[self.score], np.float64), frame_index, n),
-                expand_to_frames(np.asarray(out["fired"], np.int64), frame_index, n))
+                expand_to_frames(fired_rows, frame_index, n))
 
 
 class FusionMethod(DetectMethod):
@@ -493,10 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="output folder (one sub-folder per video)")
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
-    ap.add_argument("--heatmap", action="store_true",
-                    help="zeroshot: overlay the DPAM patch-level heat map of the prompt that fired in the MP4 "
-                         "(one more encoder pass over the sampled frames: ≈ 0.7x instead of 1.5x real time for "
-                         "ViT-B-16 on 2 CPU cores; ignored with --no-video)")
+    ap.add_argument("--heatmap", action=argparse.BooleanOptionalAction, default=False,
+                    help="zeroshot, transfer: overlay the DPAM patch-level heat map of the prompt that fired in the "
+                         "MP4, held between encoded frames (one more encoder pass over the sampled frames: ≈ 0.7x "
+                         "instead of 1.5x real time for ViT-B-16 on 2 CPU cores; off by default; ignored with "
+                         "--no-video)")
     ap.add_argument("--params", default="params.yaml")
     return ap
 
@@ -597,7 +615,15 @@ def threshold_beside(checkpoint: Path) -> Path:
 
 
 def _matches(th: Threshold, meta: dict) -> bool:
-    return th.method == meta["method"] and th.score == meta["score"] and th.sampling in (None, meta["sampling"])
+    """The saved threshold was made by the same method, score, sampling and backbone as this run."""
+    return (th.method == meta["method"] and th.score == meta["score"] and th.sampling in (None, meta["sampling"])
+            and th.backbone in (None, meta["backbone"]) and th.pretrained in (None, meta["pretrained"]))
+
+
+def _describe(th: Threshold | dict) -> str:
+    d = th if isinstance(th, dict) else asdict(th)
+    return (f"method {d['method']!r} / score {d['score']!r} / {d['sampling']!r} / "
+            f"backbone {d['backbone']!r} ({d['pretrained']!r})")
 
 
 def _run(args) -> int:
@@ -622,7 +648,8 @@ def _run(args) -> int:
             raise ConfigError("a fusion's scores have no fixed scale: calibrate it (--calibrate NORMAL…) or give "
                               "the --threshold-file its calibration saved")
         threshold = Threshold(value=args.threshold, source="given (--threshold)", method=method.name,
-                              score=meta["score"], sampling=meta["sampling"])
+                              score=meta["score"], sampling=meta["sampling"], backbone=meta["backbone"],
+                              pretrained=meta["pretrained"])
     elif args.calibrate:
         ref = [Path(p) for p in args.calibrate]
         clash = {p.resolve() for p in ref} & {v.resolve() for v in videos}
@@ -646,6 +673,7 @@ def _run(args) -> int:
         threshold = calibrate_threshold(ref_scores, args.false_alarm_rate, method=method.name,
                                         source=f"normal footage ({', '.join(p.name for p in ref)})")
         threshold.score, threshold.sampling = meta["score"], meta["sampling"]
+        threshold.backbone, threshold.pretrained = meta["backbone"], meta["pretrained"]
         threshold.norm = method.norm if fusion else None
         if ckpts:
             for c in ckpts:
@@ -664,9 +692,8 @@ def _run(args) -> int:
                               "NORMAL_VIDEO… (a calibration is then saved beside the checkpoint and reused)")
         threshold = Threshold.load(path)
         if not _matches(threshold, meta):
-            raise ConfigError(f"{path}: threshold calibrated for method {threshold.method!r} / score "
-                              f"{threshold.score!r} / {threshold.sampling!r}, but this run is {meta['method']!r} / "
-                              f"{meta['score']!r} / {meta['sampling']!r}; recalibrate with --calibrate")
+            raise ConfigError(f"{path}: threshold calibrated for {_describe(threshold)}, but this run is "
+                              f"{_describe(meta)}; recalibrate with --calibrate")
         if fusion:
             if not threshold.norm:
                 raise ConfigError(f"{path}: holds no fusion calibration (norm); recalibrate with --calibrate")

@@ -29,6 +29,8 @@ class Threshold:
     method: str | None = None
     score: str | None = None                  # which score of the method (e.g. softmax, fusion)
     sampling: str | None = None               # feature sampling the scores were made with
+    backbone: str | None = None               # backbone the scores were made with (None: no CLIP features)
+    pretrained: str | None = None             # its weights tag
     norm: dict | None = None                  # a fusion's per-method (min, max) on the normal footage
 
     def save(self, path: str | Path) -> Path:
