@@ -354,3 +354,24 @@ def test_a_threshold_of_another_backbone_is_refused(tiny_backbone, tmp_path, cap
     assert detect_main(args + ["--threshold-file", str(tmp_path / "th.json"), "--out", str(tmp_path / "o")]) == 0
     res = json.loads((tmp_path / "o" / "clip" / "events.json").read_text())
     assert res["threshold"]["backbone"] == "vadlib-tiny" and res["threshold"]["value"] == 0.5
+
+
+def test_checkpoint_of_another_kind_is_refused(mil_checkpoint, tmp_path, capsys):
+    from vadlib.flow.synthetic import write_video
+
+    ckpt, _ = mil_checkpoint
+    clip = write_video(tmp_path / "clip", n=8, size=(40, 56), seed=5, sq=10)
+    common = [str(clip), "--threshold", "0.5", "--no-video", "--out", str(tmp_path / "o")]
+    # an AnomalyCLIP checkpoint asked to be Sultani's MIL
+    assert detect_main(common + ["--method", "sultani", "--checkpoint", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert str(ckpt) in err and "holds a 'anomalyclip' model, not 'sultani'" in err
+    # a train_mil checkpoint given to --method transfer
+    assert detect_main(common + ["--method", "transfer", "--checkpoint", str(ckpt), "--prompt", "x"]) == 2
+    assert "not a VideoAnomalyCLIP checkpoint" in capsys.readouterr().err
+    # a file that is no checkpoint at all
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert detect_main(common + ["--method", "anomalyclip", "--checkpoint", str(junk)]) == 2
+    assert f"{junk}: not a checkpoint written by a vadlib stage" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -208,10 +208,13 @@ class TrainMILMethod(DetectMethod):
     encoded as the checkpoint's training features were. AnomalyCLIP's ``fired`` = the most probable
     anomaly class of each frame."""
 
-    def __init__(self, backbone, cfg, checkpoint: Path, **_):
+    def __init__(self, backbone, cfg, checkpoint: Path, requested: str | None = None, **_):
         from vadlib.train import load_checkpoint
 
         self.method = load_checkpoint(checkpoint)
+        if requested is not None and self.method.name != requested:
+            raise ConfigError(f"{checkpoint}: holds a '{self.method.name}' model, not '{requested}'; use "
+                              f"--method {self.method.name} or the {requested} checkpoint")
         self.name = self.method.name
         self.backbone, self.cfg = backbone, cfg
         self.labels = list(self.method.class_names)
@@ -502,8 +505,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sigma", type=float, default=0.0, help="Gaussian smoothing of scores (frames)")
     th = ap.add_mutually_exclusive_group()
     th.add_argument("--threshold", type=float, help="a given threshold")
-    th.add_argument("--threshold-file", help="a threshold.json saved by an earlier calibration")
-    th.add_argument("--calibrate", nargs="+", metavar="NORMAL", help="normal reference videos/folders")
+    th.add_argument("--threshold-file", help="a threshold.json saved by an earlier calibration (a fusion's holds its "
+                                             "normalisation too)")
+    th.add_argument("--calibrate", nargs="+", metavar="NORMAL",
+                    help="normal reference videos/folders (never the scored video): the threshold is the score "
+                         "exceeded on --false-alarm-rate of their frames; a fusion's per-method min/max come from "
+                         "them too. Saved to OUT/threshold.json and beside each checkpoint "
+                         "(<checkpoint>.threshold.json), reused when no threshold option is given")
     ap.add_argument("--false-alarm-rate", type=float, default=0.01, help="for --calibrate")
     ap.add_argument("--min-event", type=int, default=3, help="shortest event (frames)")
     ap.add_argument("--merge-gap", type=int, default=8, help="merge events closer than this (frames)")
@@ -553,10 +561,13 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     for n in clip_ckpts:
         import torch
 
+        if not ckpts[n].is_file():
+            raise DataError(ckpts[n], f"method '{n}' needs a checkpoint file (.pt), this is a folder")
         try:
             ck = torch.load(ckpts[n], map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise DataError(ckpts[n], f"not a loadable checkpoint ({exc})") from exc
+            raise DataError(ckpts[n], f"not a checkpoint written by a vadlib stage (torch.load with weights_only "
+                                      f"cannot read it: {type(exc).__name__})") from exc
         ck = ck if isinstance(ck, dict) else {}
         saved = (ck.get("features") or (ck.get("meta") or {}).get("features") or {})
         if not saved:
@@ -592,7 +603,7 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
             parts.append(factory(bb, cfg, checkpoint=ckpts[n], prompts=prompts,
                                  normal_prompts=args.normal_prompt or normal, score=args.score or "calibrated"))
         else:
-            parts.append(factory(bb, cfg, checkpoint=ckpts[n]))
+            parts.append(factory(bb, cfg, checkpoint=ckpts[n], requested=n))
     for m in parts:
         if hasattr(m, "heatmap"):
             m.heatmap = bool(args.heatmap and not args.no_video)

@@ -567,7 +567,8 @@ def load_transfer_model(path, backbone) -> tuple[VideoAnomalyCLIP, TransferConfi
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise DataError(path, f"not a loadable checkpoint ({exc})") from exc
+        raise DataError(path, f"not a checkpoint written by the transfer stage (torch.load with weights_only "
+                              f"cannot read it: {type(exc).__name__})") from exc
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise DataError(path, f"not a VideoAnomalyCLIP checkpoint (format {CHECKPOINT_FORMAT!r} missing)")
     cfg = TransferConfig.from_params({**ck["params"], "device": "cpu"})
