@@ -115,7 +115,7 @@ def test_search_bench_on_the_demo_collection(tiny_backbone, tmp_path):
         assert 0 <= r["P@1"] <= 1 and 0 <= r["P@5"] <= 1
         labelled = np.concatenate([v.frame_classes[::2] for v in videos])
         assert np.isclose(r["chance"], np.mean(labelled == ds.class_names.index(c)))
-    assert (tmp_path / "features" / "demo_b").is_dir()               # encoded once, in the feature store
+    assert (tmp_path / "features" / "search_demo_b").is_dir()        # encoded once, in the search store
     # planted along the text directions on the labelled frames: each description's first hit is its event
     classes = list(demo.DEMO_CLASSES)
     events = label_events(videos, classes, ds.class_names)

@@ -58,6 +58,18 @@ def collection_videos(collection: str, params_file: str = "params.yaml"):
     return root.name, vids
 
 
+def collection_store(name: str, videos, backbone, features: str | Path = "data/features", every: int = 8,
+                     device: str = "cpu", progress: bool = True):
+    """The feature store of a search collection (``<features>/search_<name>/…``), encoding only the videos
+    not in it yet; kept apart from the pipeline's (DVC-tracked) per-dataset stores."""
+    from vadlib.data import VideoDataset
+    from vadlib.features.extract import ExtractConfig, extract_dataset
+
+    ds = VideoDataset(name=f"search_{name}", root=Path(features), splits={"collection": list(videos)})
+    cfg = ExtractConfig(sampling="every", stride=every, device=device, progress=progress)
+    return extract_dataset(ds, backbone, Path(features), cfg, splits=("collection",))
+
+
 def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radius_s: float = 2.0,
            top_k: int = 10, templates: tuple[str, ...] = ("{}", "a photo of {}."),
            text: np.ndarray | None = None) -> list[Hit]:
@@ -199,11 +211,11 @@ def demo_precision_table(dataset: str = "demo_b", split: str = "test", backbone=
                          every: int = 2, ks=(1, 5, 10), sigma: float = 1.0, radius_s: float = 1.0,
                          params_file: str = "params.yaml") -> tuple[list[dict], list[str]]:
     """precision@k of each anomaly class's description (the dataset's own) searched with ``backbone`` in the
-    annotated videos of ``dataset``/``split``, features from (or added to) the shared feature store.
+    annotated videos of ``dataset``/``split``, features from (or added to) the store ``vadlib search
+    dataset:NAME`` uses (:func:`collection_store`).
     Rows also give ``chance`` = the class's share of the encoded frames (the expected P@k of a random ranking).
     Returns ``(rows, queries)``."""
     from vadlib.data import get_dataset
-    from vadlib.features.extract import ExtractConfig, extract_dataset
     from vadlib.pipeline import load_params
 
     opts = (load_params(params_file).get("datasets") or {}).get(dataset, {})
@@ -215,8 +227,7 @@ def demo_precision_table(dataset: str = "demo_b", split: str = "test", backbone=
         raise DataError(Path(str(opts.get("root", dataset))), f"{dataset}/{split} has no per-frame class labels")
     classes = [c for c in ds.class_names[1:] if c in ds.descriptions]
     queries = [ds.descriptions[c] for c in classes]
-    cfg = ExtractConfig(sampling="every", stride=every, progress=False)
-    store = extract_dataset(ds, backbone, Path(features), cfg, splits=(split,))
+    store = collection_store(ds.name, videos, backbone, features, every, progress=False)
     events = label_events(videos, classes, list(ds.class_names))
     rows = precision_table(queries, store, videos, backbone, events, ks=ks, sigma=sigma, radius_s=radius_s)
     labels = {v.name: np.asarray(v.frame_classes)[store.frame_index(v.name)] for v in videos}
@@ -243,8 +254,8 @@ def bench_search(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrained", default="openai")
     ap.add_argument("--dataset", default="demo_b", help="(a): an annotated dataset (roots from --params)")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--every", type=int, default=2, help="(a): encode every n-th frame (2 = the pipeline's store)")
-    ap.add_argument("--features", default="data/features", help="(a): feature store root shared with the pipeline")
+    ap.add_argument("--every", type=int, default=2, help="(a): encode every n-th frame")
+    ap.add_argument("--features", default="data/features", help="(a): feature root (the store vadlib search uses)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(b): planted collections")
     ap.add_argument("--params", default="params.yaml")
     a = ap.parse_args(argv or [])
@@ -298,18 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     try:
-        from vadlib.data import VideoDataset
         from vadlib.features import load_backbone
-        from vadlib.features.extract import ExtractConfig, extract_dataset
 
         out = Path(args.out)
         if out.exists() and not args.overwrite:
             raise DataError(out, "output folder exists; pass --overwrite to replace it")
         name, videos = collection_videos(args.collection, args.params)
         bb = load_backbone(args.backbone, args.pretrained, device=args.device)
-        ds = VideoDataset(name=f"search_{name}", root=Path(args.collection), splits={"collection": videos})
-        cfg = ExtractConfig(sampling="every", stride=args.every, device=args.device)
-        store = extract_dataset(ds, bb, Path(args.features), cfg, splits=("collection",))
+        store = collection_store(name, videos, bb, args.features, args.every, args.device)
         queries = [q.strip() for q in args.text.split(";;") if q.strip()]
         hits = search(queries, store, videos, bb, sigma=args.sigma, radius_s=args.radius, top_k=args.top_k)
         from vadlib.io import atomic_dir
