@@ -13,8 +13,9 @@
 # %% [markdown]
 # # Explore a video
 # Point this notebook at any video (or frames folder) and a list of descriptions; it shows the
-# zero-shot anomaly timeline, the top frames, which description fired when, and what happens to
-# the timeline when a description is removed (prompt ablation). Not a DVC stage: run it by hand
+# zero-shot anomaly timeline, the top frames, which description fired when, where in those frames
+# (patch-level heat maps), and what happens to the timeline when a description is removed (prompt
+# ablation). Not a DVC stage: run it by hand
 # or with papermill:
 #
 # ```
@@ -81,6 +82,25 @@ fig, axes = plt.subplots(1, len(peaks), figsize=(2.4 * len(peaks), 2.4), squeeze
 for ax, i, fr in zip(axes[0], peaks, frames):
     ax.imshow(fr)
     ax.set_title(f"{i / fps:.1f}s  {scores[i]:.3f}\n{prompts[fired[i]][:30]}", fontsize=7)
+    ax.axis("off")
+mark_random(fig, bb.real_weights)
+
+# %% [markdown]
+# ## Where in the frame: patch-level heat maps of the top frames
+# DPAM maps (`vadlib.detect.patch_heat_maps`, the overlay `vadlib detect --heatmap` draws): each top
+# frame's ViT patches against the normal descriptions and the description that fired there; red =
+# patches closer to that description.
+
+# %%
+from vadlib.detect import patch_heat_maps
+
+_, maps = patch_heat_maps(bb, Video(name=path.stem, path=path, split="x"), np.asarray(peaks), fired[peaks],
+                          method.scorer.normal_text, method.scorer.anomaly_text)
+fig, axes = plt.subplots(1, len(peaks), figsize=(2.4 * len(peaks), 2.4), squeeze=False)
+for ax, i, fr, m in zip(axes[0], peaks, frames, maps):
+    ax.imshow(fr)
+    ax.imshow(m.astype(np.float32), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    ax.set_title(f"{i / fps:.1f}s {prompts[fired[i]][:30]}", fontsize=7)
     ax.axis("off")
 mark_random(fig, bb.real_weights)
 
