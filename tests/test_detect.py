@@ -147,9 +147,19 @@ def test_detect_fusion_is_calibrated_on_normal_footage(mil_checkpoint, flow_mode
     # a fused score has no fixed scale: a bare threshold is refused
     assert detect_main(args + ["--threshold", "0.5", "--out", str(tmp_path / "o1")]) == 2
     assert "calibrate" in capsys.readouterr().err
+    own = tmp / "model.threshold.json"                     # the flow model's own calibration, if any
+    own_before = own.read_text() if own.exists() else None
     assert detect_main(args + ["--calibrate", *normal, "--false-alarm-rate", "0.05", "--out", str(tmp_path / "o")]) == 0
     th = json.loads((tmp_path / "o" / "threshold.json").read_text())
     assert th["method"] == "anomalyclip+flow_nf" and len(th["norm"]) == 2
+    # saved beside both checkpoints under the fusion's name: the methods' own calibrations are kept
+    for beside in (ckpt.with_suffix(".anomalyclip+flow_nf.threshold.json"), tmp / "model.anomalyclip+flow_nf.threshold.json"):
+        assert json.loads(beside.read_text())["norm"] == th["norm"]
+    assert (own.read_text() if own.exists() else None) == own_before
+    # and reused from there when no threshold option is given
+    assert detect_main(args + ["--out", str(tmp_path / "o6")]) == 0
+    reused = json.loads((tmp_path / "o6" / "clip" / "events.json").read_text())["threshold"]
+    assert "saved beside the checkpoint" in reused["source"] and reused["value"] == th["value"]
     for lo, hi in th["norm"].values():
         assert hi > lo
     df = pd.read_parquet(tmp_path / "o" / "clip" / "scores.parquet")
@@ -268,6 +278,7 @@ def test_threshold_is_saved_beside_never_inside_a_checkpoint(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"x")
     assert threshold_beside(tmp_path / "model") == tmp_path / "model.threshold.json"
     assert threshold_beside(tmp_path / "model.pt") == tmp_path / "model.threshold.json"
+    assert threshold_beside(tmp_path / "model", "zeroshot+flow_nf") == tmp_path / "model.zeroshot+flow_nf.threshold.json"
 
 
 def test_transfer_method_heat_maps(tiny_backbone, tmp_path):

@@ -618,11 +618,14 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     return method, meta, list(ckpts.values())
 
 
-def threshold_beside(checkpoint: Path) -> Path:
+def threshold_beside(checkpoint: Path, fusion: str | None = None) -> Path:
     """Where a calibrated threshold is saved beside a checkpoint: the sibling ``<name>.threshold.json``
-    of the file or model folder — never inside it, so a stage's (DVC-tracked) output stays unchanged."""
+    of the file or model folder — never inside it, so a stage's (DVC-tracked) output stays unchanged.
+    A fusion's (``fusion="zeroshot+flow_nf"``) goes to ``<name>.<fusion>.threshold.json``, so it never
+    replaces the checkpoint's own method's."""
     checkpoint = Path(checkpoint)
-    return checkpoint.parent / f"{checkpoint.stem if checkpoint.is_file() else checkpoint.name}.threshold.json"
+    name = checkpoint.stem if checkpoint.is_file() else checkpoint.name
+    return checkpoint.parent / (f"{name}.{fusion}.threshold.json" if fusion else f"{name}.threshold.json")
 
 
 def _matches(th: Threshold, meta: dict) -> bool:
@@ -688,15 +691,17 @@ def _run(args) -> int:
         threshold.norm = method.norm if fusion else None
         if ckpts:
             for c in ckpts:
-                threshold.save(threshold_beside(c))
-                print(f"calibrated threshold {threshold.value:.4g} saved beside the checkpoint: {threshold_beside(c)}",
+                beside = threshold_beside(c, method.name if fusion else None)
+                threshold.save(beside)
+                print(f"calibrated threshold {threshold.value:.4g} saved beside the checkpoint: {beside}",
                       file=sys.stderr)
         out_root.mkdir(parents=True, exist_ok=True)
         threshold.save(out_root / "threshold.json")
     else:
         path = Path(args.threshold_file) if args.threshold_file else None
         if path is None:
-            saved = [threshold_beside(c) for c in ckpts if threshold_beside(c).is_file()]
+            beside = [threshold_beside(c, method.name if fusion else None) for c in ckpts]
+            saved = [b for b in beside if b.is_file()]
             path = saved[0] if saved else None
         if path is None:
             raise ConfigError("give a threshold: --threshold VALUE, --threshold-file FILE, or --calibrate "
