@@ -59,7 +59,7 @@ def test_pipeline_end_to_end(tmp_path):
     work.mkdir()
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, work / name)
-    for d in ("notebooks", "vadlib"):
+    for d in ("notebooks", "vadlib", "reports/flow_nf_ped2"):  # + the committed real-data result the report reads
         shutil.copytree(ROOT / d, work / d, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["backbone"].update(name="vadlib-tiny", pretrained="random")
