@@ -130,3 +130,39 @@ def test_search_bench_on_the_demo_collection(tiny_backbone, tmp_path):
         feats[v.name] = f
     planted = precision_table(queries, ArrayStore(feats, 2), videos, None, events, ks=(1,), text=text)
     assert all(r["P@1"] == 1.0 for r in planted), planted
+
+
+def test_a_video_replaced_under_the_same_name_is_encoded_again(tiny_backbone, tmp_path):
+    """The collection store is keyed by file identity as well as name: a video replaced (or another
+    folder of the same name) never gets the features of the one that was there before."""
+    import shutil
+
+    import cv2
+
+    from vadlib.search import collection_store
+
+    def clip(folder, value):
+        folder.mkdir(parents=True, exist_ok=True)
+        for t in range(6):
+            img = np.full((32, 32, 3), value, np.uint8)
+            img[:, : 4 * t + 4] = 255 - value
+            cv2.imwrite(str(folder / f"{t:03d}.png"), img)
+
+    col = tmp_path / "col"
+    clip(col / "a", 10)
+    clip(col / "b", 200)
+    name, vids = collection_videos(str(col))
+    store = collection_store(name, vids, tiny_backbone, tmp_path / "feats", every=2, progress=False)
+    before = {v.name: store.load(v.name).copy() for v in vids}
+    assert not np.allclose(before["a"], before["b"])
+    # an unchanged collection is read back from the store
+    again = collection_store(name, vids, tiny_backbone, tmp_path / "feats", every=2, progress=False)
+    assert np.array_equal(again.load("a"), before["a"]) and again.keys == store.keys
+    # "a" replaced by b's frames (new files, same name): its features are b's now
+    shutil.rmtree(col / "a")
+    clip(col / "a", 200)
+    name, vids = collection_videos(str(col))
+    after = collection_store(name, vids, tiny_backbone, tmp_path / "feats", every=2, progress=False)
+    assert after.keys["a"] != store.keys["a"] and after.keys["b"] == store.keys["b"]
+    assert np.allclose(after.load("a"), before["b"], atol=1e-5)
+    assert len(after.frame_index("a")) == 3 and after.num_frames("a") == 6

@@ -157,12 +157,14 @@ class FlowNFMethod(DetectMethod):
         return np.asarray(res["scores"][self.score][video.name], np.float64), None
 
 
-def _file_key(path: Path) -> str:
-    """Short hash of a video's resolved path, size and modification time (frames folder: its files')."""
+def _file_key(path: Path, with_path: bool = True) -> str:
+    """Short hash of a video's size and modification time (frames folder: its files'), and of its
+    resolved path unless ``with_path=False``."""
     import hashlib
 
+    path = Path(path)
     files = sorted(path.iterdir()) if path.is_dir() else [path]
-    h = hashlib.sha1(str(path.resolve()).encode())
+    h = hashlib.sha1(str(path.resolve()).encode() if with_path else b"")
     for f in files:
         st = f.stat()
         h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())

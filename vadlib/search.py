@@ -58,16 +58,54 @@ def collection_videos(collection: str, params_file: str = "params.yaml"):
     return root.name, vids
 
 
+class CollectionStore:
+    """A search collection's feature store seen under the videos' own names. Each video is stored under
+    ``name#<file key>`` (size and modification time of its file(s)), so a video replaced or edited under
+    the same name, or another folder of the same name holding other videos, is encoded afresh instead
+    of being answered with stale features."""
+
+    def __init__(self, store, keys: dict[str, str]):
+        self.store, self.keys = store, dict(keys)
+        self.path = store.path
+
+    def has(self, name: str) -> bool:
+        return name in self.keys and self.store.has(self.keys[name])
+
+    def load(self, name: str, mmap: bool = False) -> np.ndarray:
+        return self.store.load(self.keys[name], mmap=mmap)
+
+    def frame_index(self, name: str) -> np.ndarray:
+        return self.store.frame_index(self.keys[name])
+
+    def num_frames(self, name: str) -> int:
+        return self.store.num_frames(self.keys[name])
+
+    def meta(self, name: str) -> dict:
+        return self.store.meta(self.keys[name])
+
+
 def collection_store(name: str, videos, backbone, features: str | Path = "data/features", every: int = 8,
-                     device: str = "cpu", progress: bool = True):
+                     device: str = "cpu", progress: bool = True) -> CollectionStore:
     """The feature store of a search collection (``<features>/search_<name>/…``), encoding only the videos
-    not in it yet; kept apart from the pipeline's (DVC-tracked) per-dataset stores."""
+    not in it yet (by name *and* file identity: :class:`CollectionStore`); kept apart from the pipeline's
+    (DVC-tracked) per-dataset stores."""
+    import dataclasses
+
     from vadlib.data import VideoDataset
+    from vadlib.detect import _file_key
     from vadlib.features.extract import ExtractConfig, extract_dataset
 
-    ds = VideoDataset(name=f"search_{name}", root=Path(features), splits={"collection": list(videos)})
+    keys, keyed = {}, []
+    for v in videos:
+        try:
+            k = f"{v.name}#{_file_key(Path(v.path), with_path=False)}"
+        except OSError as exc:
+            raise DataError(Path(v.path), f"cannot read the video ({exc.strerror or exc})") from exc
+        keys[v.name] = k
+        keyed.append(dataclasses.replace(v, name=k))
+    ds = VideoDataset(name=f"search_{name}", root=Path(features), splits={"collection": keyed})
     cfg = ExtractConfig(sampling="every", stride=every, device=device, progress=progress)
-    return extract_dataset(ds, backbone, Path(features), cfg, splits=("collection",))
+    return CollectionStore(extract_dataset(ds, backbone, Path(features), cfg, splits=("collection",)), keys)
 
 
 def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radius_s: float = 2.0,
