@@ -86,3 +86,33 @@ def test_default_policy_ignores_smooth_flow_between_objects():
     cfg = RegionConfig(pad=0, blur=1, min_area=16)
     assert sorted(map(tuple, propose_regions(f, prev, cur, cfg).tolist())) == [(8, 12, 22, 28), (55, 12, 70, 28)]
     assert len(propose_regions(f, prev, cur, RegionConfig(pad=0, blur=1, min_area=16, use_flow=True))) == 1
+
+
+def test_windows_cover_moving_pixels_on_a_grid():
+    from vadlib.flow.regions import mask_windows
+
+    m = np.zeros((40, 48), bool)
+    m[8:24, 16:32] = True  # one 16×16 moving square aligned with the grid
+    w = mask_windows(m, 16, 8, 0.25)
+    # windows whose top-left lies on the 8-px grid and overlap the square by >= 64 px
+    assert [16, 8, 32, 24] in w.tolist()
+    assert all((b[2] - b[0], b[3] - b[1]) == (16, 16) for b in w.tolist())
+    for x0, y0, x1, y1 in w.tolist():
+        assert m[y0:y1, x0:x1].mean() >= 0.25 and x0 % 8 == 0 and y0 % 8 == 0
+    assert len(mask_windows(m, 16, 8, 1.0)) == 1          # only the exact square is fully moving
+    assert len(mask_windows(np.zeros((40, 48), bool), 16, 8, 0.25)) == 0
+    assert len(mask_windows(m[:10], 16, 8, 0.25)) == 0    # frame smaller than a window
+
+
+def test_window_policy_in_propose_regions():
+    f = np.zeros((48, 64, 2), np.float32)
+    prev = np.zeros((48, 64), np.uint8)
+    cur = prev.copy()
+    cur[8:40, 8:24] = 200  # a 16×32 moving object: two stacked windows fully inside
+    boxes = propose_regions(f, prev, cur, RegionConfig(window=16, window_stride=8, window_min_moving=0.9,
+                                                       close=1, open=1, blur=1))
+    assert sorted(map(tuple, boxes.tolist())) == [(8, 8, 24, 24), (8, 16, 24, 32), (8, 24, 24, 40)]
+    with pytest.raises(ConfigError, match="window_min_moving"):
+        RegionConfig(window=16, window_min_moving=0)
+    with pytest.raises(ConfigError, match="window"):
+        RegionConfig(window=-1)

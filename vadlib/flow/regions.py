@@ -13,6 +13,14 @@ neighbouring walkers into group boxes, while the difference mask gives about one
 The flow-magnitude mask (``use_flow: true``) suits small synthetic scenes such as the demo.
 Flow patches and velocity descriptors of a frame are computed on exactly these boxes.
 
+**Windows** (``window > 0``): instead of one box per connected component, fixed ``window``×``window``
+squares on a grid of step ``window_stride`` whose moving fraction (of the same motion mask) is at
+least ``window_min_moving``. Every region then has the same size and native pixel scale, so the
+speed of a region is not diluted by how loosely a component box fits its object, and a group of
+walkers that the mask joins into one component still gives one window per body part. (Chosen for
+UCSD Ped2 after the component boxes were found to merge neighbouring walkers and to dilute a
+cyclist's speed with background; see README "Test-set evaluations".)
+
 Object-detector boxes are an optional extra (:func:`detector_boxes`): they need local weights;
 without them a clear message is given once and the motion boxes are used alone.
 """
@@ -42,13 +50,20 @@ class RegionConfig:
     min_area: int = 100
     merge_cover: float = 0.6
     pad: int = 2
-    max_regions: int = 32
+    max_regions: int = 32        # component boxes only (largest first); windows are never capped
     detector: str | None = None  # path to local detector weights (optional)
     det_conf: float = 0.5
+    window: int = 0              # > 0: fixed windows of this size on a grid instead of component boxes
+    window_stride: int = 8
+    window_min_moving: float = 0.25
 
     def __post_init__(self):
         if self.tau_mag < 0 or self.min_area < 1:
             raise ConfigError(f"regions: need tau_mag >= 0 and min_area >= 1, got {self.tau_mag}, {self.min_area}")
+        if self.window < 0 or (self.window and self.window_stride < 1):
+            raise ConfigError(f"regions: need window >= 0 and window_stride >= 1, got {self.window}, {self.window_stride}")
+        if not 0 < self.window_min_moving <= 1:
+            raise ConfigError(f"regions: window_min_moving must be in (0, 1], got {self.window_min_moving}")
         if not 0 < self.merge_cover <= 1:
             raise ConfigError(f"regions: merge_cover must be in (0, 1], got {self.merge_cover}")
         if not (self.use_flow or self.use_diff):
@@ -113,6 +128,24 @@ def merge_boxes(boxes: np.ndarray, cover: float) -> np.ndarray:
     return np.asarray(b, np.int64).reshape(-1, 4)
 
 
+def mask_windows(mask: np.ndarray, size: int, stride: int, min_moving: float) -> np.ndarray:
+    """``(N, 4)`` int boxes of the ``size``×``size`` windows on a grid of step ``stride`` (from the
+    top-left corner) in which at least ``min_moving`` of the pixels of ``mask`` are set."""
+    import cv2
+
+    h, w = mask.shape
+    if h < size or w < size:
+        return np.zeros((0, 4), np.int64)
+    ii = cv2.integral(mask.astype(np.uint8)).astype(np.int64)  # (h+1, w+1)
+    ys = np.arange(0, h - size + 1, stride)
+    xs = np.arange(0, w - size + 1, stride)
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    moving = ii[yy + size, xx + size] - ii[yy, xx + size] - ii[yy + size, xx] + ii[yy, xx]
+    keep = moving >= min_moving * size * size
+    y0, x0 = yy[keep], xx[keep]
+    return np.stack([x0, y0, x0 + size, y0 + size], 1).astype(np.int64).reshape(-1, 4)
+
+
 _DETECTOR_WARNED: set = set()
 
 
@@ -151,10 +184,13 @@ def propose_regions(flow: np.ndarray, prev: np.ndarray | None = None, cur: np.nd
     """Boxes ``(N, 4)`` int ``x0, y0, x1, y1`` of the moving regions of one frame.
 
     ``flow``: ``(H, W, 2)``; ``prev``/``cur``: ``(H, W)`` uint8 gray frames for differencing
-    (optional). At most ``cfg.max_regions`` boxes (largest first).
+    (optional). At most ``cfg.max_regions`` component boxes (largest first); with ``cfg.window``
+    the grid windows of :func:`mask_windows` (no detector boxes, no merging, no cap).
     """
     cfg = cfg or RegionConfig()
     h, w = flow.shape[:2]
+    if cfg.window:
+        return mask_windows(motion_mask(flow, prev, cur, cfg), cfg.window, cfg.window_stride, cfg.window_min_moving)
     boxes = mask_boxes(motion_mask(flow, prev, cur, cfg), cfg.min_area)
     if cfg.detector is not None and cur is not None:
         try:
