@@ -64,22 +64,60 @@ def test_detect_finds_the_planted_event(flow_model, tmp_path):
 
 
 def test_detect_bad_inputs(tmp_path, capsys):
+    from vadlib.flow.synthetic import write_video
+
     bad = tmp_path / "empty.mp4"
     bad.write_bytes(b"")
+    good = write_video(tmp_path / "good", n=8, size=(40, 56), seed=5, sq=10)
     assert detect_main([str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
     # no prompts for a prompt-based method
-    assert detect_main([str(bad), "--backbone", "vadlib-tiny", "--pretrained", "random", "--threshold", "0.5",
+    assert detect_main([str(good), "--backbone", "vadlib-tiny", "--pretrained", "random", "--threshold", "0.5",
                         "--out", str(tmp_path / "o")]) == 2
     assert "needs at least one --prompt" in capsys.readouterr().err
     # an empty video file is named
     assert detect_main([str(bad), "--backbone", "vadlib-tiny", "--pretrained", "random", "--prompt", "x",
                         "--threshold", "0.5", "--out", str(tmp_path / "o")]) == 2
     assert "empty.mp4" in capsys.readouterr().err
-    assert not (tmp_path / "o" / "empty").exists()
-    # no threshold at all
-    assert detect_main([str(bad), "--method", "flow_nf", "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+    # no checkpoint for a checkpoint method
+    assert detect_main([str(good), "--method", "flow_nf", "--out", str(tmp_path / "o")]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+    # two inputs of the same name would write one output folder: refused
+    (tmp_path / "x").mkdir()
+    import shutil
+
+    shutil.copytree(good, tmp_path / "x" / "good")
+    assert detect_main([str(good), str(tmp_path / "x" / "good"), "--backbone", "vadlib-tiny", "--pretrained", "random",
+                        "--prompt", "x", "--threshold", "0.5", "--out", str(tmp_path / "o")]) == 2
+    assert "same name" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unreadable_input_writes_nothing_even_with_a_calibration(mil_checkpoint, tmp_path, capsys):
+    """The inputs are checked before anything is calibrated or written: no half-written output folder, and
+    the calibration saved beside the checkpoint is not replaced by one that nothing was scored with."""
+    from vadlib.flow.synthetic import write_video
+
+    ckpt, _ = mil_checkpoint
+    normal = write_video(tmp_path / "normal", n=12, size=(40, 56), seed=4, sq=10)
+    bad = tmp_path / "empty.mp4"
+    bad.write_bytes(b"")
+    beside = ckpt.with_suffix(".threshold.json")
+    before = beside.read_text() if beside.exists() else None
+    out = tmp_path / "o"
+    assert detect_main([str(bad), "--method", "anomalyclip", "--checkpoint", str(ckpt), "--calibrate", str(normal),
+                        "--out", str(out)]) == 2
+    assert "empty.mp4" in capsys.readouterr().err
+    assert not out.exists()
+    assert (beside.read_text() if beside.exists() else None) == before
+    # an unreadable calibration video is named too, before any work
+    clip = write_video(tmp_path / "clip", n=12, size=(40, 56), seed=3, sq=10)
+    assert detect_main([str(clip), "--method", "anomalyclip", "--checkpoint", str(ckpt), "--calibrate", str(normal),
+                        str(bad), "--out", str(out)]) == 2
+    assert "empty.mp4" in capsys.readouterr().err
+    assert not out.exists()
+    assert (beside.read_text() if beside.exists() else None) == before
 
 
 @pytest.fixture(scope="module")
@@ -388,3 +426,68 @@ def test_checkpoint_of_another_kind_is_refused(mil_checkpoint, tmp_path, capsys)
     assert detect_main(common + ["--method", "anomalyclip", "--checkpoint", str(junk)]) == 2
     assert f"{junk}: not a checkpoint written by a vadlib stage" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_calibrate_on_a_folder_of_videos_or_a_dataset_split(tmp_path, capsys):
+    """--calibrate takes a folder of normal videos, or a registered dataset's split (its normal videos only)."""
+    from vadlib.flow.synthetic import write_video
+
+    ref = tmp_path / "normal_footage"
+    for i in range(2):
+        write_video(ref / f"n{i}", n=10, size=(40, 56), seed=10 + i, sq=10)
+    clip = write_video(tmp_path / "clip", n=12, size=(40, 56), seed=3, sq=10)
+    common = [str(clip), "--backbone", "vadlib-tiny", "--pretrained", "random", "--prompt", "a square",
+              "--every", "2", "--no-video"]
+    assert detect_main(common + ["--calibrate", str(ref), "--out", str(tmp_path / "o")]) == 0
+    th = json.loads((tmp_path / "o" / "threshold.json").read_text())
+    assert th["n_reference_frames"] == 20 and "normal_footage/: 2 videos" in th["source"]
+    # a manifest dataset: train has one normal and one abnormal video; only the normal one calibrates
+    abn = write_video(tmp_path / "abn", n=7, size=(40, 56), seed=20, sq=10)
+    (tmp_path / "manifest.json").write_text(json.dumps({
+        "train": {"s": [{"video_path": str(ref / "n0"), "anomaly": 0}, {"video_path": str(abn), "anomaly": 1}]},
+        "test": {"s": [{"video_path": str(ref / "n1"), "anomaly": 0}]}}))
+    (tmp_path / "params.yaml").write_text(f"datasets:\n  manifest:\n    root: {tmp_path / 'manifest.json'}\n")
+    assert detect_main(common + ["--calibrate", "dataset:manifest:train", "--params", str(tmp_path / "params.yaml"),
+                                 "--out", str(tmp_path / "o2")]) == 0
+    th = json.loads((tmp_path / "o2" / "threshold.json").read_text())
+    assert th["n_reference_frames"] == 10 and "dataset:manifest:train: 1 normal videos" in th["source"]
+    # the video being scored, hidden in a calibration folder, is still refused
+    write_video(ref / "clip", n=12, size=(40, 56), seed=3, sq=10)
+    assert detect_main([str(ref / "clip")] + common[1:] + ["--calibrate", str(ref), "--out", str(tmp_path / "o3")]) == 2
+    assert "must not be the video being scored" in capsys.readouterr().err
+    assert not (tmp_path / "o3").exists()
+
+
+def test_a_threshold_made_with_other_prompts_is_refused(tmp_path, capsys):
+    from vadlib.events import Threshold
+    from vadlib.flow.synthetic import write_video
+
+    clip = write_video(tmp_path / "clip", n=8, size=(40, 56), seed=5, sq=10)
+    th = Threshold(value=0.5, source="calibrated on x", method="zeroshot", score="softmax", sampling="every 4",
+                   backbone="vadlib-tiny", pretrained="random", prompts=["a square"])
+    th.save(tmp_path / "th.json")
+    args = [str(clip), "--backbone", "vadlib-tiny", "--pretrained", "random", "--every", "4", "--no-video",
+            "--threshold-file", str(tmp_path / "th.json")]
+    assert detect_main(args + ["--prompt", "a car", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "th.json" in err and "'a square'" in err and "'a car'" in err
+    assert not (tmp_path / "o").exists()
+    assert detect_main(args + ["--prompt", "a square", "--out", str(tmp_path / "o")]) == 0
+    res = json.loads((tmp_path / "o" / "clip" / "events.json").read_text())
+    assert res["threshold"]["prompts"] == ["a square"]
+    # a calibration records the prompts it was made with
+    normal = write_video(tmp_path / "normal", n=8, size=(40, 56), seed=6, sq=10)
+    assert detect_main(args[:-2] + ["--prompt", "a car", "--calibrate", str(normal), "--out", str(tmp_path / "o2")]) == 0
+    assert json.loads((tmp_path / "o2" / "threshold.json").read_text())["prompts"] == ["a car"]
+
+
+def test_detect_shows_a_progress_bar_with_the_real_time_factor(tmp_path, capsys):
+    from vadlib.flow.synthetic import write_video
+
+    clip = write_video(tmp_path / "clip", n=16, size=(40, 56), seed=5, sq=10)
+    assert detect_main([str(clip), "--backbone", "vadlib-tiny", "--pretrained", "random", "--prompt", "a square",
+                        "--every", "2", "--batch-size", "2", "--threshold", "0.5", "--no-video",
+                        "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "frame/s" in err and "x real time" in err          # the bar (tqdm rate + postfix)
+    assert "16 frames in" in err and "frames/s" in err        # the summary line

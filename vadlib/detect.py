@@ -39,12 +39,54 @@ METHODS: Registry[Callable[..., "DetectMethod"]] = Registry("detection method")
 
 class DetectMethod:
     """Scores every frame of one video: ``frame_scores(video) -> (scores (T,), fired (T,) | None)``;
-    ``fired`` indexes ``labels`` (the prompt or class that fired)."""
+    ``fired`` indexes ``labels`` (the prompt or class that fired). ``progress``: show a progress bar."""
 
     name = "base"
     labels: list[str] | None = None
     real_weights = True
     encoded_frames = 0
+    progress = True
+
+
+class _FrameProgress:
+    """A tqdm bar over the video's frames fed with encoded-frame counts (``update(k)``, as
+    :func:`~vadlib.features.extract.iter_extract` calls it); shows frames/s and the real-time factor."""
+
+    def __init__(self, name: str, n_frames: int, fps: float, stride: int):
+        from tqdm.auto import tqdm
+
+        self.n, self.fps, self.stride, self.encoded = int(n_frames), float(fps or 25.0), max(1, int(stride)), 0
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=self.n, unit="frame", desc=name[-24:], file=sys.stderr, dynamic_ncols=True,
+                        mininterval=0.5, leave=False)
+
+    def update(self, k: int) -> None:
+        self.encoded += int(k)
+        pos = min(self.n, self.encoded * self.stride)
+        wall = max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.set_postfix_str(f"{pos / self.fps / wall:.2f}x real time", refresh=False)
+        self.bar.update(pos - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def encode_video(video, backbone, cfg, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(feats, frame_index)`` of one video (:func:`~vadlib.features.extract.extract_video`), with a
+    progress bar (frames/s, real-time factor) on stderr when ``progress``."""
+    from vadlib.features.extract import extract_video, iter_extract
+
+    if not progress:
+        return extract_video(video, backbone, cfg)
+    bar = _FrameProgress(video.name, len(video.open()), video.fps, cfg.stride if cfg.sampling == "every" else 1)
+    try:
+        for res in iter_extract([video], backbone, cfg, progress=bar):
+            if res.error is not None:
+                raise DataError(*res.error)
+            return res.feats, res.frame_index
+    finally:
+        bar.close()
+    raise DataError(video.path, "no output (internal error)")
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
@@ -76,10 +118,9 @@ class ZeroShotMethod(DetectMethod):
         self.heat: tuple[np.ndarray, np.ndarray] | None = None
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
-        from vadlib.features.extract import extract_video
         from vadlib.features.store import expand_to_frames as _expand
 
-        feats, frame_index = extract_video(video, self.backbone, self.cfg)
+        feats, frame_index = encode_video(video, self.backbone, self.cfg, self.progress)
         self.encoded_frames = int(len(frame_index))
         out = self.scorer.score(feats)
         n = len(video.open())
@@ -224,10 +265,9 @@ class TrainMILMethod(DetectMethod):
         self.score = "p_anomaly"
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
-        from vadlib.features.extract import extract_video
         from vadlib.features.store import expand_to_frames
 
-        feats, frame_index = extract_video(video, self.backbone, self.cfg)
+        feats, frame_index = encode_video(video, self.backbone, self.cfg, self.progress)
         feats = np.asarray(feats, np.float32)
         if feats.ndim == 3:
             feats = feats.mean(1)
@@ -267,11 +307,10 @@ class TransferMethod(DetectMethod):
         self.heat: tuple[np.ndarray, np.ndarray] | None = None
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
-        from vadlib.features.extract import extract_video
         from vadlib.features.store import expand_to_frames
         from vadlib.models.transfer import score_video as transfer_scores
 
-        feats, frame_index = extract_video(video, self.backbone, self.cfg)
+        feats, frame_index = encode_video(video, self.backbone, self.cfg, self.progress)
         self.encoded_frames = int(len(frame_index))
         out = transfer_scores(self.model, feats, self.text_n, self.text_a, self.tcfg.tau)
         n = len(video.open())
@@ -366,6 +405,8 @@ def score_video(path: Path, method: DetectMethod, sigma: float = 0.0, progress: 
     src = video.open()
     n, fps = len(src), float(src.fps or 25.0)
     video.fps = fps
+    for m in getattr(method, "parts", [method]):
+        m.progress = progress
     t0 = time.perf_counter()
     scores, fired = method.frame_scores(video)
     wall = time.perf_counter() - t0
@@ -415,10 +456,11 @@ def plot_timeline(target: Path, path: Path, scores: np.ndarray, events, threshol
 
     k = min(len(events), 6)
     fig = plt.figure(figsize=(10, 3.2 + (1.6 if k else 0)))
-    ax = fig.add_axes([0.07, 0.38 if k else 0.15, 0.9, 0.55 if k else 0.75])
+    ax = fig.add_axes([0.09, 0.38 if k else 0.15, 0.88, 0.55 if k else 0.75])   # room for the y label
     t = np.arange(len(scores)) / fps
     ax.plot(t, scores, lw=1.2)
-    ax.axhline(threshold.value, ls="--", color="tab:red", lw=1, label=f"threshold ({threshold.source})")
+    source = threshold.source if len(threshold.source) <= 90 else threshold.source[:87] + "..."
+    ax.axhline(threshold.value, ls="--", color="tab:red", lw=1, label=f"threshold {threshold.value:.4g} ({source})")
     for e in events:
         ax.axvspan(e.start_s, e.end_s, color="tab:red", alpha=0.15, lw=0)
     ax.set(xlabel="time (s)", ylabel="anomaly score", title=f"{path.name} — {meta.get('method')}")
@@ -427,7 +469,7 @@ def plot_timeline(target: Path, path: Path, scores: np.ndarray, events, threshol
         src = open_video(path)
         frames = src.get([e.peak_frame for e in events[:k]])
         for i, (e, fr) in enumerate(zip(events[:k], frames)):
-            a = fig.add_axes([0.07 + i * 0.15, 0.02, 0.14, 0.24])
+            a = fig.add_axes([0.09 + i * 0.15, 0.02, 0.14, 0.24])
             a.imshow(fr)
             a.set_title(f"{e.peak_frame / fps:.1f}s {e.label or ''}"[:40], fontsize=6)
             a.axis("off")
@@ -590,20 +632,23 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
         bb = load_backbone(spec["backbone"], spec["pretrained"], device=args.device)
     parts: list[DetectMethod] = []
     prompts: list[str] = []
+    normal_prompts: list[str] | None = None
     for n in names:
         factory = METHODS.get(n)
         if n == "zeroshot":
             prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
             if not prompts:
                 raise ConfigError("method 'zeroshot' needs at least one --prompt (or --prompt-file / --prompts-from)")
-            parts.append(factory(bb, cfg, prompts=prompts, normal_prompts=args.normal_prompt or normal,
+            normal_prompts = list(args.normal_prompt or normal or []) or None
+            parts.append(factory(bb, cfg, prompts=prompts, normal_prompts=normal_prompts,
                                  score=args.score or "softmax"))
         elif n == "flow_nf":
             parts.append(factory(None, cfg, checkpoint=str(ckpts[n]), score=args.score or "fusion"))
         elif n == "transfer":
             prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
+            normal_prompts = list(args.normal_prompt or normal or []) or None
             parts.append(factory(bb, cfg, checkpoint=ckpts[n], prompts=prompts,
-                                 normal_prompts=args.normal_prompt or normal, score=args.score or "calibrated"))
+                                 normal_prompts=normal_prompts, score=args.score or "calibrated"))
         else:
             parts.append(factory(bb, cfg, checkpoint=ckpts[n], requested=n))
     for m in parts:
@@ -616,7 +661,7 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
             "checkpoint": [str(c) for c in ckpts.values()] or None,
             "backbone": bb.name if bb else None, "pretrained": bb.pretrained if bb else None,
             "real_weights": bool(bb.real_weights) if bb else True, "sampling": f"every {cfg.stride}",
-            "sigma": args.sigma, "prompts": prompts}
+            "sigma": args.sigma, "prompts": prompts, "normal_prompts": normal_prompts}
     return method, meta, list(ckpts.values())
 
 
@@ -631,15 +676,93 @@ def threshold_beside(checkpoint: Path, fusion: str | None = None) -> Path:
 
 
 def _matches(th: Threshold, meta: dict) -> bool:
-    """The saved threshold was made by the same method, score, sampling and backbone as this run."""
+    """The saved threshold was made by the same method, score, sampling, backbone and prompts as this run
+    (a prompt method's scores depend on its prompts: a threshold of other prompts means nothing here)."""
     return (th.method == meta["method"] and th.score == meta["score"] and th.sampling in (None, meta["sampling"])
-            and th.backbone in (None, meta["backbone"]) and th.pretrained in (None, meta["pretrained"]))
+            and th.backbone in (None, meta["backbone"]) and th.pretrained in (None, meta["pretrained"])
+            and (th.prompts is None or list(th.prompts) == list(meta.get("prompts") or []))
+            and (th.prompts is None or (th.normal_prompts or None) == (meta.get("normal_prompts") or None)))
 
 
 def _describe(th: Threshold | dict) -> str:
     d = th if isinstance(th, dict) else asdict(th)
-    return (f"method {d['method']!r} / score {d['score']!r} / {d['sampling']!r} / "
-            f"backbone {d['backbone']!r} ({d['pretrained']!r})")
+    out = (f"method {d['method']!r} / score {d['score']!r} / {d['sampling']!r} / "
+           f"backbone {d['backbone']!r} ({d['pretrained']!r})")
+    if d.get("prompts"):
+        out += f" / prompts {list(d['prompts'])!r}"
+        if d.get("normal_prompts"):
+            out += f" / normal prompts {list(d['normal_prompts'])!r}"
+    return out
+
+
+def _stamp(th: Threshold, meta: dict) -> Threshold:
+    """Record on ``th`` what its scores were made with (method, score, sampling, backbone, prompts)."""
+    th.method, th.score, th.sampling = meta["method"], meta["score"], meta["sampling"]
+    th.backbone, th.pretrained = meta["backbone"], meta["pretrained"]
+    th.prompts = list(meta["prompts"]) if meta.get("prompts") else None
+    th.normal_prompts = list(meta["normal_prompts"]) if meta.get("prompts") and meta.get("normal_prompts") else None
+    return th
+
+
+def reference_videos(specs: list[str], params_file: str = "params.yaml") -> tuple[list[Path], str]:
+    """The normal reference footage of ``--calibrate``: video files, frames folders, folders of videos
+    (every video file / frames folder under it) or a registered dataset's split
+    (``dataset:NAME[:SPLIT]``, default split ``train``; only its videos labelled normal).
+    Returns ``(paths, description)``; every path is checked to be a readable, non-empty video."""
+    from vadlib.data.video import IMAGE_EXTENSIONS
+
+    paths: list[Path] = []
+    said: list[str] = []
+    for spec in specs:
+        if spec.startswith("dataset:"):
+            from vadlib.data import get_dataset
+            from vadlib.pipeline import load_params
+
+            _, name, *rest = spec.split(":")
+            split = rest[0] if rest and rest[0] else "train"
+            opts = (load_params(params_file).get("datasets") or {}).get(name, {})
+            ds = get_dataset(name, **opts)
+            if split not in ds.splits:
+                raise ConfigError(f"--calibrate {spec}: dataset {name!r} has no split {split!r} "
+                                  f"(has: {', '.join(ds.splits)})")
+            normal = [Path(v.path) for v in ds.videos(split) if int(v.label) == 0]
+            if not normal:
+                raise ConfigError(f"--calibrate {spec}: no video of {name}/{split} is labelled normal")
+            paths += normal
+            said.append(f"{spec}: {len(normal)} normal videos")
+            continue
+        p = Path(spec)
+        if p.is_dir() and not any(c.suffix.lower() in IMAGE_EXTENSIONS for c in p.iterdir()):
+            from vadlib.search import collection_videos
+
+            try:
+                _, vids = collection_videos(str(p))
+            except DataError as exc:
+                raise DataError(p, "calibration folder holds no video files, frames folders or images") from exc
+            paths += [Path(v.path) for v in vids]
+            said.append(f"{p.name}/: {len(vids)} videos")
+        else:
+            paths.append(p)
+            said.append(p.name)
+    for p in paths:
+        check_video(p, "calibration video")
+    return paths, ", ".join(said)
+
+
+def check_video(path: Path, what: str = "input video") -> None:
+    """Raise :class:`DataError` naming ``path`` unless it is a readable video with frames (checked
+    before any model is loaded or anything is written)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, f"{what} does not exist")
+    try:
+        n = len(_video(path).open())
+    except DataError:
+        raise
+    except Exception as exc:                                # decoders raise their own types
+        raise DataError(path, f"cannot read the {what} ({type(exc).__name__}: {exc})") from exc
+    if n <= 0:
+        raise DataError(path, f"{what} has no frames")
 
 
 def _run(args) -> int:
@@ -651,10 +774,20 @@ def _run(args) -> int:
         if not v.exists():
             raise DataError(v, "input video does not exist")
     targets = {v: out_root / v.stem for v in videos}
+    if len(set(targets.values())) < len(targets):
+        raise ConfigError("two input videos have the same name (their output folders would clash): "
+                          f"{', '.join(sorted(str(v) for v in videos))}")
     if not args.overwrite:
         for t in targets.values():
             if t.exists():
                 raise DataError(t, "output folder exists; pass --overwrite to replace it")
+    # every input (and the calibration footage) must be readable before a model is loaded or a file written
+    for v in videos:
+        check_video(v)
+    ref, ref_said = reference_videos(args.calibrate, args.params) if args.calibrate else ([], "")
+    clash = {p.resolve() for p in ref} & {v.resolve() for v in videos}
+    if clash:
+        raise ConfigError(f"calibration footage must not be the video being scored: {sorted(map(str, clash))}")
     method, meta, ckpts = build_methods(args)
     if not meta["real_weights"]:
         print("WARNING — RANDOM WEIGHTS: scores check the plumbing only.", file=sys.stderr)
@@ -663,14 +796,8 @@ def _run(args) -> int:
         if fusion:
             raise ConfigError("a fusion's scores have no fixed scale: calibrate it (--calibrate NORMAL…) or give "
                               "the --threshold-file its calibration saved")
-        threshold = Threshold(value=args.threshold, source="given (--threshold)", method=method.name,
-                              score=meta["score"], sampling=meta["sampling"], backbone=meta["backbone"],
-                              pretrained=meta["pretrained"])
+        threshold = _stamp(Threshold(value=args.threshold, source="given (--threshold)"), meta)
     elif args.calibrate:
-        ref = [Path(p) for p in args.calibrate]
-        clash = {p.resolve() for p in ref} & {v.resolve() for v in videos}
-        if clash:
-            raise ConfigError(f"calibration footage must not be the video being scored: {sorted(map(str, clash))}")
         heat_on = [(m, m.heatmap) for m in getattr(method, "parts", [method]) if hasattr(m, "heatmap")]
         for m, _ in heat_on:            # no heat maps of the reference footage
             m.heatmap = False
@@ -686,10 +813,8 @@ def _run(args) -> int:
             ref_scores = [gaussian_filter1d(r, args.sigma, mode="nearest") for r in ref_scores]
         for m, on in heat_on:
             m.heatmap = on
-        threshold = calibrate_threshold(ref_scores, args.false_alarm_rate, method=method.name,
-                                        source=f"normal footage ({', '.join(p.name for p in ref)})")
-        threshold.score, threshold.sampling = meta["score"], meta["sampling"]
-        threshold.backbone, threshold.pretrained = meta["backbone"], meta["pretrained"]
+        threshold = _stamp(calibrate_threshold(ref_scores, args.false_alarm_rate, method=method.name,
+                                               source=f"normal footage ({ref_said})"), meta)
         threshold.norm = method.norm if fusion else None
         if ckpts:
             for c in ckpts:
@@ -697,8 +822,6 @@ def _run(args) -> int:
                 threshold.save(beside)
                 print(f"calibrated threshold {threshold.value:.4g} saved beside the checkpoint: {beside}",
                       file=sys.stderr)
-        out_root.mkdir(parents=True, exist_ok=True)
-        threshold.save(out_root / "threshold.json")
     else:
         path = Path(args.threshold_file) if args.threshold_file else None
         if path is None:
@@ -727,6 +850,8 @@ def _run(args) -> int:
                           {**meta, "frames_per_second": res["n_frames"] / res["seconds"],
                            "realtime_factor": res["realtime_factor"]}, video_out=not args.no_video)
         print(f"{v.name}: {len(events)} event(s) -> {targets[v]}")
+    if args.calibrate:
+        threshold.save(out_root / "threshold.json")
     return 0
 
 

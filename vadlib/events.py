@@ -32,6 +32,8 @@ class Threshold:
     backbone: str | None = None               # backbone the scores were made with (None: no CLIP features)
     pretrained: str | None = None             # its weights tag
     norm: dict | None = None                  # a fusion's per-method (min, max) on the normal footage
+    prompts: list[str] | None = None          # the anomaly prompts the scores were made with (prompt methods)
+    normal_prompts: list[str] | None = None   # and the normal ones (None: the method's default)
 
     def save(self, path: str | Path) -> Path:
         return write_json(path, asdict(self))
