@@ -21,6 +21,8 @@
 # ```
 # papermill notebooks/explore_video.ipynb out.ipynb -p video path/to/clip.mp4 -p prompts '["a person riding a bicycle"]'
 # ```
+# (`-p` hands papermill's parameters over as strings: a list parameter may be given as a JSON/YAML list,
+# as here, or as one description; `-y 'prompts: [...]'` passes a real list.)
 # (`jupytext --to ipynb notebooks/explore_video.py` makes the `.ipynb`.)
 
 # %% tags=["parameters"]
@@ -47,8 +49,32 @@ from vadlib.features import load_backbone
 from vadlib.features.extract import ExtractConfig
 from vadlib.report.plots import mark_random
 
+try:  # vadlib's plotting modules select Agg on import (for the pipeline): show this notebook's figures inline
+    get_ipython().run_line_magic("matplotlib", "inline")  # noqa: F821
+except NameError:  # run as a plain script
+    pass
+
 if not video:
     raise ValueError("set the `video` parameter to a video file or frames folder")
+
+
+def as_list(value, name):
+    """A list parameter given by `papermill -p` arrives as a string: a JSON/YAML list, or one description."""
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(value) if value.strip().startswith("[") else value
+        except yaml.YAMLError as exc:
+            raise ValueError(f"`{name}`: not a list ({exc}): {value!r}") from exc
+        value = [parsed] if isinstance(parsed, str) else parsed
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise ValueError(f"`{name}` must be a list of descriptions, got {value!r}")
+    return [p.strip() for p in value]
+
+
+prompts = as_list(prompts, "prompts")
+normal_prompts = as_list(normal_prompts, "normal_prompts")
 path = Path(video)
 bb = load_backbone(backbone, pretrained)
 cfg = ExtractConfig(sampling="every", stride=every)
@@ -56,6 +82,7 @@ method = ZeroShotMethod(bb, cfg, prompts=prompts, normal_prompts=normal_prompts,
 res = score_video(path, method, sigma)
 scores, fired, fps = res["scores"], res["fired"], res["fps"]
 print(f"{res['n_frames']} frames, {res['realtime_factor']:.2f}x real time, real weights: {bb.real_weights}")
+print(f"{len(prompts)} descriptions: {prompts}")
 
 # %% [markdown]
 # ## Timeline and which description fired

@@ -244,13 +244,18 @@ def test_explore_video_notebook_runs(tmp_path):
     nb = tmp_path / "explore.ipynb"
     jupytext.write(jupytext.read(root / "notebooks" / "explore_video.py"), nb)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    # prompts as `papermill -p prompts '["a red car", "a dog"]'` passes them: a string, not a list
     out = pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
-                              parameters={"video": str(clip), "prompts": ["a red car", "a dog"],
+                              parameters={"video": str(clip), "prompts": json.dumps(["a red car", "a dog"]),
                                           "backbone": "vadlib-tiny", "pretrained": "random", "every": 4})
     text = json.dumps(out["cells"][-1]["outputs"]) + json.dumps(out["cells"][3]["outputs"])
     assert "24 frames" in text and "real weights: False" in text
+    assert "2 descriptions: ['a red car', 'a dog']" in text, text     # not one description per character
     heat = [c for c in out["cells"] if "patch_heat_maps(bb" in "".join(c["source"])]
     assert len(heat) == 1 and heat[0]["metadata"]["papermill"]["status"] == "completed"
+    # the figures are in the notebook (timeline, top frames, heat maps, ablation), not lost to Agg
+    shown = [c for c in out["cells"] if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
+    assert len(shown) == 4 and heat[0] in shown
 
 
 def test_zeroshot_heat_map_overlay(tiny_backbone, tmp_path):
