@@ -54,3 +54,18 @@ def test_registry_lists_known_names():
     assert reg.get("one") == 1
     with pytest.raises(ConfigError, match="unknown thing 'two'; known: one"):
         reg.get("two")
+
+
+def test_outputs_get_the_usual_permissions(tmp_path: Path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "f.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
