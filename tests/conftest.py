@@ -26,3 +26,9 @@ def tiny_backbone():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return load_backbone("vadlib-tiny", "random")
+
+
+@pytest.fixture(autouse=True)
+def _user_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """User-level caches (e.g. `vadlib detect`'s optical-flow cache) go to a temporary folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg_cache"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,11 @@ def test_detect_finds_the_planted_event(flow_model, tmp_path):
                       "--calibrate", *normal, "--false-alarm-rate", "0.05", "--min-event", "3",
                       "--out", str(out)])
     assert rc == 0
+    # the flow of scored videos is cached in the user cache, never where the model was trained
+    import os
+
+    assert list((Path(os.environ["XDG_CACHE_HOME"]) / "vadlib" / "flow").iterdir())
+    assert [d.name for d in (tmp / "cache").iterdir()] == ["src"]
     res = json.loads((out / "clip" / "events.json").read_text())
     assert res["threshold"]["source"].startswith("calibrated on normal footage")
     assert res["events"], "no event found"

@@ -173,7 +173,8 @@ class FlowNFMethod(DetectMethod):
 
     name = "flow_nf"
 
-    def __init__(self, backbone=None, cfg=None, checkpoint: str | None = None, score: str = "fusion", **_):
+    def __init__(self, backbone=None, cfg=None, checkpoint: str | None = None, score: str = "fusion",
+                 flow_cache: str | Path | None = None, **_):
         from vadlib.flow.pipeline import FlowNFModel
 
         if not checkpoint:
@@ -182,6 +183,8 @@ class FlowNFMethod(DetectMethod):
         self.model = FlowNFModel.load(checkpoint)
         self.score = "fusion" if score == "softmax" else score
         self.labels = None
+        # never the cache path recorded at training time (another machine's, e.g. /tmp/...)
+        self.flow_cache = str(flow_cache or default_flow_cache())
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         from vadlib.data import VideoDataset
@@ -191,11 +194,19 @@ class FlowNFMethod(DetectMethod):
         # different videos of the same name never share a cached flow
         ds = VideoDataset(name=f"detect_{video.name}_{_file_key(Path(video.path))}", root=Path(video.path).parent,
                           splits={"test": [video]})
-        res = apply_model(self.model, ds, "test", pose=False)
+        res = apply_model(self.model, ds, "test", pose=False, params_override={"cache": self.flow_cache, "workers": 1})
         if self.score not in res["scores"]:
             raise ConfigError(f"flow_nf score '{self.score}' unknown (known: {', '.join(res['scores'])})")
         self.encoded_frames = len(video.open())
         return np.asarray(res["scores"][self.score][video.name], np.float64), None
+
+
+def default_flow_cache() -> Path:
+    """Where ``detect`` caches optical flow of scored videos: ``$XDG_CACHE_HOME/vadlib/flow``
+    (``~/.cache/vadlib/flow`` when unset)."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vadlib" / "flow"
 
 
 def _file_key(path: Path, with_path: bool = True) -> str:
@@ -546,6 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--every", type=int, default=None, help="encode every n-th frame (default 8, or the checkpoint's)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--flow-cache", default=None,
+                    help="optical-flow cache of --method flow_nf (default $XDG_CACHE_HOME/vadlib/flow or ~/.cache/vadlib/flow)")
     ap.add_argument("--sigma", type=float, default=0.0, help="Gaussian smoothing of scores (frames)")
     th = ap.add_mutually_exclusive_group()
     th.add_argument("--threshold", type=float, help="a given threshold")
@@ -643,7 +656,8 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
             parts.append(factory(bb, cfg, prompts=prompts, normal_prompts=normal_prompts,
                                  score=args.score or "softmax"))
         elif n == "flow_nf":
-            parts.append(factory(None, cfg, checkpoint=str(ckpts[n]), score=args.score or "fusion"))
+            parts.append(factory(None, cfg, checkpoint=str(ckpts[n]), score=args.score or "fusion",
+                                 flow_cache=args.flow_cache))
         elif n == "transfer":
             prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
             normal_prompts = list(args.normal_prompt or normal or []) or None
