@@ -43,7 +43,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from vadlib.data import Video
-from vadlib.detect import ZeroShotMethod, score_video
+from vadlib.detect import ZeroShotMethod, as_prompt_list, score_video
 from vadlib.events import temporal_nms
 from vadlib.features import load_backbone
 from vadlib.features.extract import ExtractConfig
@@ -56,25 +56,8 @@ except NameError:  # run as a plain script
 
 if not video:
     raise ValueError("set the `video` parameter to a video file or frames folder")
-
-
-def as_list(value, name):
-    """A list parameter given by `papermill -p` arrives as a string: a JSON/YAML list, or one description."""
-    if isinstance(value, str):
-        import yaml
-
-        try:
-            parsed = yaml.safe_load(value) if value.strip().startswith("[") else value
-        except yaml.YAMLError as exc:
-            raise ValueError(f"`{name}`: not a list ({exc}): {value!r}") from exc
-        value = [parsed] if isinstance(parsed, str) else parsed
-    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) and p.strip() for p in value):
-        raise ValueError(f"`{name}` must be a list of descriptions, got {value!r}")
-    return [p.strip() for p in value]
-
-
-prompts = as_list(prompts, "prompts")
-normal_prompts = as_list(normal_prompts, "normal_prompts")
+prompts = as_prompt_list(prompts, "prompts")
+normal_prompts = as_prompt_list(normal_prompts, "normal_prompts")
 path = Path(video)
 bb = load_backbone(backbone, pretrained)
 cfg = ExtractConfig(sampling="every", stride=every)

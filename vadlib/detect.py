@@ -31,6 +31,7 @@ import numpy as np
 
 from vadlib.errors import ConfigError, DataError, VadlibError
 from vadlib.events import Threshold, calibrate_threshold, find_events
+from vadlib.io import file_key
 from vadlib.registry import Registry
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
@@ -46,6 +47,9 @@ class DetectMethod:
     real_weights = True
     encoded_frames = 0
     progress = True
+
+    def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
 
 
 class _FrameProgress:
@@ -74,22 +78,15 @@ class _FrameProgress:
 def encode_video(video, backbone, cfg, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(feats, frame_index)`` of one video (:func:`~vadlib.features.extract.extract_video`), with a
     progress bar (frames/s, real-time factor) on stderr when ``progress``."""
-    from vadlib.features.extract import extract_video, iter_extract
+    from vadlib.features.extract import extract_video
 
     if not progress:
         return extract_video(video, backbone, cfg)
     bar = _FrameProgress(video.name, len(video.open()), video.fps, cfg.stride if cfg.sampling == "every" else 1)
     try:
-        for res in iter_extract([video], backbone, cfg, progress=bar):
-            if res.error is not None:
-                raise DataError(*res.error)
-            return res.feats, res.frame_index
+        return extract_video(video, backbone, cfg, progress=bar)
     finally:
         bar.close()
-    raise DataError(video.path, "no output (internal error)")
-
-    def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
-        raise NotImplementedError
 
 
 @METHODS.register("zeroshot")
@@ -192,7 +189,7 @@ class FlowNFMethod(DetectMethod):
 
         # the flow cache is keyed by dataset and video name: key it by the file's identity too, so two
         # different videos of the same name never share a cached flow
-        ds = VideoDataset(name=f"detect_{video.name}_{_file_key(Path(video.path))}", root=Path(video.path).parent,
+        ds = VideoDataset(name=f"detect_{video.name}_{file_key(Path(video.path))}", root=Path(video.path).parent,
                           splits={"test": [video]})
         res = apply_model(self.model, ds, "test", pose=False, params_override={"cache": self.flow_cache, "workers": 1})
         if self.score not in res["scores"]:
@@ -207,20 +204,6 @@ def default_flow_cache() -> Path:
     import os
 
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vadlib" / "flow"
-
-
-def _file_key(path: Path, with_path: bool = True) -> str:
-    """Short hash of a video's size and modification time (frames folder: its files'), and of its
-    resolved path unless ``with_path=False``."""
-    import hashlib
-
-    path = Path(path)
-    files = sorted(path.iterdir()) if path.is_dir() else [path]
-    h = hashlib.sha1(str(path.resolve()).encode() if with_path else b"")
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:10]
 
 
 def resolve_checkpoint(spec: str, reports: str | Path = "reports") -> Path:
@@ -379,6 +362,22 @@ class FusionMethod(DetectMethod):
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         parts, fired = self.part_scores(video)
         return self.combine(parts), fired
+
+
+def as_prompt_list(value, name: str = "prompts") -> list[str]:
+    """A list of descriptions from a parameter that may arrive as a string (``papermill -p``): a
+    JSON/YAML list, or one description. Raises :class:`ConfigError` naming ``name`` otherwise."""
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(value) if value.strip().startswith("[") else value
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"`{name}`: not a list ({exc}): {value!r}") from exc
+        value = [parsed] if isinstance(parsed, str) else parsed
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise ConfigError(f"`{name}` must be a list of descriptions, got {value!r}")
+    return [p.strip() for p in value]
 
 
 def read_prompts(prompts: list[str] | None, prompt_file: str | None, prompts_from: str | None,

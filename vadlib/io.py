@@ -103,3 +103,17 @@ def save_npy(path: str | Path, array: np.ndarray) -> Path:
         with open(tmp, "wb") as fh:
             np.save(fh, array)
     return Path(path)
+
+
+def file_key(path: str | Path, with_path: bool = True) -> str:
+    """Short hash of a file's size and modification time (a folder, e.g. of frames: its files'), and
+    of its resolved path unless ``with_path=False`` — an identity that changes when the file does."""
+    import hashlib
+
+    path = Path(path)
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    h = hashlib.sha1(str(path.resolve()).encode() if with_path else b"")
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:10]

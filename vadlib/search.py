@@ -92,13 +92,13 @@ def collection_store(name: str, videos, backbone, features: str | Path = "data/f
     import dataclasses
 
     from vadlib.data import VideoDataset
-    from vadlib.detect import _file_key
+    from vadlib.io import file_key
     from vadlib.features.extract import ExtractConfig, extract_dataset
 
     keys, keyed = {}, []
     for v in videos:
         try:
-            k = f"{v.name}#{_file_key(Path(v.path), with_path=False)}"
+            k = f"{v.name}#{file_key(Path(v.path), with_path=False)}"
         except OSError as exc:
             raise DataError(Path(v.path), f"cannot read the video ({exc.strerror or exc})") from exc
         keys[v.name] = k

@@ -361,13 +361,14 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
             cur = None
 
 
-def extract_video(video, backbone, cfg: ExtractConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+def extract_video(video, backbone, cfg: ExtractConfig | None = None, progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """One video → ``(feats, frame_index)``: ``(N, D)`` (or ``(N, crops, D)``) float32 and ``(N,)`` int64.
 
+    ``progress``: an object whose ``update(k)`` is told each batch's frame count (as in :func:`iter_extract`).
     Raises :class:`DataError` naming the file whatever ``cfg.on_error`` says.
     """
     cfg = cfg or ExtractConfig()
-    for res in iter_extract([video], backbone, cfg):
+    for res in iter_extract([video], backbone, cfg, progress=progress):
         if res.error is not None:
             raise DataError(*res.error)
         return res.feats, res.frame_index
