@@ -20,6 +20,7 @@ for _name, _target in {
     "planted_mil": "vadlib.models.anomalyclip_bench:bench_planted",
     "transfer": "vadlib.models.planted_transfer:bench_transfer",
     "search": "vadlib.search:bench_search",
+    "reference": "vadlib.bench.reference:main",
 }.items():
     BENCHMARKS.register(_name)(_target)
 
@@ -32,7 +33,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     module, func = BENCHMARKS.get(argv[0]).split(":")
     return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

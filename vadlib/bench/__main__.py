@@ -1,0 +1,5 @@
+"""``python -m vadlib.bench NAME``."""
+
+from vadlib.bench import main
+
+raise SystemExit(main())
