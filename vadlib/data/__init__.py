@@ -13,3 +13,6 @@ __all__ = [
     "NORMAL", "Video", "VideoDataset", "labels_from_ranges", "DATASETS", "get_dataset",
     "list_datasets", "register_dataset", "FrameFolder", "VideoFile", "iter_batches", "open_video",
 ]
+
+# The adapter of pseudo-anomaly validation sets lives beside their generator; importing it registers it.
+from vadlib.validation import dataset as _pseudo_anomalies  # noqa: E402,F401
