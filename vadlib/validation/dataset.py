@@ -3,8 +3,8 @@
 It is the ``manifest`` adapter on the set's ``manifest.json`` (all videos in the ``test`` split,
 with per-frame labels), plus what ``index.json`` knows: each video's ``meta["kind"]`` (``"normal"``
 for the clean copies) and ``meta["source_video"]``, and the generation config in
-``dataset.meta["validation"]``. The dataset is named ``<source dataset>_pseudo`` unless ``name``
-is given.
+``dataset.meta["validation"]``. The dataset is named ``<source dataset>_pseudo`` unless ``set_name``
+is given (not ``name``: ``get_dataset``'s first argument is already called that).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from vadlib.validation.generate import GENERATOR_VERSION, INDEX, MANIFEST
 
 @register_dataset("pseudo_anomalies")
 @strict_options("pseudo_anomalies")
-def pseudo_anomalies(root: str | Path | None, name: str | None = None, fps: float = 25.0) -> VideoDataset:
+def pseudo_anomalies(root: str | Path | None, set_name: str | None = None, fps: float = 25.0) -> VideoDataset:
     """A pseudo-anomaly validation set (``root`` = the folder ``make_validation_set`` wrote)."""
     root = need_root(root, "pseudo_anomalies")
     idx_path = root / INDEX
@@ -38,7 +38,7 @@ def pseudo_anomalies(root: str | Path | None, name: str | None = None, fps: floa
     if cfg.get("generator_version") != GENERATOR_VERSION:
         raise DataError(idx_path, f"made by generator version {cfg.get('generator_version')}, this vadlib writes "
                         f"{GENERATOR_VERSION}; regenerate the set")
-    ds = manifest_dataset(root / MANIFEST, fps=fps, name=name or f"{cfg['dataset']}_pseudo")
+    ds = manifest_dataset(root / MANIFEST, fps=fps, name=set_name or f"{cfg['dataset']}_pseudo")
     for v in ds.videos("test"):
         rec = records.get(v.name)
         if rec is None:
@@ -50,4 +50,4 @@ def pseudo_anomalies(root: str | Path | None, name: str | None = None, fps: floa
 
 def load_validation_set(root: str | Path, name: str | None = None) -> VideoDataset:
     """The set in ``root`` as a :class:`VideoDataset` (same as ``get_dataset("pseudo_anomalies", root)``)."""
-    return pseudo_anomalies(root, **({"name": name} if name else {}))
+    return pseudo_anomalies(root, set_name=name)

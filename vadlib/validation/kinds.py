@@ -172,7 +172,8 @@ def freeze(frames: np.ndarray, rng: np.random.Generator, *, span: tuple[int, int
     """Frozen playback: output frames ``s … s + L - 1`` repeat source frame ``s - 1``, then the video
     resumes at source frame ``s`` (the output is ``L`` frames longer than its source)."""
     frames = _as_frames(frames)
-    s, L = _draw_span(rng, len(frames), span, margin, lambda L: 0, "freeze")
+    # the span must fit in the source (as for the other kinds), though a freeze consumes no frames
+    s, L = _draw_span(rng, len(frames), span, margin, lambda L: L, "freeze")
     src = np.concatenate([np.arange(s), np.full(L, s - 1), np.arange(s, len(frames))])
     return _temporal(frames, src, {"kind": "freeze", "start": s, "end": s + L, "source_frame": s - 1})
 
