@@ -1,5 +1,5 @@
 """A tiny training set whose every frame is unique (so a frame's source index can be recovered
-from its pixels): a textured background, a bright square walking right, and the frame index
+from its pixels): a textured background, a bright square walking to and fro, and the frame index
 written into the first two pixels."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def _make_video(n: int, seed: int) -> np.ndarray:
     bg = rng.integers(40, 120, (H, W), dtype=np.uint8)
     frames = np.repeat(bg[None], n, 0).copy()
     for t in range(n):
-        x = (2 * t) % (W - 6)
+        x = (2 * t) % (2 * (W - 6))
+        x = min(x, 2 * (W - 6) - x)  # walks right, turns, walks left: 2 px a frame, never jumps
         frames[t, 12:18, x:x + 6] = 230
         frames[t, 0, 0], frames[t, 0, 1] = t % 256, t // 256
     return np.repeat(frames[..., None], 3, -1)
