@@ -10,7 +10,7 @@ import pytest
 
 from vadlib.data import get_dataset
 from vadlib.errors import ConfigError, DataError
-from vadlib.validation import generate, load_validation_set, make_validation_set
+from vadlib.validation import generate, held_out_videos, load_validation_set, make_validation_set
 
 KW = dict(span=(5, 12), margin=3)
 ALL = ("skip", "reverse", "freeze", "patch", "object")
@@ -164,3 +164,11 @@ def test_adapter_refuses_a_folder_without_index(tmp_path):
         load_validation_set(tmp_path)
     with pytest.raises(ConfigError, match="unknown option"):
         get_dataset("pseudo_anomalies", tmp_path, seed=3)
+
+
+def test_held_out_videos_are_the_sources_and_donors(made, train_ds, tmp_path):
+    assert held_out_videos(load_validation_set(made)) == ["v0", "v1"]
+    out = make_validation_set(train_ds, ["v0"], tmp_path / "d", ["object"], donors=["v2"], **KW)
+    assert held_out_videos(load_validation_set(out)) == ["v0", "v2"]
+    with pytest.raises(DataError, match="not a pseudo-anomaly validation set"):
+        held_out_videos(train_ds)

@@ -10,11 +10,11 @@ chooses its settings by.
 * :mod:`~vadlib.validation.baselines`: training-free scorers (to check a set; ``python -m vadlib.validation``).
 """
 
-from vadlib.validation.dataset import load_validation_set, pseudo_anomalies
+from vadlib.validation.dataset import held_out_videos, load_validation_set, pseudo_anomalies
 from vadlib.validation.generate import make_validation_set
 from vadlib.validation.kinds import KINDS, SPATIAL, PseudoVideo, register_kind, temporal_labels
 from vadlib.validation.score import Choice, choose, validation_auc, validation_metrics, validation_truth
 
-__all__ = ["KINDS", "SPATIAL", "Choice", "PseudoVideo", "choose", "load_validation_set", "make_validation_set",
+__all__ = ["KINDS", "SPATIAL", "Choice", "PseudoVideo", "choose", "held_out_videos", "load_validation_set", "make_validation_set",
            "pseudo_anomalies", "register_kind", "temporal_labels", "validation_auc", "validation_metrics",
            "validation_truth"]

@@ -51,3 +51,13 @@ def pseudo_anomalies(root: str | Path | None, set_name: str | None = None, fps: 
 def load_validation_set(root: str | Path, name: str | None = None) -> VideoDataset:
     """The set in ``root`` as a :class:`VideoDataset` (same as ``get_dataset("pseudo_anomalies", root)``)."""
     return pseudo_anomalies(root, set_name=name)
+
+
+def held_out_videos(validation: VideoDataset) -> list[str]:
+    """Names of the source dataset's training videos a validation set was made from (its videos
+    and donors): a stage that reports this set's AUC must leave them out of training."""
+    cfg = validation.meta.get("validation")
+    if cfg is None:
+        raise DataError(validation.root, f"dataset '{validation.name}' is not a pseudo-anomaly validation set "
+                        "(load it with get_dataset('pseudo_anomalies', root))")
+    return sorted(set(cfg["videos"]) | set(cfg.get("donors") or []))
