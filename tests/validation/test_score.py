@@ -81,6 +81,12 @@ def test_choose_with_dict_results_and_settings():
     ch = choose(cands, lambda c: {"micro_auc": 1 - abs(c["sigma"] - 3) / 10, "per_kind": {}})
     assert ch.best == {"sigma": 3}
     assert ch.table[0]["result"]["micro_auc"] == pytest.approx(0.7)
+    # a key function: the mean over chosen kinds
+    res = {0: {"micro_auc": 0.9, "per_kind": {"skip": 0.5, "patch": 0.6}},
+           1: {"micro_auc": 0.6, "per_kind": {"skip": 0.9, "patch": 0.8}}}
+    ch = choose([0, 1], res.get, key=lambda r: np.mean(list(r["per_kind"].values())))
+    assert (ch.best, ch.auc) == (1, pytest.approx(0.85))
+    assert choose([0, 1], res.get).best == 0
     with pytest.raises(ConfigError, match="without 'macro_auc'"):
         choose(cands, lambda c: {"micro_auc": 0.5}, key="macro_auc")
 

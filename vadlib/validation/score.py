@@ -87,14 +87,16 @@ class Choice:
     table: list[dict]
 
 
-def choose(candidates: Sequence[Any], scores_fn: Callable[[Any], float | Mapping], key: str = "micro_auc") -> Choice:
+def choose(candidates: Sequence[Any], scores_fn: Callable[[Any], float | Mapping],
+           key: str | Callable[[Mapping], float] = "micro_auc") -> Choice:
     """Pick the candidate with the highest validation AUC.
 
     Args:
         candidates: settings to try, simplest / default first (it wins ties).
         scores_fn: ``candidate -> AUC`` or ``-> dict`` holding ``key`` (e.g. :func:`validation_metrics`'s).
             It must score the validation set only.
-        key: the dict entry to maximise.
+        key: the dict entry to maximise, or ``result -> float`` (e.g. the mean AUC of the kinds a
+            method is meant to see: ``lambda r: np.mean([r["per_kind"][k] for k in ("skip", "patch")])``).
 
     Ties (equal AUC) go to the earlier candidate; NaN ranks last; all NaN raises
     :class:`ConfigError`. Every candidate is scored once, in order.
@@ -106,16 +108,20 @@ def choose(candidates: Sequence[Any], scores_fn: Callable[[Any], float | Mapping
     for c in candidates:
         r = scores_fn(c)
         if isinstance(r, Mapping):
-            if key not in r:
+            if callable(key):
+                auc = float(key(r))
+            elif key in r:
+                auc = float(r[key])
+            else:
                 raise ConfigError(f"choose: scores_fn returned a dict without '{key}' (has: {', '.join(map(str, r))})")
-            row = {"candidate": c, "auc": float(r[key]), "result": dict(r)}
+            row = {"candidate": c, "auc": auc, "result": dict(r)}
         else:
             row = {"candidate": c, "auc": float(r)}
         table.append(row)
     order = sorted(range(len(table)), key=lambda i: (math.isnan(table[i]["auc"]),
                                                       -table[i]["auc"] if not math.isnan(table[i]["auc"]) else 0.0, i))
     if math.isnan(table[order[0]]["auc"]):
-        raise ConfigError(f"choose: every candidate's validation {key} is NaN (does the set have anomalous "
+        raise ConfigError("choose: every candidate's validation AUC is NaN (does the set have anomalous "
                           "and normal frames?)")
     for rank, i in enumerate(order, 1):
         table[i]["rank"] = rank
