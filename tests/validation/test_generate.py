@@ -84,6 +84,11 @@ def test_same_config_is_reused_other_config_replaces(made, train_ds, tmp_path):
     stamp = (out / "index.json").stat().st_mtime_ns
     make_validation_set(train_ds, ["v0"], out, ["skip"], seed=0, **KW)
     assert (out / "index.json").stat().st_mtime_ns == stamp
+    opts = {"skip": {"factor": (2, 3)}}  # a tuple option is stored as a list and still matches
+    make_validation_set(train_ds, ["v0"], out, ["skip"], seed=0, options=opts, **KW)
+    stamp = (out / "index.json").stat().st_mtime_ns
+    make_validation_set(train_ds, ["v0"], out, ["skip"], seed=0, options=opts, **KW)
+    assert (out / "index.json").stat().st_mtime_ns == stamp
     make_validation_set(train_ds, ["v0"], out, ["freeze"], seed=0, **KW)
     assert json.loads((out / "index.json").read_text())["config"]["kinds"] == ["freeze"]
     assert not (out / "frames" / "v0_skip").exists()
@@ -100,6 +105,8 @@ def test_test_videos_are_refused(train_ds, tmp_path):
 def test_unknown_kind_lists_the_known_ones(train_ds, tmp_path):
     with pytest.raises(ConfigError, match="unknown pseudo-anomaly kind 'blur'; known: freeze, object, patch, reverse, skip"):
         make_validation_set(train_ds, ["v0"], tmp_path / "x", ["skip", "blur"], **KW)
+    with pytest.raises(ConfigError, match="'normal' is not a kind"):
+        make_validation_set(train_ds, ["v0"], tmp_path / "x", ["normal"], **KW)
 
 
 def test_spatial_kind_with_one_video_needs_donors(train_ds, tmp_path):

@@ -126,6 +126,9 @@ def make_validation_set(dataset: VideoDataset, videos: Sequence[str], out_dir: s
         raise ConfigError("make_validation_set: give at least one kind (known: " + ", ".join(KINDS.names()) + ")")
     if len(set(kinds)) != len(kinds):
         raise ConfigError(f"make_validation_set: kinds repeat: {kinds}")
+    if NORMAL in kinds:
+        raise ConfigError(f"make_validation_set: '{NORMAL}' is not a kind (the clean copies are written "
+                          "with include_clean=True)")
     fns = {k: KINDS.get(k) for k in kinds}
     options = dict(options or {})
     for k in options:
@@ -146,7 +149,9 @@ def make_validation_set(dataset: VideoDataset, videos: Sequence[str], out_dir: s
                           "or pass donors=[...]")
     else:
         donor_videos = chosen[1:] + chosen[:1]
-    cfg = _config(dataset, videos, kinds, seed, span, margin, options, donors, include_clean, image_format)
+    # as index.json will hold it (tuples become lists), so that a reuse check compares like with like
+    cfg = json.loads(json.dumps(_config(dataset, videos, kinds, seed, span, margin, options, donors, include_clean,
+                                        image_format)))
 
     if out_dir.exists():
         idx = out_dir / INDEX
