@@ -8,11 +8,9 @@ from vadlib.data.video import FrameFolder, VideoFile, iter_batches, open_video
 # Importing the adapter modules registers them.
 from vadlib.data import ucsd  # noqa: E402,F401
 from vadlib.data import avenue, demo, manifest, shanghaitech, ucfcrime, xdviolence  # noqa: E402,F401
+from vadlib.data import pseudo_anomalies  # noqa: E402,F401
 
 __all__ = [
     "NORMAL", "Video", "VideoDataset", "labels_from_ranges", "DATASETS", "get_dataset",
     "list_datasets", "register_dataset", "FrameFolder", "VideoFile", "iter_batches", "open_video",
 ]
-
-# The adapter of pseudo-anomaly validation sets lives beside their generator; importing it registers it.
-from vadlib.validation import dataset as _pseudo_anomalies  # noqa: E402,F401

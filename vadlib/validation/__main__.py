@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"validation set at {out} ({time.perf_counter() - t0:.1f} s)")
         return 0
     from vadlib.validation.baselines import score_videos
-    from vadlib.validation.dataset import load_validation_set
+    from vadlib.data.pseudo_anomalies import load_validation_set
     from vadlib.validation.score import validation_metrics
 
     ds = load_validation_set(args.root)

@@ -33,13 +33,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from vadlib.data.base import NORMAL, Video, VideoDataset
+from vadlib.data.pseudo_anomalies import GENERATOR_VERSION, INDEX, MANIFEST
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import atomic_dir, write_json
 from vadlib.validation.kinds import DEFAULT_MARGIN, DEFAULT_SPAN, KINDS, SPATIAL, PseudoVideo
 
-GENERATOR_VERSION = 1  # bump when the output for a given config changes
-INDEX = "index.json"
-MANIFEST = "manifest.json"
 SCENE = "validation"
 IMAGE_FORMATS = (".png", ".jpg")
 

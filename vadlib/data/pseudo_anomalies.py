@@ -1,4 +1,5 @@
-"""The ``pseudo_anomalies`` dataset adapter: a set written by :func:`make_validation_set`.
+"""The ``pseudo_anomalies`` dataset adapter: a validation set written by
+:func:`vadlib.validation.make_validation_set` (pseudo-anomalies made from normal training videos).
 
 It is the ``manifest`` adapter on the set's ``manifest.json`` (all videos in the ``test`` split,
 with per-frame labels), plus what ``index.json`` knows: each video's ``meta["kind"]`` (``"normal"``
@@ -17,7 +18,11 @@ from vadlib.data.manifest import manifest_dataset
 from vadlib.data.registry import register_dataset
 from vadlib.data.release import need_root, strict_options
 from vadlib.errors import DataError
-from vadlib.validation.generate import GENERATOR_VERSION, INDEX, MANIFEST
+
+# The layout's version and file names; the generator (vadlib.validation.generate) writes them.
+GENERATOR_VERSION = 1  # bump when the generator's output for a given config changes
+INDEX = "index.json"
+MANIFEST = "manifest.json"
 
 
 @register_dataset("pseudo_anomalies")
