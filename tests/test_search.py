@@ -67,7 +67,8 @@ def test_search_page_and_collection(tmp_path, tiny_backbone):
 def test_precision_per_class_on_a_planted_collection():
     """Each class's description finds its own planted events first (orthogonal text directions); the NMS
     radius (5 s) is longer than the longest planted event (15 encoded frames × 8 / 25 fps = 4.8 s)."""
-    from vadlib.search import planted_collection, precision_table
+    from vadlib.search import precision_table
+    from vadlib.synthetic.planted_search import planted_collection
 
     queries = ["cyclist", "cart", "running", "falling", "loitering"]
     text = np.eye(5, 64, dtype=np.float32)
@@ -99,7 +100,8 @@ def test_search_bench_on_the_demo_collection(tiny_backbone, tmp_path):
     its own event first (the relevance judgement follows the real labels)."""
     import vadlib.data.demo as demo
     from vadlib.data import get_dataset
-    from vadlib.search import ArrayStore, demo_precision_table, label_events, precision_table
+    from vadlib.search import demo_precision_table, label_events, precision_table
+    from vadlib.synthetic.planted_search import ArrayStore
 
     root = demo.generate_demo(tmp_path / "demo", seed=0, size="tiny", scenes=("b",),
                               test_anomalous=len(demo.DEMO_CLASSES), test_normal=1)

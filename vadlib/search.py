@@ -179,42 +179,6 @@ def precision_at_k(hits: list[Hit], relevant) -> float:
     return float(np.mean([bool(relevant(h.video, h.frame)) for h in hits])) if hits else float("nan")
 
 
-class ArrayStore:
-    """A feature store stand-in over arrays: ``load(name)`` → ``(N, D)``, ``frame_index(name)`` → rows × step."""
-
-    def __init__(self, feats: dict[str, np.ndarray], step: int):
-        self.feats, self.step = feats, int(step)
-
-    def load(self, name: str) -> np.ndarray:
-        return self.feats[name]
-
-    def frame_index(self, name: str) -> np.ndarray:
-        return np.arange(len(self.feats[name])) * self.step
-
-
-def planted_collection(text: np.ndarray, n_videos: int = 30, rows: int = 200, step: int = 8, seed: int = 0,
-                       strength: tuple[float, float] = (0.15, 0.6)):
-    """Features whose truth is known: noise rows, plus events (5–15 rows) of each class where the rows
-    move towards that class's text direction ``text[c]`` by a random strength. Returns
-    ``(store, videos, events)`` with ``events = [(video, class, first_frame, end_frame)]``."""
-    from vadlib.data import Video
-
-    rng = np.random.default_rng(seed)
-    d = text.shape[1]
-    feats, events = {}, []
-    for i in range(n_videos):
-        f = rng.normal(size=(rows, d)).astype(np.float32)
-        for _ in range(int(rng.integers(0, 3))):
-            c = int(rng.integers(len(text)))
-            a = int(rng.integers(0, rows - 15))
-            n = int(rng.integers(5, 16))
-            f[a:a + n] += float(rng.uniform(*strength)) * np.sqrt(d) * text[c]
-            events.append((f"v{i:02d}", c, a * step, (a + n) * step))
-        feats[f"v{i:02d}"] = f
-    videos = [Video(name=k, path=Path(k), split="planted", fps=25.0) for k in feats]
-    return ArrayStore(feats, step), videos, events
-
-
 def precision_table(queries: list[str], store, videos, backbone, events, ks=(1, 5, 10), text: np.ndarray | None = None,
                     **kw) -> list[dict]:
     """precision@k of each description's search against the planted (or annotated) events of its class
@@ -273,61 +237,6 @@ def demo_precision_table(dataset: str = "demo_b", split: str = "test", backbone=
     for r, c in zip(rows, classes):
         r["chance"] = float(np.mean(encoded == ds.class_names.index(c)))
     return rows, queries
-
-
-def bench_search(argv: list[str] | None = None) -> int:
-    """``python -m vadlib.bench search [--backbone ViT-B-16 --pretrained openai] [--seeds 0 1 2]``:
-    precision@1/5/10 of each demo anomaly class's description (a) on the annotated demo_b test videos
-    with the backbone (random weights: chance level expected) and (b) on a planted collection whose truth
-    is known (features = noise + the class's text direction on planted events; any weights)."""
-    import pandas as pd
-
-    from vadlib.data.demo import DEMO_DESCRIPTIONS
-    from vadlib.errors import WeightsUnavailableError
-    from vadlib.features import load_backbone
-    from vadlib.models.prompts import encode_prompts
-
-    ap = argparse.ArgumentParser(prog="vadlib.bench search")
-    ap.add_argument("--backbone", default="ViT-B-16")
-    ap.add_argument("--pretrained", default="openai")
-    ap.add_argument("--dataset", default="demo_b", help="(a): an annotated dataset (roots from --params)")
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--every", type=int, default=2, help="(a): encode every n-th frame")
-    ap.add_argument("--features", default="data/features", help="(a): feature root (the store vadlib search uses)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(b): planted collections")
-    ap.add_argument("--params", default="params.yaml")
-    a = ap.parse_args(argv or [])
-    cols = ["events", "chance", "P@1", "P@5", "P@10"]
-    try:
-        bb = load_backbone(a.backbone, a.pretrained)
-    except WeightsUnavailableError as exc:
-        print(f"(a) not run: {exc}")
-        bb = None
-    if bb is not None:
-        rows, _ = demo_precision_table(a.dataset, a.split, bb, a.features, a.every, params_file=a.params)
-        mark = "" if bb.real_weights else " — RANDOM WEIGHTS: chance level expected, plumbing check only"
-        print(f"(a) {a.dataset}/{a.split}, {a.backbone}/{a.pretrained}, 1 frame in {a.every}, smoothing σ=1 row, "
-              f"NMS radius 1 s{mark}")
-        print(pd.DataFrame(rows).set_index("description")[cols].round(3).to_string())
-    # (b) the planted collection only needs the backbone's text directions: any weights will do
-    tb = bb or load_backbone(a.backbone, "random")
-    queries = list(DEMO_DESCRIPTIONS.values())
-    text = encode_prompts(tb, queries, ("{}", "a photo of {}.")).numpy()
-    tables = []
-    for seed in a.seeds:
-        store, videos, events = planted_collection(text, seed=seed)
-        df = pd.DataFrame(precision_table(queries, store, videos, tb, events, text=text, sigma=1.0, radius_s=5.0))
-        df.insert(0, "seed", seed)
-        tables.append(df)
-    df = pd.concat(tables)
-    print(f"(b) PLANTED collection (truth known by construction, not real video): {len(a.seeds)} seeds × 30 videos × "
-          f"200 encoded rows (1 in 8); events of the demo classes planted as noise + the class's text direction of "
-          f"{tb.name}/{tb.pretrained} (real_weights={tb.real_weights}); smoothing σ=1 row, NMS radius 5 s")
-    cos = text @ text.T
-    print(f"cosine between different descriptions' embeddings: mean {cos[~np.eye(len(text), dtype=bool)].mean():.3f} "
-          "(similar descriptions retrieve each other's events); P@k ≤ events/k")
-    print(df.groupby("description", sort=False)[["events", "P@1", "P@5", "P@10"]].mean().round(3).to_string())
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from vadlib.errors import ConfigError, DataError
-from vadlib.models.planted_transfer import PlantedConfig, make_planted, run_planted
+from vadlib.bench.transfer import run_planted
+from vadlib.synthetic.planted_transfer import PlantedTransferConfig, make_planted_transfer
 from vadlib.models.transfer import (OBJECTIVES, VARIANTS, TargetPrompts, TrainConfig, TransferConfig,
                                     VideoFeatures, choose_objective, expand_rows, load_videos, mil_loss,
                                     predict, score_video, text_encoder_for)
@@ -25,7 +26,7 @@ def _auc(table, variant, score="calibrated"):
 
 @pytest.fixture(scope="module")
 def planted():
-    return {seed: run_planted(PlantedConfig(seed=seed), log=None) for seed in (0, 1)}
+    return {seed: run_planted(PlantedTransferConfig(seed=seed), log=None) for seed in (0, 1)}
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -48,7 +49,7 @@ def test_planted_transfer_auc_at_least_090(planted, seed):
 def test_planted_predictions_fire_the_right_prompt(planted):
     """Anomalous target frames fire the prompt of the class that was planted there."""
     res = planted[0]
-    data, prompts, _ = make_planted(PlantedConfig(seed=0))
+    data, prompts, _ = make_planted_transfer(PlantedTransferConfig(seed=0))
     preds = res.predictions[("source", "target", "full")]
     assert preds.class_names == ["normal", *prompts["target"].anomaly]
     hits, total = 0, 0
@@ -66,7 +67,7 @@ def test_planted_predictions_fire_the_right_prompt(planted):
 
 
 def test_prompt_list_change_changes_scores():
-    data, prompts, bb = make_planted(PlantedConfig(seed=3, n_test=4))
+    data, prompts, bb = make_planted_transfer(PlantedTransferConfig(seed=3, n_test=4))
     enc = text_encoder_for(bb)
     test = data[("target", "test")]
     tp = prompts["target"]
@@ -118,10 +119,10 @@ def test_mil_and_objective_choice():
 
 
 def test_normal_only_training_runs_on_planted_normals():
-    from vadlib.models.planted_transfer import planted_transfer_config
+    from vadlib.bench.transfer import planted_transfer_config
     from vadlib.models.transfer import build_model, train_source
 
-    data, prompts, bb = make_planted(PlantedConfig(seed=0, n_train=6, abnormal_fraction=0.0, n_test=2))
+    data, prompts, bb = make_planted_transfer(PlantedTransferConfig(seed=0, n_train=6, abnormal_fraction=0.0, n_test=2))
     cfg = planted_transfer_config()
     model = build_model("temporal", bb.embed_dim, cfg, text_encoder_for(bb), bb)
     log = train_source(model, data[("source", "train")], TrainConfig(epochs=3, rotation_augment=True), "cpu")
@@ -181,9 +182,9 @@ def test_run_transfer_from_real_feature_stores(tmp_path):
     every target video gets exactly one score; no target data is used in training."""
     from vadlib.data.base import Video
     from vadlib.features.store import FeatureStore
-    from vadlib.models.planted_transfer import planted_transfer_config
+    from vadlib.bench.transfer import planted_transfer_config
 
-    data, prompts, bb = make_planted(PlantedConfig(seed=2, n_train=8, n_test=4, length=(40, 60)))
+    data, prompts, bb = make_planted_transfer(PlantedTransferConfig(seed=2, n_train=8, n_test=4, length=(40, 60)))
     stores, videos = {}, {}
     for ds, (key, split) in {"src": (("source", "train"), "train"), "tgt": (("target", "test"), "test")}.items():
         st = FeatureStore.create(tmp_path / ds, {"dataset": ds, "backbone": "vadlib-tiny", "pretrained": "random",
