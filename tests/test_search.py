@@ -168,3 +168,34 @@ def test_a_video_replaced_under_the_same_name_is_encoded_again(tiny_backbone, tm
     assert after.keys["a"] != store.keys["a"] and after.keys["b"] == store.keys["b"]
     assert np.allclose(after.load("a"), before["b"], atol=1e-5)
     assert len(after.frame_index("a")) == 3 and after.num_frames("a") == 6
+
+
+def test_dataset_spec_one_parser_one_default(tmp_path):
+    """``dataset:NAME[:SPLIT]`` (search collections and detect's --calibrate): SPLIT defaults to train, ``all``
+    is every split, an unknown split or a malformed spec is refused naming the argument."""
+    import json
+
+    import pytest
+
+    from vadlib.errors import ConfigError
+    from vadlib.search import DEFAULT_SPLIT, dataset_spec_videos
+    from vadlib.synthetic.flow import write_video
+
+    vids = {k: str(write_video(tmp_path / k, n=4, size=(24, 32), seed=i)) for i, k in enumerate(("a", "b", "c"))}
+    (tmp_path / "m.json").write_text(json.dumps({
+        "train": {"s": [{"video_path": vids["a"], "anomaly": 0}, {"video_path": vids["b"], "anomaly": 1}]},
+        "test": {"s": [{"video_path": vids["c"], "anomaly": 0}]}}))
+    params = tmp_path / "params.yaml"
+    params.write_text(f"datasets:\n  manifest:\n    root: {tmp_path / 'm.json'}\n")
+    assert DEFAULT_SPLIT == "train"
+    _, default = dataset_spec_videos("dataset:manifest", str(params))
+    _, train = dataset_spec_videos("dataset:manifest:train", str(params))
+    _, every = dataset_spec_videos("dataset:manifest:all", str(params))
+    assert [v.name for v in default] == [v.name for v in train] and len(train) == 2
+    assert {v.split for v in every} == {"train", "test"} and len(every) == 3
+    name, coll = collection_videos("dataset:manifest", str(params))  # search collections use the same parser
+    assert [v.name for v in coll] == [v.name for v in train]
+    with pytest.raises(ConfigError, match="--calibrate dataset:manifest:val: .*has no split 'val'"):
+        dataset_spec_videos("dataset:manifest:val", str(params), "--calibrate")
+    with pytest.raises(ConfigError, match="expected dataset:NAME"):
+        dataset_spec_videos("dataset:", str(params))

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import html
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vadlib.errors import ConfigError, DataError, VadlibError
+from vadlib.errors import ConfigError, DataError, cli_errors
 
 
 @dataclass
@@ -30,20 +29,36 @@ class Hit:
     query: str
 
 
+DATASET_PREFIX = "dataset:"
+DEFAULT_SPLIT = "train"  # of ``dataset:NAME`` (normal reference footage must never come from a test split)
+
+
+def dataset_spec_videos(spec: str, params_file: str = "params.yaml", where: str = "collection"):
+    """The one parser of ``dataset:NAME[:SPLIT]``: ``(dataset, videos of SPLIT)``, the dataset opened with its
+    options from ``params_file``'s ``datasets`` section. SPLIT defaults to :data:`DEFAULT_SPLIT`; ``all`` is
+    every split. ``where`` names the argument in errors."""
+    from vadlib.data import get_dataset
+    from vadlib.pipeline import load_params
+
+    name, _, split = spec[len(DATASET_PREFIX):].partition(":")
+    if not spec.startswith(DATASET_PREFIX) or not name or ":" in split:
+        raise ConfigError(f"{where} {spec!r}: expected dataset:NAME[:SPLIT]")
+    split = split or DEFAULT_SPLIT
+    ds = get_dataset(name, **(load_params(params_file).get("datasets") or {}).get(name, {}))
+    if split != "all" and split not in ds.splits:
+        raise ConfigError(f"{where} {spec}: dataset {name!r} has no split {split!r} "
+                          f"(has: {', '.join(ds.splits)}, or all)")
+    return ds, [v for s in (ds.splits if split == "all" else [split]) for v in ds.videos(s)]
+
+
 def collection_videos(collection: str, params_file: str = "params.yaml"):
-    """``Video`` records of a folder or ``dataset:NAME[:SPLIT]`` (all splits when SPLIT is absent)."""
-    from vadlib.data import Video, get_dataset
+    """``Video`` records of a folder or ``dataset:NAME[:SPLIT]`` (:func:`dataset_spec_videos`)."""
+    from vadlib.data import Video
     from vadlib.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
-    if collection.startswith("dataset:"):
-        parts = collection.split(":")
-        name, split = parts[1], (parts[2] if len(parts) > 2 else None)
-        from vadlib.pipeline import load_params
-
-        opts = (load_params(params_file).get("datasets") or {}).get(name, {})
-        ds = get_dataset(name, **opts)
-        splits = [split] if split else list(ds.splits)
-        return ds.name, [v for s in splits for v in ds.videos(s)]
+    if collection.startswith(DATASET_PREFIX):
+        ds, videos = dataset_spec_videos(collection, params_file)
+        return ds.name, videos
     root = Path(collection)
     if not root.is_dir():
         raise DataError(root, "collection is neither a folder nor 'dataset:NAME[:SPLIT]'")
@@ -125,11 +140,11 @@ def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radi
     text = np.asarray(text, np.float32)
     if text.shape[0] != len(queries):
         raise ConfigError(f"search: {len(queries)} descriptions but {text.shape[0]} text embeddings")
+    from vadlib.features.store import average_crops
+
     cands = []
     for v in videos:
-        feats = np.asarray(store.load(v.name), np.float32)
-        if feats.ndim == 3:
-            feats = feats.mean(1)
+        feats = average_crops(np.asarray(store.load(v.name), np.float32))
         feats /= np.linalg.norm(feats, axis=1, keepdims=True) + 1e-12
         sim = feats @ text.T                                              # (N, Q)
         best_q = sim.argmax(1)
@@ -239,10 +254,11 @@ def demo_precision_table(dataset: str = "demo_b", split: str = "test", backbone=
     return rows, queries
 
 
+@cli_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vadlib search", description=__doc__.split("\n\n")[0])
     ap.add_argument("text", help="a description; several with ';;' between them")
-    ap.add_argument("collection", help="a folder of videos, or dataset:NAME[:SPLIT]")
+    ap.add_argument("collection", help=f"a folder of videos, or dataset:NAME[:SPLIT] (SPLIT: default {DEFAULT_SPLIT}; all)")
     ap.add_argument("--backbone", default="ViT-B-16")
     ap.add_argument("--pretrained", default="openai")
     ap.add_argument("--every", type=int, default=8)
@@ -255,27 +271,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
-    try:
-        from vadlib.features import load_backbone
+    from vadlib.features import load_backbone
+    from vadlib.io import atomic_dir
+    from vadlib.models.prompts import prompt_list
 
-        out = Path(args.out)
-        if out.exists() and not args.overwrite:
-            raise DataError(out, "output folder exists; pass --overwrite to replace it")
-        name, videos = collection_videos(args.collection, args.params)
-        bb = load_backbone(args.backbone, args.pretrained, device=args.device)
-        store = collection_store(name, videos, bb, args.features, args.every, args.device)
-        queries = [q.strip() for q in args.text.split(";;") if q.strip()]
-        hits = search(queries, store, videos, bb, sigma=args.sigma, radius_s=args.radius, top_k=args.top_k)
-        from vadlib.io import atomic_dir
-
-        with atomic_dir(out) as tmp:
-            write_page(tmp, hits, videos, f"search: {args.text}", bb.real_weights)
-        for h in hits:
-            print(f"{h.rank:3d}  {h.score:.4f}  {h.video}  {h.time_s:7.2f}s  {h.query}")
-        print(f"-> {out / 'index.html'}")
-    except VadlibError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise DataError(out, "output folder exists; pass --overwrite to replace it")
+    queries = prompt_list(args.text, "text")
+    name, videos = collection_videos(args.collection, args.params)
+    bb = load_backbone(args.backbone, args.pretrained, device=args.device)
+    store = collection_store(name, videos, bb, args.features, args.every, args.device)
+    hits = search(queries, store, videos, bb, sigma=args.sigma, radius_s=args.radius, top_k=args.top_k)
+    with atomic_dir(out) as tmp:
+        write_page(tmp, hits, videos, f"search: {args.text}", bb.real_weights)
+    for h in hits:
+        print(f"{h.rank:3d}  {h.score:.4f}  {h.video}  {h.time_s:7.2f}s  {h.query}")
+    print(f"-> {out / 'index.html'}")
     return 0
 
 

@@ -11,7 +11,7 @@ from vadlib.errors import ConfigError, DataError
 from vadlib.bench.transfer import run_planted
 from vadlib.synthetic.planted_transfer import PlantedTransferConfig, make_planted_transfer
 from vadlib.models.transfer import (OBJECTIVES, VARIANTS, TargetPrompts, TrainConfig, TransferConfig,
-                                    VideoFeatures, choose_objective, expand_rows, load_videos, mil_loss,
+                                    VideoFeatures, choose_objective, load_videos, mil_loss,
                                     predict, score_video, text_encoder_for)
 
 torch.set_num_threads(1)
@@ -131,7 +131,9 @@ def test_normal_only_training_runs_on_planted_normals():
 
 
 def test_expand_rows_and_load_videos(tmp_path):
-    np.testing.assert_array_equal(expand_rows(np.array([1.0, 2.0, 3.0]), np.array([0, 2, 4]), 6),
+    from vadlib.features.store import expand_to_frames  # the one row → frame expansion transfer uses
+
+    np.testing.assert_array_equal(expand_to_frames(np.array([1.0, 2.0, 3.0]), np.array([0, 2, 4]), 6),
                                   [1, 1, 2, 2, 3, 3])
 
     class FakeStore:

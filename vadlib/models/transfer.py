@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vadlib.errors import ConfigError, DataError
+from vadlib.features.store import average_crops, expand_to_frames
 from vadlib.models.prompt_learning import PromptLearner, PromptLearnerConfig
 from vadlib.models.temporal import TemporalConfig, TemporalTransformer, sliding_window_forward
 from vadlib.registry import Registry
@@ -75,19 +76,10 @@ def load_videos(store, videos: Sequence) -> list[VideoFeatures]:
             raise DataError(getattr(store, "path", None), f"feature store has no features for video '{v.name}'")
         n = int(store.num_frames(v.name))
         v.check_labels(n)
-        x = np.asarray(store.load(v.name), np.float32)
-        if x.ndim == 3:
-            x = x.mean(1)
+        x = average_crops(np.asarray(store.load(v.name), np.float32))
         out.append(VideoFeatures(v.name, x, np.asarray(store.frame_index(v.name)), n, int(v.label),
                                  None if v.frame_labels is None else np.asarray(v.frame_labels)))
     return out
-
-
-def expand_rows(values: np.ndarray, frame_index: np.ndarray, n_frames: int) -> np.ndarray:
-    """Row values ``(N,)`` / ``(N, C)`` → per-frame ``(T,)`` / ``(T, C)``: each frame takes the
-    value of the last row at or before it (rows before the first sampled frame take the first)."""
-    pos = np.searchsorted(np.asarray(frame_index), np.arange(n_frames), side="right") - 1
-    return np.asarray(values)[np.clip(pos, 0, len(frame_index) - 1)]
 
 
 # --------------------------------------------------------------------------- config
@@ -297,9 +289,7 @@ def score_video(model: VideoAnomalyCLIP | None, feats: np.ndarray, text_normal: 
     ``model=None`` is plain CLIP zero-shot (``V = normalize(x)``).
     """
     dev = text_normal.device
-    x = torch.as_tensor(np.asarray(feats), dtype=torch.float32, device=dev)
-    if x.ndim == 3:
-        x = x.mean(1)
+    x = average_crops(torch.as_tensor(np.asarray(feats), dtype=torch.float32, device=dev))
     v = F.normalize(x, dim=-1) if model is None else model.encode(x)
     cos_n, cos_a = v @ text_normal.T, v @ text_anomaly.T
     logits = torch.cat([cos_n, cos_a], 1).double() / tau
@@ -329,9 +319,9 @@ def predict(model: VideoAnomalyCLIP | None, videos: Sequence[VideoFeatures], tex
         out = score_video(model, vid.feats, text_normal, text_anomaly, tau)
         probs = np.concatenate([out["probs"][:, :kn].sum(1, keepdims=True), out["probs"][:, kn:]], 1)
         fi, n = vid.frame_index, vid.n_frames
-        cp, fired = expand_rows(probs, fi, n), expand_rows(out["fired"], fi, n)
+        cp, fired = expand_to_frames(probs, fi, n), expand_to_frames(out["fired"], fi, n)
         for s in SCORES:
-            preds[s].videos[vid.name] = VideoScores(scores=expand_rows(out[s], fi, n).astype(np.float32),
+            preds[s].videos[vid.name] = VideoScores(scores=expand_to_frames(out[s], fi, n).astype(np.float32),
                                                     class_probs=cp.astype(np.float32), fired=fired.astype(np.int64))
     return preds
 
@@ -406,23 +396,16 @@ class TargetPrompts:
     @classmethod
     def from_params(cls, p, default_normal: Sequence[str] = ("a normal scene",), where: str = "prompts") -> "TargetPrompts":
         """A list of anomaly descriptions, or ``{"normal": [...], "anomaly": {name: text} | [...]}``."""
-        if isinstance(p, str):
-            p = [p]
+        from vadlib.models.prompts import anomaly_prompts, prompt_list
+
         if isinstance(p, Mapping):
-            normal = p.get("normal", list(default_normal))
-            normal = [normal] if isinstance(normal, str) else list(normal)
-            anomaly = p.get("anomaly")
+            normal, anomaly = p.get("normal", list(default_normal)), p.get("anomaly")
         else:
             normal, anomaly = list(default_normal), p
-        if isinstance(anomaly, str):
-            anomaly = [anomaly]
         if anomaly is None:
             raise ConfigError(f"{where}: no anomaly prompts")
-        if not isinstance(anomaly, Mapping):
-            anomaly = {str(t): str(t) for t in anomaly}
-        if not anomaly or not normal:
-            raise ConfigError(f"{where}: normal and anomaly prompt lists must not be empty")
-        return cls(normal=[str(t) for t in normal], anomaly={str(k): str(v) for k, v in anomaly.items()})
+        return cls(normal=prompt_list(normal, f"{where}.normal"),
+                   anomaly=anomaly_prompts(anomaly, f"{where}.anomaly", name=lambda i, text: text))
 
 
 @dataclass
