@@ -50,3 +50,11 @@ def test_config_error_is_a_vadlib_error():
     from vadlib.errors import VadlibError
 
     assert issubclass(ConfigError, VadlibError)
+
+
+def test_vadlib_command_unknown_benchmark_is_a_message(capsys):
+    from vadlib.cli import main
+
+    assert main(["bench", "no_such_bench"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown benchmark 'no_such_bench'") and "metrics" in err

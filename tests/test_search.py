@@ -199,3 +199,18 @@ def test_dataset_spec_one_parser_one_default(tmp_path):
         dataset_spec_videos("dataset:manifest:val", str(params), "--calibrate")
     with pytest.raises(ConfigError, match="expected dataset:NAME"):
         dataset_spec_videos("dataset:", str(params))
+
+
+def test_search_collection_is_the_command_as_a_function(tiny_backbone, tmp_path):
+    """``vadlib.search_collection``: a folder of videos → ranked hits, features cached in the collection store."""
+    import vadlib
+    from vadlib.synthetic.flow import write_video
+
+    for i in range(2):
+        write_video(tmp_path / "coll" / f"v{i}", n=12, size=(32, 40), seed=i)
+    hits = vadlib.search_collection("a square;;a dog", str(tmp_path / "coll"), tiny_backbone,
+                                    features=tmp_path / "features", every=2, top_k=3)
+    assert 1 <= len(hits) <= 3 and [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert {h.query for h in hits} <= {"a square", "a dog"} and {h.video for h in hits} <= {"v0", "v1"}
+    assert any((tmp_path / "features").rglob("*.npy"))

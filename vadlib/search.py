@@ -161,6 +161,21 @@ def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radi
             for r, (sc, v, f, q) in enumerate(cands[:top_k])]
 
 
+def search_collection(text, collection: str, backbone, features: str | Path = "data/features", every: int = 8,
+                      top_k: int = 10, sigma: float = 1.0, radius_s: float = 2.0, device: str = "cpu",
+                      params_file: str = "params.yaml") -> list[Hit]:
+    """``vadlib search`` as a function: the ``top_k`` moments of ``collection`` (a folder of videos or
+    ``dataset:NAME[:SPLIT]``) that best match ``text`` (one description, ``a;;b``, or a list), one hit
+    per event. ``backbone``: a loaded :class:`~vadlib.features.Backbone`. Features are read from (or
+    added to) the collection's store under ``features`` (:func:`collection_store`)."""
+    from vadlib.models.prompts import prompt_list
+
+    queries = prompt_list(text, "text")
+    name, videos = collection_videos(collection, params_file)
+    store = collection_store(name, videos, backbone, features, every, device)
+    return search(queries, store, videos, backbone, sigma=sigma, radius_s=radius_s, top_k=top_k)
+
+
 def write_page(out: Path, hits: list[Hit], videos, title: str, real_weights: bool) -> None:
     """hits.csv + index.html with a thumbnail per hit."""
     import cv2
@@ -278,11 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise DataError(out, "output folder exists; pass --overwrite to replace it")
-    queries = prompt_list(args.text, "text")
-    name, videos = collection_videos(args.collection, args.params)
+    prompt_list(args.text, "text")  # checked before any model is loaded
+    _, videos = collection_videos(args.collection, args.params)
     bb = load_backbone(args.backbone, args.pretrained, device=args.device)
-    store = collection_store(name, videos, bb, args.features, args.every, args.device)
-    hits = search(queries, store, videos, bb, sigma=args.sigma, radius_s=args.radius, top_k=args.top_k)
+    hits = search_collection(args.text, args.collection, bb, args.features, args.every, args.top_k, args.sigma,
+                             args.radius, args.device, args.params)
     with atomic_dir(out) as tmp:
         write_page(tmp, hits, videos, f"search: {args.text}", bb.real_weights)
     for h in hits:
