@@ -99,11 +99,12 @@ def test_search_bench_on_the_demo_collection(tiny_backbone, tmp_path):
     the frame labels, and when features are planted on exactly those frames every class's description finds
     its own event first (the relevance judgement follows the real labels)."""
     import vadlib.data.demo as demo
+    import vadlib.synthetic.demo as renderer
     from vadlib.data import get_dataset
     from vadlib.search import demo_precision_table, label_events, precision_table
     from vadlib.synthetic.planted_search import ArrayStore
 
-    root = demo.generate_demo(tmp_path / "demo", seed=0, size="tiny", scenes=("b",),
+    root = renderer.generate_demo(tmp_path / "demo", seed=0, size="tiny", scenes=("b",),
                               test_anomalous=len(demo.DEMO_CLASSES), test_normal=1)
     params = tmp_path / "params.yaml"
     params.write_text(f"datasets:\n  demo_b:\n    root: {root}\n")

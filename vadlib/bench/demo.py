@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from vadlib.data.demo import SCENES, generate_demo, load_demo, motion_stats
+from vadlib.data.demo import SCENES, load_demo, motion_stats
+from vadlib.synthetic.demo import generate_demo
 
 
 def bench_demo(root: str | Path | None = None, size: str = "small", seed: int = 0) -> dict:

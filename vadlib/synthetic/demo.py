@@ -1,4 +1,4 @@
-"""Synthetic demo benchmark: two surveillance scenes with walkers and five anomaly classes.
+"""The demo benchmark's renderer: two surveillance scenes with walkers and five anomaly classes.
 
 ``generate_demo(root, seed, size)`` writes, deterministically from ``seed``, for each scene
 ``root/<scene>/``:
@@ -21,7 +21,10 @@ away are small, many people walking towards/away from the camera).
 
 Frame labels are 1 exactly on the frames where an anomalous object is visible (its mask has at
 least ``min_mask_pixels`` pixels); masks are the object's drawn pixels (occlusion ignored, shadows
-excluded). Registered datasets: ``demo_a`` and ``demo_b``.
+excluded).
+
+The dataset adapters that read what it writes (``demo_a``, ``demo_b``), its class names and mask
+format are :mod:`vadlib.data.demo`; ``python -m vadlib.data.demo`` runs :func:`main` here.
 """
 
 from __future__ import annotations
@@ -31,32 +34,17 @@ import json
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from vadlib.data.base import NORMAL, Video, VideoDataset
-from vadlib.data.registry import register_dataset
-from vadlib.data.release import count_images, strict_options
+from vadlib.data.base import NORMAL
+from vadlib.data.demo import (CLASS_NAMES, DEMO_CLASSES, DEMO_DESCRIPTIONS, MARKER, SCENE_DESCRIPTIONS, SCENES,
+                              save_masks)
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import atomic_dir, write_json
 
 GENERATOR_VERSION = 2  # bump when the output changes: a root of another version is regenerated
-MARKER = "demo.json"
-SCENES = ("a", "b")
-DEMO_CLASSES = ("cyclist", "cart", "running", "falling", "loitering")
-DEMO_DESCRIPTIONS = {
-    "cyclist": "a person riding a bicycle on the walkway",
-    "cart": "a small cart or vehicle driving on the walkway",
-    "running": "a person running fast",
-    "falling": "a person falling down and lying on the ground",
-    "loitering": "a person leaving the flow of walkers and standing still, loitering",
-}
-CLASS_NAMES = [NORMAL, *DEMO_CLASSES]
-SCENE_DESCRIPTIONS = {
-    "a": "a paved plaza seen from a high camera: square paving tiles, grass at the edges, few people",
-    "b": "an asphalt path through grass seen obliquely: the path converges into the distance, many people",
-}
 
 
 @dataclass(frozen=True)
@@ -691,25 +679,6 @@ def _write_frames(folder: Path, frames: np.ndarray, quality: int) -> None:
             raise DataError(folder / f"{i:03d}.jpg", "OpenCV could not write the frame")
 
 
-def save_masks(path: Path, masks: np.ndarray) -> None:
-    """(T, H, W) bool → ``packed`` bits + ``shape`` in an .npz."""
-    np.savez_compressed(path, packed=np.packbits(masks.reshape(-1)), shape=np.asarray(masks.shape, np.int64))
-
-
-def load_masks(path: str | Path) -> np.ndarray:
-    """Inverse of :func:`save_masks` → (T, H, W) bool."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "mask file does not exist")
-    try:
-        with np.load(path) as z:
-            shape = tuple(int(v) for v in z["shape"])
-            bits = np.unpackbits(z["packed"])[: int(np.prod(shape))]
-    except Exception as exc:
-        raise DataError(path, f"not a demo mask file ({exc.__class__.__name__}: {exc})") from exc
-    return bits.reshape(shape).astype(bool)
-
-
 def _scene_seed(seed: int, scene: str) -> list[int]:
     return [int(seed), SCENES.index(scene) if scene in SCENES else sum(map(ord, scene))]
 
@@ -808,156 +777,6 @@ def generate_demo(root: str | Path, seed: int = 0, size: str = "small", scenes: 
     return root
 
 
-# ----------------------------------------------------------------------------- dataset adapters
-
-def _hint(root: Path) -> str:
-    return f"run `python -m vadlib.data.demo --root {root}` to generate the demo benchmark"
-
-
-def scene_root(root: str | Path | None, scene: str) -> Path:
-    """The folder of ``scene`` under a demo root (or ``root`` itself if it is that scene's folder)."""
-    if root is None:
-        raise DataError(None, f"demo_{scene} needs a root: set datasets.demo_{scene}.root in params.yaml")
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise DataError(root, f"demo root does not exist; {_hint(root)}")
-    if (root / MARKER).is_file() and (root / scene / "index.json").is_file():
-        return root / scene
-    if (root / "index.json").is_file() and (root.parent / MARKER).is_file():
-        try:
-            if json.loads((root / "index.json").read_text()).get("scene") == scene:
-                return root
-        except ValueError:
-            pass
-    if not (root / MARKER).is_file():
-        raise DataError(root, f"not a complete demo root (no {MARKER} marker); {_hint(root)}")
-    raise DataError(root / scene, f"scene '{scene}' was not generated in this demo root; {_hint(root)}")
-
-
-def _load_index(sroot: Path) -> dict:
-    path = sroot / "index.json"
-    try:
-        index = json.loads(path.read_text())
-        index["videos"]["train"], index["videos"]["test"]  # noqa: B018
-        return index
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(path, f"unreadable demo index ({exc.__class__.__name__}: {exc}); {_hint(sroot.parent)}") from exc
-
-
-def _mask_loader(path: Path, n: int, name: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        m = load_masks(path)
-        if len(m) != n:
-            raise DataError(path, f"masks of video '{name}' have {len(m)} frames but the video has {n}")
-        return m
-
-    return load
-
-
-def load_demo(root: str | Path | None, scene: str, layout: str = "video") -> VideoDataset:
-    """The demo scene ``scene`` as a :class:`VideoDataset` (``layout``: ``"video"`` or ``"frames"``)."""
-    if layout not in ("video", "videos", "frames"):
-        raise ConfigError(f"dataset 'demo_{scene}': layout={layout!r} is not one of 'video', 'frames'")
-    layout = "frames" if layout == "frames" else "videos"
-    sroot = scene_root(root, scene)
-    index = _load_index(sroot)
-    fps = float(index.get("fps", 25.0))
-    splits: dict[str, list[Video]] = {}
-    for split in ("train", "test"):
-        vids = []
-        for e in index["videos"][split]:
-            name = e["name"]
-            path = sroot / layout / split / (name if layout == "frames" else f"{name}.mp4")
-            if layout == "frames":
-                if not path.is_dir():
-                    raise DataError(path, f"frames folder of video '{name}' is missing; {_hint(sroot.parent)}")
-                n = count_images(path)
-            else:
-                if not path.is_file():
-                    raise DataError(path, f"video file is missing; {_hint(sroot.parent)}")
-                if path.stat().st_size == 0:
-                    raise DataError(path, "video file is empty (0 bytes)")
-                n = int(e["num_frames"])
-            if layout == "frames" and n != int(e["num_frames"]):
-                raise DataError(path, f"frames folder holds {n} images but index.json says {e['num_frames']}")
-            v = Video(name=name, path=path, split=split, label=int(e["label"]), class_name=e["class_name"],
-                      num_frames=n, fps=fps, meta={"scene": scene, "classes": e.get("classes", []),
-                                                    "weak": split == "train" and int(e["label"]) == 1})
-            if split == "test":
-                ann = sroot / "annotations" / f"{name}.npz"
-                if not ann.is_file():
-                    raise DataError(ann, f"annotation of test video '{name}' is missing; {_hint(sroot.parent)}")
-                try:
-                    with np.load(ann) as z:
-                        v.frame_labels = np.asarray(z["frame_labels"], np.uint8)
-                        v.frame_classes = np.asarray(z["frame_classes"], np.int64)
-                except Exception as exc:
-                    raise DataError(ann, f"unreadable annotation ({exc.__class__.__name__}: {exc})") from exc
-                v.meta["gt_path"] = str(ann)
-                v.meta["events"] = e.get("events", [])
-                v.check_labels(n)
-                v.mask_loader = _mask_loader(sroot / "masks" / f"{name}.npz", n, name)
-            vids.append(v)
-        splits[split] = vids
-    return VideoDataset(name=f"demo_{scene}", root=sroot, splits=splits, class_names=list(CLASS_NAMES),
-                        descriptions=dict(DEMO_DESCRIPTIONS), gt_file="annotations/<video>.npz",
-                        meta={"scene": scene, "fps": fps, "layout": layout,
-                              "scene_description": index.get("description", ""),
-                              "size": [index.get("height"), index.get("width")]})
-
-
-def _register(name: str) -> Callable:
-    """``register_dataset``, except under ``python -m vadlib.data.demo`` (the package import has
-    already registered this module's factories once)."""
-    if __name__ == "__main__":
-        return lambda fn: fn
-    return register_dataset(name)
-
-
-@_register("demo_a")
-@strict_options("demo_a")
-def demo_a(root: str | Path | None, layout: str = "video") -> VideoDataset:
-    """Demo scene ``a`` (paved plaza, high camera, few people); ``root`` = the demo root."""
-    return load_demo(root, "a", layout)
-
-
-@_register("demo_b")
-@strict_options("demo_b")
-def demo_b(root: str | Path | None, layout: str = "video") -> VideoDataset:
-    """Demo scene ``b`` (path through grass, oblique camera, many people); ``root`` = the demo root."""
-    return load_demo(root, "b", layout)
-
-
-def motion_stats(dataset: VideoDataset, split: str = "test") -> dict[str, dict[str, float]]:
-    """Sanity check that anomalies differ in motion: per class, the mean absolute frame difference
-    and mean Farneback flow magnitude (px/frame) inside the anomaly masks; ``"normal"`` = the same
-    over moving foreground pixels (differing from the video's temporal median) outside any mask."""
-    import cv2
-
-    acc: dict[str, list[list[float]]] = {}
-    for v in dataset.videos(split):
-        if v.frame_labels is None:
-            continue
-        src = v.open()
-        fr = src.get(list(range(len(src)))).astype(np.float32)
-        masks = v.masks() if v.mask_loader is not None else np.zeros(fr.shape[:3], bool)
-        gray = fr.mean(-1)
-        fg = np.abs(fr - np.median(fr, 0)).sum(-1) > 40
-        grown = np.stack([cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for m in masks])
-        for t in range(1, len(fr)):
-            diff = np.abs(gray[t] - gray[t - 1])
-            flow = cv2.calcOpticalFlowFarneback(gray[t - 1].astype(np.uint8), gray[t].astype(np.uint8), None,
-                                                0.5, 2, 9, 3, 5, 1.1, 0)
-            mag = np.linalg.norm(flow, axis=-1)
-            cid = int(v.frame_classes[t])
-            for key, sel in ((CLASS_NAMES[cid], masks[t] & masks[t - 1]) if cid else (None, None),
-                             (NORMAL, fg[t] & ~grown[t] & ~grown[t - 1])):
-                if key is not None and sel.sum() >= 3:
-                    acc.setdefault(key, []).append([float(diff[sel].mean()), float(mag[sel].mean())])
-    return {k: {"diff": float(np.mean([x[0] for x in v])), "flow": float(np.mean([x[1] for x in v])),
-                "frames": len(v)} for k, v in acc.items()}
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m vadlib.data.demo", description=__doc__.splitlines()[0])
     p.add_argument("--root", default="data/demo")
@@ -975,6 +794,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from vadlib.data.demo import main as _main  # the registered module, not this __main__ copy
-
-    _main()
+    raise SystemExit(main())
