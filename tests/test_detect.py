@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 def flow_model(tmp_path_factory):
     """A small flow_nf model trained on normal synthetic motion (squares at 1 px/frame)."""
     from vadlib.flow.pipeline import merge_params, train_flow_nf
-    from vadlib.flow.synthetic import make_dataset
+    from vadlib.synthetic.flow import make_dataset
 
     tmp = tmp_path_factory.mktemp("flow")
     src = make_dataset(tmp, "src", size=(96, 128), n_train=3, n_test=1, n=24, seed=0, sq=24)
@@ -35,7 +35,7 @@ def flow_model(tmp_path_factory):
 
 def test_detect_finds_the_planted_event(flow_model, tmp_path):
     tmp, src = flow_model
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     # a video the model never saw: square 0 turns fast from frame 30 on (frames 31.. are anomalous)
     video = write_video(tmp_path / "clip", n=48, size=(96, 128), seed=7, fast_from=30, fast_speed=6.0, sq=24)
@@ -70,7 +70,7 @@ def test_detect_finds_the_planted_event(flow_model, tmp_path):
 
 
 def test_detect_bad_inputs(tmp_path, capsys):
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     bad = tmp_path / "empty.mp4"
     bad.write_bytes(b"")
@@ -103,7 +103,7 @@ def test_detect_bad_inputs(tmp_path, capsys):
 def test_an_unreadable_input_writes_nothing_even_with_a_calibration(mil_checkpoint, tmp_path, capsys):
     """The inputs are checked before anything is calibrated or written: no half-written output folder, and
     the calibration saved beside the checkpoint is not replaced by one that nothing was scored with."""
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     ckpt, _ = mil_checkpoint
     normal = write_video(tmp_path / "normal", n=12, size=(40, 56), seed=4, sq=10)
@@ -143,7 +143,7 @@ def mil_checkpoint(tmp_path_factory):
 
 
 def test_detect_with_a_train_mil_checkpoint(mil_checkpoint, flow_model, tmp_path, capsys):
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     ckpt, classes = mil_checkpoint
     video = write_video(tmp_path / "clip", n=32, size=(96, 128), seed=3, fast_from=20, fast_speed=6.0, sq=24)
@@ -180,7 +180,7 @@ def test_detect_with_a_train_mil_checkpoint(mil_checkpoint, flow_model, tmp_path
 
 
 def test_detect_fusion_is_calibrated_on_normal_footage(mil_checkpoint, flow_model, tmp_path, capsys):
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     ckpt, _ = mil_checkpoint
     tmp, src = flow_model
@@ -270,7 +270,7 @@ def test_zeroshot_heat_map_overlay(tiny_backbone, tmp_path):
     from vadlib.data.video import import_decord
     from vadlib.detect import ZeroShotMethod
     from vadlib.features.extract import ExtractConfig
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     clip = write_video(tmp_path / "clip", n=20, size=(48, 64), seed=1, sq=12)
     v = Video(name="clip", path=clip, split="test", fps=25.0)
@@ -288,7 +288,7 @@ def test_zeroshot_heat_map_overlay(tiny_backbone, tmp_path):
 
 def test_detect_with_a_transfer_checkpoint(tiny_backbone, tmp_path, capsys):
     """The transfer stage's saved VideoAnomalyCLIP scores a new video with the target's prompts."""
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
     from vadlib.models.transfer import (TransferConfig, build_model, load_transfer_model, save_transfer_model,
                                         text_encoder_for)
 
@@ -335,7 +335,7 @@ def test_transfer_method_heat_maps(tiny_backbone, tmp_path):
     from vadlib.data import Video
     from vadlib.detect import TransferMethod
     from vadlib.features.extract import ExtractConfig
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
     from vadlib.models.transfer import TransferConfig, build_model, save_transfer_model, text_encoder_for
 
     params = {"temporal": {"clip_length": 8, "stride": 4}, "prompt_learning": {"n_ctx": 2}, "templates": ["{}."]}
@@ -398,7 +398,7 @@ def test_patch_heat_maps_follow_the_prompt_that_fired(tiny_backbone):
 
 def test_a_threshold_of_another_backbone_is_refused(tiny_backbone, tmp_path, capsys):
     from vadlib.events import Threshold
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     clip = write_video(tmp_path / "clip", n=8, size=(40, 56), seed=5, sq=10)
     th = Threshold(value=0.5, source="calibrated on x", method="zeroshot", score="softmax", sampling="every 4",
@@ -419,7 +419,7 @@ def test_a_threshold_of_another_backbone_is_refused(tiny_backbone, tmp_path, cap
 
 
 def test_checkpoint_of_another_kind_is_refused(mil_checkpoint, tmp_path, capsys):
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     ckpt, _ = mil_checkpoint
     clip = write_video(tmp_path / "clip", n=8, size=(40, 56), seed=5, sq=10)
@@ -441,7 +441,7 @@ def test_checkpoint_of_another_kind_is_refused(mil_checkpoint, tmp_path, capsys)
 
 def test_calibrate_on_a_folder_of_videos_or_a_dataset_split(tmp_path, capsys):
     """--calibrate takes a folder of normal videos, or a registered dataset's split (its normal videos only)."""
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     ref = tmp_path / "normal_footage"
     for i in range(2):
@@ -471,7 +471,7 @@ def test_calibrate_on_a_folder_of_videos_or_a_dataset_split(tmp_path, capsys):
 
 def test_a_threshold_made_with_other_prompts_is_refused(tmp_path, capsys):
     from vadlib.events import Threshold
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     clip = write_video(tmp_path / "clip", n=8, size=(40, 56), seed=5, sq=10)
     th = Threshold(value=0.5, source="calibrated on x", method="zeroshot", score="softmax", sampling="every 4",
@@ -493,7 +493,7 @@ def test_a_threshold_made_with_other_prompts_is_refused(tmp_path, capsys):
 
 
 def test_detect_shows_a_progress_bar_with_the_real_time_factor(tmp_path, capsys):
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     clip = write_video(tmp_path / "clip", n=16, size=(40, 56), seed=5, sq=10)
     assert detect_main([str(clip), "--backbone", "vadlib-tiny", "--pretrained", "random", "--prompt", "a square",

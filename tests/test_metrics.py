@@ -408,7 +408,7 @@ def test_json_safe_and_bench_smoke():
     import json
 
     from vadlib.metrics import json_safe
-    from vadlib.metrics_bench import bench_metrics
+    from vadlib.bench.metrics import bench_metrics
 
     r = evaluate_frames({"a": np.arange(3.0)}, {"a": np.zeros(3)})
     txt = json.dumps(json_safe(r), allow_nan=False)  # would raise on NaN

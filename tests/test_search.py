@@ -67,7 +67,8 @@ def test_search_page_and_collection(tmp_path, tiny_backbone):
 def test_precision_per_class_on_a_planted_collection():
     """Each class's description finds its own planted events first (orthogonal text directions); the NMS
     radius (5 s) is longer than the longest planted event (15 encoded frames × 8 / 25 fps = 4.8 s)."""
-    from vadlib.search import planted_collection, precision_table
+    from vadlib.search import precision_table
+    from vadlib.synthetic.planted_search import planted_collection
 
     queries = ["cyclist", "cart", "running", "falling", "loitering"]
     text = np.eye(5, 64, dtype=np.float32)
@@ -98,10 +99,12 @@ def test_search_bench_on_the_demo_collection(tiny_backbone, tmp_path):
     the frame labels, and when features are planted on exactly those frames every class's description finds
     its own event first (the relevance judgement follows the real labels)."""
     import vadlib.data.demo as demo
+    import vadlib.synthetic.demo as renderer
     from vadlib.data import get_dataset
-    from vadlib.search import ArrayStore, demo_precision_table, label_events, precision_table
+    from vadlib.search import demo_precision_table, label_events, precision_table
+    from vadlib.synthetic.planted_search import ArrayStore
 
-    root = demo.generate_demo(tmp_path / "demo", seed=0, size="tiny", scenes=("b",),
+    root = renderer.generate_demo(tmp_path / "demo", seed=0, size="tiny", scenes=("b",),
                               test_anomalous=len(demo.DEMO_CLASSES), test_normal=1)
     params = tmp_path / "params.yaml"
     params.write_text(f"datasets:\n  demo_b:\n    root: {root}\n")
@@ -166,3 +169,49 @@ def test_a_video_replaced_under_the_same_name_is_encoded_again(tiny_backbone, tm
     assert after.keys["a"] != store.keys["a"] and after.keys["b"] == store.keys["b"]
     assert np.allclose(after.load("a"), before["b"], atol=1e-5)
     assert len(after.frame_index("a")) == 3 and after.num_frames("a") == 6
+
+
+def test_dataset_spec_one_parser_one_default(tmp_path):
+    """``dataset:NAME[:SPLIT]`` (search collections and detect's --calibrate): SPLIT defaults to train, ``all``
+    is every split, an unknown split or a malformed spec is refused naming the argument."""
+    import json
+
+    import pytest
+
+    from vadlib.errors import ConfigError
+    from vadlib.search import DEFAULT_SPLIT, dataset_spec_videos
+    from vadlib.synthetic.flow import write_video
+
+    vids = {k: str(write_video(tmp_path / k, n=4, size=(24, 32), seed=i)) for i, k in enumerate(("a", "b", "c"))}
+    (tmp_path / "m.json").write_text(json.dumps({
+        "train": {"s": [{"video_path": vids["a"], "anomaly": 0}, {"video_path": vids["b"], "anomaly": 1}]},
+        "test": {"s": [{"video_path": vids["c"], "anomaly": 0}]}}))
+    params = tmp_path / "params.yaml"
+    params.write_text(f"datasets:\n  manifest:\n    root: {tmp_path / 'm.json'}\n")
+    assert DEFAULT_SPLIT == "train"
+    _, default = dataset_spec_videos("dataset:manifest", str(params))
+    _, train = dataset_spec_videos("dataset:manifest:train", str(params))
+    _, every = dataset_spec_videos("dataset:manifest:all", str(params))
+    assert [v.name for v in default] == [v.name for v in train] and len(train) == 2
+    assert {v.split for v in every} == {"train", "test"} and len(every) == 3
+    name, coll = collection_videos("dataset:manifest", str(params))  # search collections use the same parser
+    assert [v.name for v in coll] == [v.name for v in train]
+    with pytest.raises(ConfigError, match="--calibrate dataset:manifest:val: .*has no split 'val'"):
+        dataset_spec_videos("dataset:manifest:val", str(params), "--calibrate")
+    with pytest.raises(ConfigError, match="expected dataset:NAME"):
+        dataset_spec_videos("dataset:", str(params))
+
+
+def test_search_collection_is_the_command_as_a_function(tiny_backbone, tmp_path):
+    """``vadlib.search_collection``: a folder of videos → ranked hits, features cached in the collection store."""
+    import vadlib
+    from vadlib.synthetic.flow import write_video
+
+    for i in range(2):
+        write_video(tmp_path / "coll" / f"v{i}", n=12, size=(32, 40), seed=i)
+    hits = vadlib.search_collection("a square;;a dog", str(tmp_path / "coll"), tiny_backbone,
+                                    features=tmp_path / "features", every=2, top_k=3)
+    assert 1 <= len(hits) <= 3 and [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert {h.query for h in hits} <= {"a square", "a dog"} and {h.video for h in hits} <= {"v0", "v1"}
+    assert any((tmp_path / "features").rglob("*.npy"))

@@ -8,14 +8,14 @@ import torch
 
 from vadlib.data.base import Video, VideoDataset
 from vadlib.errors import ConfigError, DataError
-from vadlib.models.planted import make_planted
+from vadlib.synthetic.planted_mil import make_planted_mil
 from vadlib.train import (WeakVideo, build_method, fit, load_checkpoint, lr_factor, method_config, run_train_mil,
                           save_checkpoint, split_validation)
 
 
 @pytest.fixture(scope="module")
 def planted():
-    return make_planted("test", seed=3, n_train_abnormal=8, n_train_normal=8, n_test=6)
+    return make_planted_mil("test", seed=3, n_train_abnormal=8, n_train_normal=8, n_test=6)
 
 
 def _weak(pb):

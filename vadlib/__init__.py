@@ -1,11 +1,55 @@
 """vadlib — a reproducible research toolkit for video anomaly detection and recognition.
 
-The package is small on purpose: ``data`` (datasets and readers), ``features`` (CLIP
-backbone, extractor, feature store), ``models`` (one module per method), ``metrics``,
-``scoring`` (smoothing, normalisation, fusion), ``report`` (figures, tables, page).
+What a notebook needs, importable from the top (loaded on first use, so ``import vadlib`` stays
+light: no torch, no open_clip until a name below is touched)::
+
+    import vadlib
+    ds = vadlib.get_dataset("demo_a", root="data/demo")          # dataset registry
+    bb = vadlib.load_backbone("ViT-B-16", "openai")               # open_clip backbone
+    store = vadlib.FeatureStore.open("data/features/demo_a/...")  # extracted features
+    m = vadlib.evaluate_frames(scores, labels)                     # frame AUC / AP
+    vadlib.METHODS.names()                                         # the weakly supervised methods
+    hits = vadlib.search_collection("a person riding a bicycle", "dataset:demo_b:test", bb)
+
+Packages: ``data`` (datasets and readers), ``features`` (CLIP backbone, extractor, feature store),
+``models`` (one module per method), ``metrics``, ``scoring`` (smoothing, normalisation, fusion),
+``report`` (figures, tables, page), ``bench`` (``python -m vadlib.bench NAME``), ``synthetic``
+(planted data whose truth is known). ``vadlib.search`` is the search module (its function is
+``search_collection``); ``vadlib detect`` has no function API yet (use the command).
 """
 
-from vadlib.errors import VadlibError, DataError, ConfigError
+from __future__ import annotations
 
-__all__ = ["VadlibError", "DataError", "ConfigError", "__version__"]
+import importlib
+
+from vadlib.errors import ConfigError, DataError, VadlibError
+
 __version__ = "0.1.0"
+
+# public name -> "module:attribute", imported on first access (PEP 562)
+_LAZY: dict[str, str] = {
+    "get_dataset": "vadlib.data:get_dataset",
+    "list_datasets": "vadlib.data:list_datasets",
+    "load_backbone": "vadlib.features.backbone:load_backbone",
+    "list_backbones": "vadlib.features.backbone:list_backbones",
+    "FeatureStore": "vadlib.features.store:FeatureStore",
+    "evaluate_frames": "vadlib.metrics:evaluate_frames",
+    "METHODS": "vadlib.train:METHODS",
+    "search_collection": "vadlib.search:search_collection",
+}
+
+__all__ = ["VadlibError", "DataError", "ConfigError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'vadlib' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

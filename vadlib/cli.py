@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vadlib.errors import VadlibError
+from vadlib.errors import cli_errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,27 +26,27 @@ def main(argv: list[str] | None = None) -> int:
         import importlib
 
         return importlib.import_module(f"vadlib.{argv[0]}").main(argv[1:])
-    args = ap.parse_args(argv)
-    try:
-        if args.cmd == "datasets":
-            from vadlib.data import list_datasets
+    return _run(ap.parse_args(argv))
 
-            print("\n".join(list_datasets()))
-        elif args.cmd == "backbones":
-            from vadlib.features import list_backbones
 
-            print("\n".join(list_backbones()))
-        elif args.cmd == "run":
-            from vadlib.pipeline import main as run_main
+@cli_errors
+def _run(args: argparse.Namespace) -> int:
+    if args.cmd == "datasets":
+        from vadlib.data import list_datasets
 
-            return run_main([args.stage] + (["--item", args.item] if args.item else []))
-        elif args.cmd == "bench":
-            from vadlib.bench import main as bench_main
+        print("\n".join(list_datasets()))
+    elif args.cmd == "backbones":
+        from vadlib.features import list_backbones
 
-            return bench_main(args.args)
-    except VadlibError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print("\n".join(list_backbones()))
+    elif args.cmd == "run":
+        from vadlib.pipeline import main as run_main
+
+        return run_main([args.stage] + (["--item", args.item] if args.item else []))
+    elif args.cmd == "bench":
+        from vadlib.bench import main as bench_main
+
+        return bench_main(args.args)
     return 0
 
 

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from vadlib.errors import ConfigError, DataError, VadlibError
+from vadlib.errors import ConfigError, DataError, cli_errors
 from vadlib.events import Threshold, calibrate_threshold, find_events
 from vadlib.io import file_key
 from vadlib.registry import Registry
@@ -259,12 +259,10 @@ class TrainMILMethod(DetectMethod):
         self.score = "p_anomaly"
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
-        from vadlib.features.store import expand_to_frames
+        from vadlib.features.store import average_crops, expand_to_frames
 
         feats, frame_index = encode_video(video, self.backbone, self.cfg, self.progress)
-        feats = np.asarray(feats, np.float32)
-        if feats.ndim == 3:
-            feats = feats.mean(1)
+        feats = average_crops(np.asarray(feats, np.float32))
         self.encoded_frames = int(len(frame_index))
         s, p = self.method.predict({video.name: feats})[video.name]
         n = len(video.open())
@@ -365,19 +363,10 @@ class FusionMethod(DetectMethod):
 
 
 def as_prompt_list(value, name: str = "prompts") -> list[str]:
-    """A list of descriptions from a parameter that may arrive as a string (``papermill -p``): a
-    JSON/YAML list, or one description. Raises :class:`ConfigError` naming ``name`` otherwise."""
-    if isinstance(value, str):
-        import yaml
+    """:func:`vadlib.models.prompts.prompt_list` (kept under this name for the notebooks)."""
+    from vadlib.models.prompts import prompt_list
 
-        try:
-            parsed = yaml.safe_load(value) if value.strip().startswith("[") else value
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"`{name}`: not a list ({exc}): {value!r}") from exc
-        value = [parsed] if isinstance(parsed, str) else parsed
-    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) and p.strip() for p in value):
-        raise ConfigError(f"`{name}` must be a list of descriptions, got {value!r}")
-    return [p.strip() for p in value]
+    return prompt_list(value, name, allow_empty=True)
 
 
 def read_prompts(prompts: list[str] | None, prompt_file: str | None, prompts_from: str | None,
@@ -585,11 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except VadlibError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return cli_errors(_run)(args)
 
 
 CHECKPOINT_METHODS = ("flow_nf", "transfer", "anomalyclip", "sultani", "rtfm")
@@ -728,19 +713,11 @@ def reference_videos(specs: list[str], params_file: str = "params.yaml") -> tupl
     said: list[str] = []
     for spec in specs:
         if spec.startswith("dataset:"):
-            from vadlib.data import get_dataset
-            from vadlib.pipeline import load_params
+            from vadlib.search import dataset_spec_videos
 
-            _, name, *rest = spec.split(":")
-            split = rest[0] if rest and rest[0] else "train"
-            opts = (load_params(params_file).get("datasets") or {}).get(name, {})
-            ds = get_dataset(name, **opts)
-            if split not in ds.splits:
-                raise ConfigError(f"--calibrate {spec}: dataset {name!r} has no split {split!r} "
-                                  f"(has: {', '.join(ds.splits)})")
-            normal = [Path(v.path) for v in ds.videos(split) if int(v.label) == 0]
+            normal = [Path(v.path) for v in dataset_spec_videos(spec, params_file, "--calibrate")[1] if int(v.label) == 0]
             if not normal:
-                raise ConfigError(f"--calibrate {spec}: no video of {name}/{split} is labelled normal")
+                raise ConfigError(f"--calibrate {spec}: none of its videos is labelled normal")
             paths += normal
             said.append(f"{spec}: {len(normal)} normal videos")
             continue

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., int])
 
 
 class VadlibError(Exception):
@@ -28,3 +33,18 @@ class DataError(VadlibError, ValueError):
 
 class WeightsUnavailableError(VadlibError, RuntimeError):
     """Pretrained backbone weights could not be obtained (no network, wrong tag, bad file)."""
+
+
+def cli_errors(main: F) -> F:
+    """Decorate a command's ``main``: a :class:`VadlibError` is printed as ``error: …`` on stderr and
+    the command exits with status 2 (no traceback: the message already names the thing and the fix)."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except VadlibError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapper  # type: ignore[return-value]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import html
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vadlib.errors import ConfigError, DataError, VadlibError
+from vadlib.errors import ConfigError, DataError, cli_errors
 
 
 @dataclass
@@ -30,20 +29,36 @@ class Hit:
     query: str
 
 
+DATASET_PREFIX = "dataset:"
+DEFAULT_SPLIT = "train"  # of ``dataset:NAME`` (normal reference footage must never come from a test split)
+
+
+def dataset_spec_videos(spec: str, params_file: str = "params.yaml", where: str = "collection"):
+    """The one parser of ``dataset:NAME[:SPLIT]``: ``(dataset, videos of SPLIT)``, the dataset opened with its
+    options from ``params_file``'s ``datasets`` section. SPLIT defaults to :data:`DEFAULT_SPLIT`; ``all`` is
+    every split. ``where`` names the argument in errors."""
+    from vadlib.data import get_dataset
+    from vadlib.pipeline import load_params
+
+    name, _, split = spec[len(DATASET_PREFIX):].partition(":")
+    if not spec.startswith(DATASET_PREFIX) or not name or ":" in split:
+        raise ConfigError(f"{where} {spec!r}: expected dataset:NAME[:SPLIT]")
+    split = split or DEFAULT_SPLIT
+    ds = get_dataset(name, **(load_params(params_file).get("datasets") or {}).get(name, {}))
+    if split != "all" and split not in ds.splits:
+        raise ConfigError(f"{where} {spec}: dataset {name!r} has no split {split!r} "
+                          f"(has: {', '.join(ds.splits)}, or all)")
+    return ds, [v for s in (ds.splits if split == "all" else [split]) for v in ds.videos(s)]
+
+
 def collection_videos(collection: str, params_file: str = "params.yaml"):
-    """``Video`` records of a folder or ``dataset:NAME[:SPLIT]`` (all splits when SPLIT is absent)."""
-    from vadlib.data import Video, get_dataset
+    """``Video`` records of a folder or ``dataset:NAME[:SPLIT]`` (:func:`dataset_spec_videos`)."""
+    from vadlib.data import Video
     from vadlib.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
-    if collection.startswith("dataset:"):
-        parts = collection.split(":")
-        name, split = parts[1], (parts[2] if len(parts) > 2 else None)
-        from vadlib.pipeline import load_params
-
-        opts = (load_params(params_file).get("datasets") or {}).get(name, {})
-        ds = get_dataset(name, **opts)
-        splits = [split] if split else list(ds.splits)
-        return ds.name, [v for s in splits for v in ds.videos(s)]
+    if collection.startswith(DATASET_PREFIX):
+        ds, videos = dataset_spec_videos(collection, params_file)
+        return ds.name, videos
     root = Path(collection)
     if not root.is_dir():
         raise DataError(root, "collection is neither a folder nor 'dataset:NAME[:SPLIT]'")
@@ -125,11 +140,11 @@ def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radi
     text = np.asarray(text, np.float32)
     if text.shape[0] != len(queries):
         raise ConfigError(f"search: {len(queries)} descriptions but {text.shape[0]} text embeddings")
+    from vadlib.features.store import average_crops
+
     cands = []
     for v in videos:
-        feats = np.asarray(store.load(v.name), np.float32)
-        if feats.ndim == 3:
-            feats = feats.mean(1)
+        feats = average_crops(np.asarray(store.load(v.name), np.float32))
         feats /= np.linalg.norm(feats, axis=1, keepdims=True) + 1e-12
         sim = feats @ text.T                                              # (N, Q)
         best_q = sim.argmax(1)
@@ -144,6 +159,21 @@ def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radi
     cands.sort(key=lambda c: -c[0])
     return [Hit(rank=r + 1, video=v.name, frame=f, time_s=f / v.fps, score=sc, query=q)
             for r, (sc, v, f, q) in enumerate(cands[:top_k])]
+
+
+def search_collection(text, collection: str, backbone, features: str | Path = "data/features", every: int = 8,
+                      top_k: int = 10, sigma: float = 1.0, radius_s: float = 2.0, device: str = "cpu",
+                      params_file: str = "params.yaml") -> list[Hit]:
+    """``vadlib search`` as a function: the ``top_k`` moments of ``collection`` (a folder of videos or
+    ``dataset:NAME[:SPLIT]``) that best match ``text`` (one description, ``a;;b``, or a list), one hit
+    per event. ``backbone``: a loaded :class:`~vadlib.features.Backbone`. Features are read from (or
+    added to) the collection's store under ``features`` (:func:`collection_store`)."""
+    from vadlib.models.prompts import prompt_list
+
+    queries = prompt_list(text, "text")
+    name, videos = collection_videos(collection, params_file)
+    store = collection_store(name, videos, backbone, features, every, device)
+    return search(queries, store, videos, backbone, sigma=sigma, radius_s=radius_s, top_k=top_k)
 
 
 def write_page(out: Path, hits: list[Hit], videos, title: str, real_weights: bool) -> None:
@@ -177,42 +207,6 @@ def write_page(out: Path, hits: list[Hit], videos, title: str, real_weights: boo
 def precision_at_k(hits: list[Hit], relevant) -> float:
     """Fraction of hits for which ``relevant(video, frame)`` is true."""
     return float(np.mean([bool(relevant(h.video, h.frame)) for h in hits])) if hits else float("nan")
-
-
-class ArrayStore:
-    """A feature store stand-in over arrays: ``load(name)`` → ``(N, D)``, ``frame_index(name)`` → rows × step."""
-
-    def __init__(self, feats: dict[str, np.ndarray], step: int):
-        self.feats, self.step = feats, int(step)
-
-    def load(self, name: str) -> np.ndarray:
-        return self.feats[name]
-
-    def frame_index(self, name: str) -> np.ndarray:
-        return np.arange(len(self.feats[name])) * self.step
-
-
-def planted_collection(text: np.ndarray, n_videos: int = 30, rows: int = 200, step: int = 8, seed: int = 0,
-                       strength: tuple[float, float] = (0.15, 0.6)):
-    """Features whose truth is known: noise rows, plus events (5–15 rows) of each class where the rows
-    move towards that class's text direction ``text[c]`` by a random strength. Returns
-    ``(store, videos, events)`` with ``events = [(video, class, first_frame, end_frame)]``."""
-    from vadlib.data import Video
-
-    rng = np.random.default_rng(seed)
-    d = text.shape[1]
-    feats, events = {}, []
-    for i in range(n_videos):
-        f = rng.normal(size=(rows, d)).astype(np.float32)
-        for _ in range(int(rng.integers(0, 3))):
-            c = int(rng.integers(len(text)))
-            a = int(rng.integers(0, rows - 15))
-            n = int(rng.integers(5, 16))
-            f[a:a + n] += float(rng.uniform(*strength)) * np.sqrt(d) * text[c]
-            events.append((f"v{i:02d}", c, a * step, (a + n) * step))
-        feats[f"v{i:02d}"] = f
-    videos = [Video(name=k, path=Path(k), split="planted", fps=25.0) for k in feats]
-    return ArrayStore(feats, step), videos, events
 
 
 def precision_table(queries: list[str], store, videos, backbone, events, ks=(1, 5, 10), text: np.ndarray | None = None,
@@ -275,65 +269,11 @@ def demo_precision_table(dataset: str = "demo_b", split: str = "test", backbone=
     return rows, queries
 
 
-def bench_search(argv: list[str] | None = None) -> int:
-    """``python -m vadlib.bench search [--backbone ViT-B-16 --pretrained openai] [--seeds 0 1 2]``:
-    precision@1/5/10 of each demo anomaly class's description (a) on the annotated demo_b test videos
-    with the backbone (random weights: chance level expected) and (b) on a planted collection whose truth
-    is known (features = noise + the class's text direction on planted events; any weights)."""
-    import pandas as pd
-
-    from vadlib.data.demo import DEMO_DESCRIPTIONS
-    from vadlib.errors import WeightsUnavailableError
-    from vadlib.features import load_backbone
-    from vadlib.models.prompts import encode_prompts
-
-    ap = argparse.ArgumentParser(prog="vadlib.bench search")
-    ap.add_argument("--backbone", default="ViT-B-16")
-    ap.add_argument("--pretrained", default="openai")
-    ap.add_argument("--dataset", default="demo_b", help="(a): an annotated dataset (roots from --params)")
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--every", type=int, default=2, help="(a): encode every n-th frame")
-    ap.add_argument("--features", default="data/features", help="(a): feature root (the store vadlib search uses)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(b): planted collections")
-    ap.add_argument("--params", default="params.yaml")
-    a = ap.parse_args(argv or [])
-    cols = ["events", "chance", "P@1", "P@5", "P@10"]
-    try:
-        bb = load_backbone(a.backbone, a.pretrained)
-    except WeightsUnavailableError as exc:
-        print(f"(a) not run: {exc}")
-        bb = None
-    if bb is not None:
-        rows, _ = demo_precision_table(a.dataset, a.split, bb, a.features, a.every, params_file=a.params)
-        mark = "" if bb.real_weights else " — RANDOM WEIGHTS: chance level expected, plumbing check only"
-        print(f"(a) {a.dataset}/{a.split}, {a.backbone}/{a.pretrained}, 1 frame in {a.every}, smoothing σ=1 row, "
-              f"NMS radius 1 s{mark}")
-        print(pd.DataFrame(rows).set_index("description")[cols].round(3).to_string())
-    # (b) the planted collection only needs the backbone's text directions: any weights will do
-    tb = bb or load_backbone(a.backbone, "random")
-    queries = list(DEMO_DESCRIPTIONS.values())
-    text = encode_prompts(tb, queries, ("{}", "a photo of {}.")).numpy()
-    tables = []
-    for seed in a.seeds:
-        store, videos, events = planted_collection(text, seed=seed)
-        df = pd.DataFrame(precision_table(queries, store, videos, tb, events, text=text, sigma=1.0, radius_s=5.0))
-        df.insert(0, "seed", seed)
-        tables.append(df)
-    df = pd.concat(tables)
-    print(f"(b) PLANTED collection (truth known by construction, not real video): {len(a.seeds)} seeds × 30 videos × "
-          f"200 encoded rows (1 in 8); events of the demo classes planted as noise + the class's text direction of "
-          f"{tb.name}/{tb.pretrained} (real_weights={tb.real_weights}); smoothing σ=1 row, NMS radius 5 s")
-    cos = text @ text.T
-    print(f"cosine between different descriptions' embeddings: mean {cos[~np.eye(len(text), dtype=bool)].mean():.3f} "
-          "(similar descriptions retrieve each other's events); P@k ≤ events/k")
-    print(df.groupby("description", sort=False)[["events", "P@1", "P@5", "P@10"]].mean().round(3).to_string())
-    return 0
-
-
+@cli_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vadlib search", description=__doc__.split("\n\n")[0])
     ap.add_argument("text", help="a description; several with ';;' between them")
-    ap.add_argument("collection", help="a folder of videos, or dataset:NAME[:SPLIT]")
+    ap.add_argument("collection", help=f"a folder of videos, or dataset:NAME[:SPLIT] (SPLIT: default {DEFAULT_SPLIT}; all)")
     ap.add_argument("--backbone", default="ViT-B-16")
     ap.add_argument("--pretrained", default="openai")
     ap.add_argument("--every", type=int, default=8)
@@ -346,27 +286,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
-    try:
-        from vadlib.features import load_backbone
+    from vadlib.features import load_backbone
+    from vadlib.io import atomic_dir
+    from vadlib.models.prompts import prompt_list
 
-        out = Path(args.out)
-        if out.exists() and not args.overwrite:
-            raise DataError(out, "output folder exists; pass --overwrite to replace it")
-        name, videos = collection_videos(args.collection, args.params)
-        bb = load_backbone(args.backbone, args.pretrained, device=args.device)
-        store = collection_store(name, videos, bb, args.features, args.every, args.device)
-        queries = [q.strip() for q in args.text.split(";;") if q.strip()]
-        hits = search(queries, store, videos, bb, sigma=args.sigma, radius_s=args.radius, top_k=args.top_k)
-        from vadlib.io import atomic_dir
-
-        with atomic_dir(out) as tmp:
-            write_page(tmp, hits, videos, f"search: {args.text}", bb.real_weights)
-        for h in hits:
-            print(f"{h.rank:3d}  {h.score:.4f}  {h.video}  {h.time_s:7.2f}s  {h.query}")
-        print(f"-> {out / 'index.html'}")
-    except VadlibError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise DataError(out, "output folder exists; pass --overwrite to replace it")
+    prompt_list(args.text, "text")  # checked before any model is loaded
+    _, videos = collection_videos(args.collection, args.params)
+    bb = load_backbone(args.backbone, args.pretrained, device=args.device)
+    hits = search_collection(args.text, args.collection, bb, args.features, args.every, args.top_k, args.sigma,
+                             args.radius, args.device, args.params)
+    with atomic_dir(out) as tmp:
+        write_page(tmp, hits, videos, f"search: {args.text}", bb.real_weights)
+    for h in hits:
+        print(f"{h.rank:3d}  {h.score:.4f}  {h.video}  {h.time_s:7.2f}s  {h.query}")
+    print(f"-> {out / 'index.html'}")
     return 0
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from vadlib.errors import ConfigError, DataError
+from vadlib.features.store import average_crops
 from vadlib.io import atomic_path
 from vadlib.registry import Registry
 
@@ -520,9 +521,7 @@ def resolve_class_id(video_name: str, class_name: str | None, label: int, class_
 
 def load_features(store, name: str) -> np.ndarray:
     """``(N, D)`` float32 features of a video from a feature store (crops averaged), checked finite."""
-    f = np.asarray(store.load(name), dtype=np.float32)
-    if f.ndim == 3:
-        f = f.mean(1)
+    f = average_crops(np.asarray(store.load(name), dtype=np.float32))
     if f.ndim != 2 or f.shape[0] == 0:
         raise DataError(None, f"video '{name}': features must be (N, D) with N ≥ 1, got {f.shape}")
     if not np.isfinite(f).all():

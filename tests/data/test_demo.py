@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import vadlib.data.demo as demo
+import vadlib.synthetic.demo as renderer
 from vadlib.data import get_dataset
 from vadlib.data.video import VideoFile
 from vadlib.errors import ConfigError, DataError
@@ -23,11 +24,11 @@ MINI = dict(train_normal=1, train_abnormal=1, test_normal=1, test_anomalous=2, f
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
-    return demo.generate_demo(tmp_path_factory.mktemp("demo") / "demo", seed=0, size="tiny", **COVER)
+    return renderer.generate_demo(tmp_path_factory.mktemp("demo") / "demo", seed=0, size="tiny", **COVER)
 
 
 def _mini(path: Path, seed: int = 0) -> Path:
-    return demo.generate_demo(path, seed=seed, size="tiny", scenes=("a",), **MINI)
+    return renderer.generate_demo(path, seed=seed, size="tiny", scenes=("a",), **MINI)
 
 
 def _contents(root: Path) -> dict[str, bytes]:
@@ -58,7 +59,7 @@ def test_regeneration_is_skipped_unless_forced_or_changed(tmp_path):
     probe.write_text("still here")
     _mini(r)
     assert probe.exists()                       # same config: nothing rebuilt
-    demo.generate_demo(r, seed=0, size="tiny", scenes=("a",), force=True, **MINI)
+    renderer.generate_demo(r, seed=0, size="tiny", scenes=("a",), force=True, **MINI)
     assert not probe.exists()                   # forced: rebuilt
     probe.write_text("x")
     _mini(r, seed=2)
@@ -77,11 +78,11 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
 
 def test_bad_options():
     with pytest.raises(ConfigError, match="frame_count"):
-        demo.generate_demo("/nonexistent/x", size="tiny", frame_count=3)
+        renderer.generate_demo("/nonexistent/x", size="tiny", frame_count=3)
     with pytest.raises(ConfigError, match="huge"):
-        demo.generate_demo("/nonexistent/x", size="huge")
+        renderer.generate_demo("/nonexistent/x", size="huge")
     with pytest.raises(ConfigError, match="scene"):
-        demo.generate_demo("/nonexistent/x", size="tiny", scenes=("c",))
+        renderer.generate_demo("/nonexistent/x", size="tiny", scenes=("c",))
 
 
 @pytest.mark.parametrize("scene", demo.SCENES)
@@ -143,11 +144,11 @@ def test_every_class_in_the_test_split(root):
         seen = {ds.class_names[c] for v in ds.videos("test") for c in np.unique(v.frame_classes) if c}
         assert seen == set(demo.DEMO_CLASSES), scene
     # the small preset plans every class as a main class in test and in weak training videos, any offset
-    cfg = demo.DemoConfig.preset("small")
+    cfg = renderer.DemoConfig.preset("small")
     for off in range(len(demo.DEMO_CLASSES)):
         rng = np.random.default_rng(off)
         for n in (cfg.test_anomalous, cfg.train_abnormal):
-            assert {evs[0].cls for evs in demo._plan(cfg, rng, n, off)} == set(demo.DEMO_CLASSES)
+            assert {evs[0].cls for evs in renderer._plan(cfg, rng, n, off)} == set(demo.DEMO_CLASSES)
     assert cfg.frames * (cfg.train_normal + cfg.train_abnormal + cfg.test_normal + cfg.test_anomalous) * 2 <= 2500
 
 

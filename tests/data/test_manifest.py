@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import vadlib.data.demo as demo
+import vadlib.synthetic.demo as renderer
 import vadlib.data.manifest as manifest
 from vadlib.data import get_dataset
 from vadlib.errors import DataError
@@ -19,7 +20,7 @@ MINI = dict(train_normal=1, train_abnormal=1, test_normal=1, test_anomalous=2, f
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
-    return demo.generate_demo(tmp_path_factory.mktemp("m") / "demo", seed=0, size="tiny", **MINI)
+    return renderer.generate_demo(tmp_path_factory.mktemp("m") / "demo", seed=0, size="tiny", **MINI)
 
 
 def test_round_trip_with_the_demo(root):

@@ -9,7 +9,7 @@ import torch
 
 from vadlib.errors import ConfigError, DataError
 from vadlib.flow.pipeline import FlowNFModel, apply_model, evaluate_all, frame_max, merge_params, train_flow_nf
-from vadlib.flow.synthetic import make_dataset
+from vadlib.synthetic.flow import make_dataset
 
 torch.set_num_threads(1)
 

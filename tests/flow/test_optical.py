@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vadlib.flow.synthetic import write_video
+from vadlib.synthetic.flow import write_video
 from vadlib.data.base import Video
 from vadlib.errors import ConfigError, DataError
 from vadlib.flow.optical import (FlowConfig, compute_dataset_flow, compute_flow, frame_flow_index,

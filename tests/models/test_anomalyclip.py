@@ -144,11 +144,11 @@ def test_text_features_cached_at_eval(tiny_backbone):
 def test_planted_benchmark_lower_bound():
     """AnomalyCLIP (demo config, planted class embeddings as text) on the planted benchmark."""
     from vadlib.metrics import evaluate_frames, recognition_metrics
-    from vadlib.models.planted import make_planted
+    from vadlib.synthetic.planted_mil import make_planted_mil
     from vadlib.train import WeakVideo, build_method, fit, method_config, split_validation
 
     torch.set_num_threads(1)
-    pb = make_planted("test", seed=0)
+    pb = make_planted_mil("test", seed=0)
     vids = [WeakVideo(v.name, v.features, v.class_id) for v in pb.train]
     tr, va = split_validation(vids, 0.2, 0)
     m = build_method("anomalyclip", method_config("anomalyclip", "demo", {"text_source": "embeddings"}),
@@ -165,7 +165,7 @@ def test_planted_benchmark_lower_bound():
 def test_feed_forward_channels_last_same_values_and_flop_count():
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vadlib.models.anomalyclip_bench import ffn_flop_per_step
+    from vadlib.bench.anomalyclip import ffn_flop_per_step
 
     torch.manual_seed(0)
     ff = ac.FeedForward(8, 4, 3)

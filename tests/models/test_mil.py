@@ -67,11 +67,11 @@ def test_predict_rejects_nan_naming_video():
 def test_planted_sanity(method):
     """The baselines learn something on the planted benchmark (lower bound well below AnomalyCLIP's)."""
     from vadlib.metrics import evaluate_frames
-    from vadlib.models.planted import make_planted
+    from vadlib.synthetic.planted_mil import make_planted_mil
     from vadlib.train import WeakVideo, build_method, fit, method_config
 
     torch.set_num_threads(1)
-    pb = make_planted("test", seed=0)
+    pb = make_planted_mil("test", seed=0)
     m = build_method(method, method_config(method, "demo", {"epochs": 40}), pb.class_names, 64, seed=0)
     fit(m, [WeakVideo(v.name, v.features, v.class_id) for v in pb.train], seed=0, log=None)
     pred = m.predict({v.name: v.features for v in pb.test})

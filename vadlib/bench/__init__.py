@@ -1,7 +1,7 @@
 """Benchmarks that print their figures: ``python -m vadlib.bench <name> [options]``.
 
-Speed and memory targets are checked here, never in timed unit tests. Each benchmark lives
-beside the code it measures; this module only dispatches by name.
+Speed and memory targets are checked here, never in timed unit tests. Each benchmark is one
+module ``vadlib.bench.<name>`` with ``main(argv) -> int``; this module only dispatches by name.
 """
 
 from __future__ import annotations
@@ -12,17 +12,8 @@ import sys
 from vadlib.registry import Registry
 
 BENCHMARKS: Registry[str] = Registry("benchmark")
-for _name, _target in {
-    "extract": "vadlib.features.bench:bench_extract",
-    "anomalyclip": "vadlib.models.anomalyclip_bench:bench_anomalyclip",
-    "flow": "vadlib.flow.bench:bench_flow",
-    "metrics": "vadlib.metrics_bench:bench_metrics",
-    "planted_mil": "vadlib.models.anomalyclip_bench:bench_planted",
-    "transfer": "vadlib.models.planted_transfer:bench_transfer",
-    "search": "vadlib.search:bench_search",
-    "reference": "vadlib.bench.reference:main",
-}.items():
-    BENCHMARKS.register(_name)(_target)
+for _name in ("extract", "anomalyclip", "planted_mil", "flow", "metrics", "transfer", "search", "demo", "reference"):
+    BENCHMARKS.register(_name)(f"vadlib.bench.{_name}")  # each module's main(argv) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,5 +22,4 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         print("benchmarks:", ", ".join(BENCHMARKS.names()))
         return 0
-    module, func = BENCHMARKS.get(argv[0]).split(":")
-    return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+    return int(importlib.import_module(BENCHMARKS.get(argv[0])).main(argv[1:]) or 0)

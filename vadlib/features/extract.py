@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vadlib.errors import ConfigError, DataError, VadlibError
+from vadlib.errors import ConfigError, DataError, cli_errors
 from vadlib.features.store import CROPS, SAMPLINGS, FeatureStore, merge_indexes, store_dir
 
 log = logging.getLogger("vadlib.features.extract")
@@ -561,6 +561,7 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+@cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -596,9 +597,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rank == 0:
             print(f"{store.path}  ({len(store)} videos, {len(store.skipped)} skipped"
                   + ("" if bb.real_weights else ", RANDOM WEIGHTS") + ")")
-    except VadlibError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     finally:
         if started:
             dist.destroy_process_group()

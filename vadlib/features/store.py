@@ -319,6 +319,12 @@ def merge_indexes(path: str | Path) -> FeatureStore:
     return FeatureStore.open(path)
 
 
+def average_crops(x):
+    """Rows of a store entry as ``(N, D)``: ``(N, crops, D)`` → the mean of the crops' embeddings
+    (one row per sampled frame); ``(N, D)`` is returned as is. numpy arrays or torch tensors."""
+    return x.mean(1) if x.ndim == 3 else x
+
+
 def expand_to_frames(row_scores: np.ndarray, frame_index: np.ndarray, n_frames: int) -> np.ndarray:
     """Per-row values → ``(n_frames,)`` (or ``(n_frames, ...)``) per-frame values.
 

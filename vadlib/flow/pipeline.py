@@ -81,7 +81,7 @@ def merge_params(params: Mapping | None) -> dict:
 
 
 @dataclass
-class VideoFeatures:
+class RegionFeatures:
     """Regions of one video and their features. ``frame (R,)``, ``boxes (R, 4)``,
     ``patches (R, C, s, s)`` float16, ``velocity (R, B)``, ``naive (T,)``."""
 
@@ -95,7 +95,7 @@ class VideoFeatures:
 
 
 def video_features(video, flow_file: Path, flow_cfg: FlowConfig, rcfg: RegionConfig, patch: Mapping,
-                   vel_bins: int, naive_top: float) -> VideoFeatures:
+                   vel_bins: int, naive_top: float) -> RegionFeatures:
     """Regions and features of every frame of ``video`` from its cached flow."""
     import cv2
 
@@ -119,15 +119,15 @@ def video_features(video, flow_file: Path, flow_cfg: FlowConfig, rcfg: RegionCon
                                       bool(patch["rescale"])).astype(np.float16))
             vels.append(velocity_descriptor(f, box, vel_bins))
     c, s = 2 * int(patch["stack"]), int(patch["size"])
-    return VideoFeatures(
+    return RegionFeatures(
         video.name, n, np.asarray(frames, np.int64), np.asarray(boxes, np.int64).reshape(-1, 4),
         np.stack(patches) if patches else np.zeros((0, c, s, s), np.float16),
         np.stack(vels) if vels else np.zeros((0, vel_bins), np.float32), naive)
 
 
 def dataset_features(videos: Sequence, cache_dir: Path, flow_cfg: FlowConfig, rcfg: RegionConfig, patch: Mapping,
-                     vel_bins: int, naive_top: float, workers: int = 2) -> dict[str, VideoFeatures]:
-    """Flow (cached) then features of all ``videos`` (process pool); ``{video: VideoFeatures}``."""
+                     vel_bins: int, naive_top: float, workers: int = 2) -> dict[str, RegionFeatures]:
+    """Flow (cached) then features of all ``videos`` (process pool); ``{video: RegionFeatures}``."""
     from tqdm.auto import tqdm
 
     cache = compute_dataset_flow(videos, cache_dir, flow_cfg, workers=workers)
@@ -263,7 +263,7 @@ def _pose_region_scores(model, pose: list[np.ndarray]) -> tuple[np.ndarray, np.n
     return (-model.score_samples(X) if len(X) else np.zeros(0)), frame
 
 
-def score_videos(model: FlowNFModel, feats: Mapping[str, VideoFeatures],
+def score_videos(model: FlowNFModel, feats: Mapping[str, RegionFeatures],
                  pose: Mapping[str, list[np.ndarray]] | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Raw anomaly scores (higher = more anomalous) ``{method: {video: (T,)}}`` plus region-level
     ``{"flow_nf_regions": {video: (R,)}}`` (−log-likelihood per region, for histograms)."""

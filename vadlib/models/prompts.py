@@ -16,6 +16,41 @@ import torch
 from vadlib.errors import ConfigError
 
 DEFAULT_TEMPLATES = ("{}.", "a photo of {}.", "a surveillance camera frame of {}.")
+SEPARATOR = ";;"
+
+
+def prompt_list(value, where: str = "prompts", allow_empty: bool = False) -> list[str]:
+    """Descriptions as a list of stripped, non-empty strings: the one parser of every prompt list.
+
+    ``value`` is a list/tuple of strings, or a string: a YAML/JSON list (``'["a", "b"]'``, as
+    ``papermill -p`` passes a list) or descriptions separated by ``;;`` (one description when there is
+    no separator; empty pieces are dropped). An empty list is refused unless ``allow_empty``. Raises
+    :class:`ConfigError` naming ``where`` otherwise.
+    """
+    if isinstance(value, str):
+        if value.strip().startswith("["):
+            import yaml
+
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"`{where}`: not a list ({exc}): {value!r}") from exc
+        else:
+            value = [p for p in value.split(SEPARATOR) if p.strip()] or [value]
+    if not isinstance(value, (list, tuple)) or not (value or allow_empty) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise ConfigError(f"`{where}` must be a non-empty list of descriptions, got {value!r}")
+    return [p.strip() for p in value]
+
+
+def anomaly_prompts(value, where: str = "prompts", name=lambda i, text: f"prompt{i}") -> dict[str, str]:
+    """Anomaly prompts as ``{class: description}``: a mapping as is, or a :func:`prompt_list` whose
+    entries are named ``name(i, text)``."""
+    if isinstance(value, Mapping):
+        out = {str(k): str(v) for k, v in value.items()}
+        if not out:
+            raise ConfigError(f"{where}: the anomaly prompts must not be empty")
+        return out
+    return {name(i, t): t for i, t in enumerate(prompt_list(value, where))}
 
 
 @dataclass
@@ -38,15 +73,8 @@ class PromptSet:
         if not isinstance(p, Mapping) or "normal" not in p or "anomaly" not in p:
             raise ConfigError(f"{where}: needs 'normal' (list of texts) and 'anomaly' "
                               "(mapping class -> text, or list of texts)")
-        normal = [p["normal"]] if isinstance(p["normal"], str) else list(p["normal"])
-        anomaly = p["anomaly"]
-        if isinstance(anomaly, str):
-            anomaly = [anomaly]
-        if not isinstance(anomaly, Mapping):
-            anomaly = {f"prompt{i}": t for i, t in enumerate(anomaly)}
-        anomaly = {str(k): str(v) for k, v in anomaly.items()}
-        if not normal or not anomaly:
-            raise ConfigError(f"{where}: normal and anomaly prompt lists must not be empty")
+        normal = prompt_list(p["normal"], f"{where}.normal")
+        anomaly = anomaly_prompts(p["anomaly"], f"{where}.anomaly")
         tmpl = list(templates) if templates else list(p.get("templates", DEFAULT_TEMPLATES))
         for t in tmpl:
             if t.count("{}") != 1:

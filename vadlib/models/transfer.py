@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vadlib.errors import ConfigError, DataError
+from vadlib.features.store import average_crops, expand_to_frames
 from vadlib.models.prompt_learning import PromptLearner, PromptLearnerConfig
 from vadlib.models.temporal import TemporalConfig, TemporalTransformer, sliding_window_forward
 from vadlib.registry import Registry
@@ -75,19 +76,10 @@ def load_videos(store, videos: Sequence) -> list[VideoFeatures]:
             raise DataError(getattr(store, "path", None), f"feature store has no features for video '{v.name}'")
         n = int(store.num_frames(v.name))
         v.check_labels(n)
-        x = np.asarray(store.load(v.name), np.float32)
-        if x.ndim == 3:
-            x = x.mean(1)
+        x = average_crops(np.asarray(store.load(v.name), np.float32))
         out.append(VideoFeatures(v.name, x, np.asarray(store.frame_index(v.name)), n, int(v.label),
                                  None if v.frame_labels is None else np.asarray(v.frame_labels)))
     return out
-
-
-def expand_rows(values: np.ndarray, frame_index: np.ndarray, n_frames: int) -> np.ndarray:
-    """Row values ``(N,)`` / ``(N, C)`` → per-frame ``(T,)`` / ``(T, C)``: each frame takes the
-    value of the last row at or before it (rows before the first sampled frame take the first)."""
-    pos = np.searchsorted(np.asarray(frame_index), np.arange(n_frames), side="right") - 1
-    return np.asarray(values)[np.clip(pos, 0, len(frame_index) - 1)]
 
 
 # --------------------------------------------------------------------------- config
@@ -101,7 +93,10 @@ class TrainConfig:
         topk: MIL top-k fraction of an abnormal video's rows (k = max(1, ceil(topk · N))).
         tau_train: temperature of the 2-way training softmax (0.07).
         identity_weight: weight of ``mean(1 − cos(V, x))`` (0 by default: the pooling mixings stay
-            in CLIP's span by construction; use ~1 with ``temporal.mixing=residual``).
+            in CLIP's span by construction). ``temporal.mixing=residual`` needs it (about 1; training
+            refuses 0): without it the free projection carries ``V`` away from the CLIP feature
+            (cos(V, x) ≈ 0.2 on the planted benchmark) and the semantic test prompts rank the target's
+            anomalies *below* its normal frames (calibrated AUC 0.16–0.17 on seeds 11, 12).
         rotation_augment: rotate features and text by one random orthogonal matrix per step
             (cosines unchanged; discourages basis-specific mappings). Off by default.
         seed: torch seed of initialisation and shuffling.
@@ -246,6 +241,11 @@ def train_source(model: VideoAnomalyCLIP, videos: Sequence[VideoFeatures], cfg: 
     if not videos:
         raise ConfigError("no source training videos")
     objective = choose_objective(cfg.objective, videos)
+    tc = model.temporal_cfg
+    if tc is not None and tc.mixing == "residual" and not cfg.identity_weight > 0:
+        raise ConfigError("transfer.temporal.mixing=residual needs transfer.train.identity_weight > 0 (about 1): "
+                          "without it the free (D, D) projection carries V away from the CLIP features and the "
+                          "semantic test prompts lose their meaning (anomalies score below normal frames)")
     loss_fn = OBJECTIVES.get(objective)
     params = [p for p in model.parameters() if p.requires_grad]
     t0 = time.time()
@@ -297,9 +297,7 @@ def score_video(model: VideoAnomalyCLIP | None, feats: np.ndarray, text_normal: 
     ``model=None`` is plain CLIP zero-shot (``V = normalize(x)``).
     """
     dev = text_normal.device
-    x = torch.as_tensor(np.asarray(feats), dtype=torch.float32, device=dev)
-    if x.ndim == 3:
-        x = x.mean(1)
+    x = average_crops(torch.as_tensor(np.asarray(feats), dtype=torch.float32, device=dev))
     v = F.normalize(x, dim=-1) if model is None else model.encode(x)
     cos_n, cos_a = v @ text_normal.T, v @ text_anomaly.T
     logits = torch.cat([cos_n, cos_a], 1).double() / tau
@@ -329,9 +327,9 @@ def predict(model: VideoAnomalyCLIP | None, videos: Sequence[VideoFeatures], tex
         out = score_video(model, vid.feats, text_normal, text_anomaly, tau)
         probs = np.concatenate([out["probs"][:, :kn].sum(1, keepdims=True), out["probs"][:, kn:]], 1)
         fi, n = vid.frame_index, vid.n_frames
-        cp, fired = expand_rows(probs, fi, n), expand_rows(out["fired"], fi, n)
+        cp, fired = expand_to_frames(probs, fi, n), expand_to_frames(out["fired"], fi, n)
         for s in SCORES:
-            preds[s].videos[vid.name] = VideoScores(scores=expand_rows(out[s], fi, n).astype(np.float32),
+            preds[s].videos[vid.name] = VideoScores(scores=expand_to_frames(out[s], fi, n).astype(np.float32),
                                                     class_probs=cp.astype(np.float32), fired=fired.astype(np.int64))
     return preds
 
@@ -343,12 +341,14 @@ class Variant:
 
     ``train``: ``temporal`` (temporal module + generic prompts), ``prompts`` (generic prompts
     only, no temporal module) or ``none`` (plain CLIP). ``test``: ``semantic`` or ``generic``.
+    ``mixing`` / ``identity_weight`` override ``temporal.mixing`` / ``train.identity_weight``.
     """
 
     train: str
     test: str
     description: str
     mixing: str | None = None
+    identity_weight: float | None = None   # overrides ``train.identity_weight`` (None: the config's)
 
 
 for _name, _v in {
@@ -357,7 +357,8 @@ for _name, _v in {
     "generic_prompts": Variant("temporal", "generic", "temporal transformer, generic learned prompts at test"),
     "clip_zeroshot": Variant("none", "semantic", "plain CLIP zero-shot with the target semantic prompts"),
     "temporal_residual": Variant("temporal", "semantic", "free residual transformer (mixing=residual, the "
-                                 "design as first specified), target semantic prompts", mixing="residual"),
+                                 "design as first specified) kept near CLIP by the identity term (weight 1), "
+                                 "target semantic prompts", mixing="residual", identity_weight=1.0),
     "temporal_attention": Variant("temporal", "semantic", "content-attention pooling (mixing=attention_pool), "
                                   "target semantic prompts", mixing="attention_pool"),
 }.items():
@@ -406,30 +407,23 @@ class TargetPrompts:
     @classmethod
     def from_params(cls, p, default_normal: Sequence[str] = ("a normal scene",), where: str = "prompts") -> "TargetPrompts":
         """A list of anomaly descriptions, or ``{"normal": [...], "anomaly": {name: text} | [...]}``."""
-        if isinstance(p, str):
-            p = [p]
+        from vadlib.models.prompts import anomaly_prompts, prompt_list
+
         if isinstance(p, Mapping):
-            normal = p.get("normal", list(default_normal))
-            normal = [normal] if isinstance(normal, str) else list(normal)
-            anomaly = p.get("anomaly")
+            normal, anomaly = p.get("normal", list(default_normal)), p.get("anomaly")
         else:
             normal, anomaly = list(default_normal), p
-        if isinstance(anomaly, str):
-            anomaly = [anomaly]
         if anomaly is None:
             raise ConfigError(f"{where}: no anomaly prompts")
-        if not isinstance(anomaly, Mapping):
-            anomaly = {str(t): str(t) for t in anomaly}
-        if not anomaly or not normal:
-            raise ConfigError(f"{where}: normal and anomaly prompt lists must not be empty")
-        return cls(normal=[str(t) for t in normal], anomaly={str(k): str(v) for k, v in anomaly.items()})
+        return cls(normal=prompt_list(normal, f"{where}.normal"),
+                   anomaly=anomaly_prompts(anomaly, f"{where}.anomaly", name=lambda i, text: text))
 
 
 @dataclass
 class TransferResult:
     """``table``: one row per (source, target, variant, score) with micro AUC/AP;
     ``predictions[(source, target, variant)]``: the calibrated :class:`Predictions`;
-    ``training[(source, kind, mixing)]``: the training log."""
+    ``training[(source, kind, mixing[, identity_weight when a variant overrides it])]``: the training log."""
 
     table: "object"
     predictions: dict
@@ -490,7 +484,11 @@ def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list
         text_a = encode_text(list(tp.anomaly.values())).to(cfg.device)
         for vname, var in variants.items():
             mixing = var.mixing if var.train == "temporal" else None
+            train_cfg = cfg.train if var.identity_weight is None else replace(cfg.train,
+                                                                              identity_weight=var.identity_weight)
             key = (src, var.train, mixing or cfg.temporal.mixing if var.train == "temporal" else None)
+            if train_cfg.identity_weight != cfg.train.identity_weight:
+                key += (train_cfg.identity_weight,)
             if key not in models:
                 train = data(src, "train")
                 dim = train[0].feats.shape[-1]
@@ -505,7 +503,7 @@ def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list
                 elif model is not None:
                     if log:
                         log(f"training '{var.train}' on {src} ({len(train)} videos)")
-                    training[key] = train_source(model, train, cfg.train, cfg.device)
+                    training[key] = train_source(model, train, train_cfg, cfg.device)
                     if log:
                         log(f"  objective {training[key]['objective']}, final loss "
                             f"{training[key]['losses'][-1] if training[key]['losses'] else float('nan'):.4f}, "
@@ -527,7 +525,8 @@ def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list
                 rows.append({"source": src, "target": tgt, "variant": vname, "score": score,
                              **_micro(p, test, cfg.sigma)})
     table = pd.DataFrame(rows)
-    full = {k[0]: m for k, m in models.items() if m is not None and k[1] == "temporal" and k[2] == cfg.temporal.mixing}
+    full = {k[0]: m for k, m in models.items() if m is not None and k[1] == "temporal" and k[2] == cfg.temporal.mixing
+            and len(k) == 3}
     return TransferResult(table=table, predictions=predictions, training=training, models=full)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vadlib.features.store import average_crops
 from vadlib.models.prompts import PromptSet, encode_prompts
 
 SCORES = ("softmax", "max_cos")
@@ -49,9 +50,7 @@ class ZeroShotScorer:
     @torch.no_grad()
     def score(self, feats: np.ndarray | torch.Tensor) -> ZeroShotOutput:
         """``feats (N, D)`` raw or normalised image features → :class:`ZeroShotOutput`."""
-        x = torch.as_tensor(np.asarray(feats), dtype=torch.float32)
-        if x.ndim == 3:  # (N, crops, D): average crops' embeddings
-            x = x.mean(1)
+        x = average_crops(torch.as_tensor(np.asarray(feats), dtype=torch.float32))
         x = torch.nn.functional.normalize(x, dim=-1)
         cos_n = x @ self.normal_text.T           # (N, Kn)
         cos_a = x @ self.anomaly_text.T          # (N, Ka)

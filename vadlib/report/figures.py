@@ -198,8 +198,9 @@ def feature_space_figures(reports: Path, out: Path, datasets: Mapping[str, Mappi
             ds = get_dataset(item, **datasets[item])
 
             def rows(video) -> np.ndarray:
-                x = store.load(video.name)
-                return x.mean(1) if x.ndim == 3 else x
+                from vadlib.features.store import average_crops
+
+                return average_crops(store.load(video.name))
 
             train = [v for v in ds.videos("train") if store.has(v.name)]
             test = [v for v in ds.videos("test") if store.has(v.name)]

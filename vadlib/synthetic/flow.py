@@ -1,6 +1,6 @@
 """Synthetic frame-folder videos for flow tests and benchmarks: textured squares moving on a
 static textured background (normal = slow, anomalous = one square turning fast). Not a
-benchmark: the demo datasets (``vadlib.data.demo``) are the pipeline's default data."""
+benchmark: the demo datasets (``vadlib.synthetic.demo`` renders them) are the pipeline's default data."""
 
 from __future__ import annotations
 

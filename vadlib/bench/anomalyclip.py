@@ -1,6 +1,6 @@
 """Speed benchmark of AnomalyCLIP on ShanghaiTech-sized planted features.
 
-``python -m vadlib.bench anomalyclip [--variant faithful|fast|both] [--steps N] [--threads 2]``
+``python -m vadlib.bench anomalyclip [--variant faithful|fast|compact|all] [--steps N] [--threads 2]``
 
 Prints seconds per training epoch (an epoch = ``max(63, 177) // 32 = 5`` steps of 64 videos ×
 32×16 frames × 512-d, the reference's ``max_size_cycle``; measured over ``--steps`` steps and
@@ -9,10 +9,11 @@ scaled to the epoch unless ``--steps 0`` runs a whole epoch) and the inference t
 The text source is the planted class embeddings (no CLIP weights here); with the real CLIP text
 encoder one text pass per step adds the encoding of 17 prompts.
 
-Variants: ``faithful`` = the ShanghaiTech config (3×3-conv feed-forward, emb 256, depth 2);
-``fast`` = the same with a pointwise (1×1) feed-forward (``ff_kernel=1``); ``compact`` = fast with
-``emb_size=128``. Their planted accuracy: ``python -m vadlib.models.anomalyclip_bench planted``
-(``anomalyclip_fast`` / ``anomalyclip_compact`` rows, the same changes at the demo scale).
+Variants (:data:`VARIANTS`, one definition for this bench and ``planted_mil``): ``faithful`` = the
+ShanghaiTech config (3×3-conv feed-forward, emb 256, depth 2); ``fast`` = the same with a pointwise
+(1×1) feed-forward (``ff_kernel=1``); ``compact`` = fast with half the preset's ``emb_size`` (128 here).
+Their planted accuracy: ``python -m vadlib.bench planted_mil`` (``anomalyclip_fast`` /
+``anomalyclip_compact`` rows, the same changes to the ``demo`` preset: emb 64 → 32).
 
 Why the faithful model cannot reach 30 s/epoch on 2 CPU cores: its 3×3-conv feed-forward costs
 3.7e12 FLOP per 64-video step (2 depths × 2 nets × 2 convs × 256·1024·9 MAC per frame × 32,768
@@ -32,6 +33,21 @@ import time
 
 import numpy as np
 import torch
+
+VARIANTS = ("faithful", "fast", "compact")
+
+
+def variant_overrides(variant: str, preset: str) -> dict:
+    """Config overrides of an AnomalyCLIP speed/accuracy variant of ``preset`` (see the module docstring):
+    ``faithful`` none, ``fast`` ``ff_kernel=1``, ``compact`` ``ff_kernel=1`` and half the preset's ``emb_size``."""
+    from vadlib.train import method_config
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown AnomalyCLIP variant {variant!r}; known: {', '.join(VARIANTS)}")
+    over: dict = {} if variant == "faithful" else {"ff_kernel": 1}
+    if variant == "compact":
+        over["emb_size"] = method_config("anomalyclip", preset)["emb_size"] // 2
+    return over
 
 
 def _bench_variant(name: str, overrides: dict, pb, steps: int, log=print) -> dict:
@@ -94,7 +110,7 @@ def conv_peak_gflops(emb: int = 256, repeats: int = 3) -> float:
     return 2.0 * 64 * 512 * emb * 4 * emb * 9 / dt / 1e9
 
 
-def bench_anomalyclip(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Print s/epoch and inference time of AnomalyCLIP on ShanghaiTech-sized planted features."""
     ap = argparse.ArgumentParser(prog="vadlib.bench anomalyclip", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,20 +118,26 @@ def bench_anomalyclip(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=2, help="timed training steps (0 = one whole epoch)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", default="shanghaitech", help="planted size (test, small, shanghaitech)")
+    ap.add_argument("--tiny", action="store_true",
+                    help="a seconds-long smoke run: --size test, 4×4 segments, batch 8, depth 1 (no ceiling)")
     a = ap.parse_args(argv or [])
+    tiny = dict(num_segments=4, seg_length=4, batch_size=8, depth=1) if a.tiny else {}
+    a.size = "test" if a.tiny else a.size
     torch.set_num_threads(a.threads)
-    from vadlib.models.planted import make_planted
+    from vadlib.synthetic.planted_mil import make_planted_mil
 
     t0 = time.perf_counter()
-    pb = make_planted("shanghaitech", a.seed)
-    print(f"planted ShanghaiTech-sized features: {len(pb.train)} training videos "
+    pb = make_planted_mil(a.size, a.seed)
+    print(f"planted {a.size}-sized features: {len(pb.train)} training videos "
           f"({sum(v.class_id > 0 for v in pb.train)} abnormal), {len(pb.test)} test videos, "
           f"D={pb.text_embeddings.shape[1]} ({time.perf_counter() - t0:.1f} s to generate); "
           f"torch threads {torch.get_num_threads()}; shared machine → timings are pessimistic")
-    variants = {"faithful": {}, "fast": {"ff_kernel": 1}, "compact": {"ff_kernel": 1, "emb_size": 128}}
-    names = list(variants) if a.variant == "all" else [a.variant]
+    names = list(VARIANTS) if a.variant == "all" else [a.variant]
     for n in names:
-        _bench_variant(n, variants[n], pb, a.steps)
+        _bench_variant(n, {**variant_overrides(n, "shanghaitech"), **tiny}, pb, a.steps)
+    if a.size != "shanghaitech":  # the ceiling below is of the ShanghaiTech-sized step
+        return 0
     peak = conv_peak_gflops()
     print(f"ceiling: the faithful feed-forward convolutions cost {ffn_flop_per_step() / 1e12:.2f} TFLOP per step; "
           f"this machine runs that convolution at {peak:.0f} GFLOP/s → ≥ {ffn_flop_per_step() * 5 / peak / 1e9:.0f} s "
@@ -124,71 +146,5 @@ def bench_anomalyclip(argv: list[str] | None = None) -> int:
     return 0
 
 
-def planted_figures(methods=("anomalyclip", "anomalyclip_fast", "anomalyclip_compact", "sultani", "rtfm"),
-                    seeds=(0, 1, 2),
-                    size: str = "test", val_fraction: float = 0.2, log=print) -> list[dict]:
-    """Frame AUC/AP (and mAUC/top-1 for AnomalyCLIP) on the planted benchmark, per method and seed.
-
-    AnomalyCLIP uses the ``demo`` config with the planted class embeddings as its text source
-    (``anomalyclip_fast`` = the same with the pointwise feed-forward); the baselines their
-    ``demo`` configs. Checkpoint selection on a validation split of the training videos."""
-    from vadlib.metrics import evaluate_frames, recognition_metrics
-    from vadlib.models.planted import make_planted
-    from vadlib.train import WeakVideo, build_method, fit, method_config, split_validation
-
-    rows = []
-    for seed in seeds:
-        pb = make_planted(size, seed)
-        vids = [WeakVideo(v.name, v.features, v.class_id) for v in pb.train]
-        tr, va = split_validation(vids, val_fraction, seed)
-        labels = {v.name: v.frame_labels for v in pb.test}
-        for name in methods:
-            base = "anomalyclip" if name.startswith("anomalyclip") else name
-            over = {"text_source": "embeddings"} if base == "anomalyclip" else {}
-            if name in ("anomalyclip_fast", "anomalyclip_compact"):
-                over["ff_kernel"] = 1
-            if name == "anomalyclip_compact":
-                over["emb_size"] = method_config("anomalyclip", "demo")["emb_size"] // 2
-            m = build_method(base, method_config(base, "demo", over), pb.class_names, pb.text_embeddings.shape[1],
-                             text_embeddings=pb.text_embeddings, seed=seed)
-            t0 = time.perf_counter()
-            fit(m, tr, va, seed=seed, log=None)
-            pred = m.predict({v.name: v.features for v in pb.test})
-            ev = evaluate_frames({k: p[0] for k, p in pred.items()}, labels)
-            row = {"method": name, "seed": seed, "auc": ev["micro_auc"], "ap": ev["micro_ap"],
-                   "mauc": float("nan"), "top1": float("nan"), "seconds": time.perf_counter() - t0}
-            if pred[pb.test[0].name][1] is not None:
-                rc = recognition_metrics({v.name: v.frame_classes for v in pb.test}, {k: p[1] for k, p in pred.items()},
-                                         pb.class_names)
-                row.update(mauc=rc["mAUC"], top1=rc["top1"])
-            rows.append(row)
-            log(f"{name:17s} seed {seed}: AUC {row['auc']:.4f} AP {row['ap']:.4f} mAUC {row['mauc']:.4f} "
-                f"top1 {row['top1']:.4f} ({row['seconds']:.0f} s)")
-    return rows
-
-
-def bench_planted(argv: list[str] | None = None) -> int:
-    """``python -m vadlib.models.anomalyclip_bench planted [--seeds 0 1 2] [--size test]``: planted figures."""
-    ap = argparse.ArgumentParser(prog="anomalyclip_bench planted")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--size", default="test")
-    ap.add_argument("--methods", nargs="+",
-                    default=["anomalyclip", "anomalyclip_fast", "anomalyclip_compact", "sultani", "rtfm"])
-    ap.add_argument("--threads", type=int, default=1)
-    a = ap.parse_args(argv or [])
-    torch.set_num_threads(a.threads)
-    rows = planted_figures(a.methods, a.seeds, a.size)
-    import pandas as pd
-
-    df = pd.DataFrame(rows)
-    print(df.groupby("method")[["auc", "ap", "mauc", "top1"]].agg(["mean", "min"]).round(4).to_string())
-    return 0
-
-
 if __name__ == "__main__":
-    import sys
-
-    args = sys.argv[1:]
-    if args and args[0] == "planted":
-        raise SystemExit(bench_planted(args[1:]))
-    raise SystemExit(bench_anomalyclip(args))
+    raise SystemExit(main())

@@ -1,11 +1,12 @@
 """Benchmarks of vadlib.metrics on benchmark-sized synthetic inputs (prints figures).
 
-Run: ``python -c "from vadlib.metrics_bench import bench_metrics; bench_metrics()"``
-(or via ``python -m vadlib.bench metrics`` once the lead wires it in).
+``python -m vadlib.bench metrics [--frames 1000000] [--videos 290] [--pixel-videos 2] [--pixel-frames 180]
+[--size 240x360]`` (or :func:`bench_metrics` with the same figures as keywords).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 import tracemalloc
 
@@ -67,5 +68,19 @@ def bench_metrics(n_frames: int = 1_000_000, n_videos: int = 290, pixel_videos: 
     return res
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run :func:`bench_metrics` (the dispatcher's entry point)."""
+    ap = argparse.ArgumentParser(prog="python -m vadlib.bench metrics", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=1_000_000, help="frames of the frame-metric input")
+    ap.add_argument("--videos", type=int, default=290, help="videos the frames are split into")
+    ap.add_argument("--pixel-videos", type=int, default=2)
+    ap.add_argument("--pixel-frames", type=int, default=180, help="frames per pixel-metric video")
+    ap.add_argument("--size", default="240x360", help="HxW of the pixel-metric frames")
+    a = ap.parse_args(argv)
+    h, w = (int(s) for s in a.size.lower().split("x"))
+    bench_metrics(n_frames=a.frames, n_videos=a.videos, pixel_videos=a.pixel_videos, pixel_t=a.pixel_frames, h=h, w=w)
+    return 0
+
+
 if __name__ == "__main__":
-    bench_metrics()
+    raise SystemExit(main())

@@ -62,7 +62,7 @@ SIZES: dict[str, dict] = {
 }
 
 
-def make_planted(size: str = "test", seed: int = 0, *, strength: float = 3.0, noise: float = 0.5,
+def make_planted_mil(size: str = "test", seed: int = 0, *, strength: float = 3.0, noise: float = 0.5,
                  proto_norm: float = 10.0, scene_std: float = 0.3, n_scenes: int = 4, video_std: float = 0.05, text_scale: float = 3.0,
                  text_noise: float = 0.1, span: tuple[float, float] = (0.15, 0.4),
                  test_abnormal_fraction: float = 0.6, **overrides) -> PlantedBenchmark:

@@ -17,23 +17,23 @@ sides, which is all the benchmark needs). A frame feature is
   can average out.
 
 Source training videos carry weak video labels only (MIL); target test videos carry frame labels.
-:func:`run_planted` trains on the source and scores the target with the ablations of
-:mod:`vadlib.models.transfer`.
+:func:`vadlib.bench.transfer.run_planted` trains on the source and scores the target with the
+ablations of :mod:`vadlib.models.transfer` (``python -m vadlib.bench transfer`` prints the table).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from vadlib.models.transfer import TargetPrompts, TransferConfig, TransferResult, VideoFeatures, run_transfer, text_encoder_for
+from vadlib.models.transfer import TargetPrompts, VideoFeatures, text_encoder_for
 
 
 @dataclass
-class PlantedConfig:
+class PlantedTransferConfig:
     """Knobs of the planted benchmark (defaults are what the tests assert on)."""
 
     seed: int = 0
@@ -67,7 +67,7 @@ def tiny_text_backbone(seed: int = 0):
 
 
 def _video(rng: np.random.Generator, scene: np.ndarray, normal_dir: np.ndarray, anomaly_dirs: list,
-           cfg: PlantedConfig, abnormal: bool, name: str, label_frames: bool) -> VideoFeatures:
+           cfg: PlantedTransferConfig, abnormal: bool, name: str, label_frames: bool) -> VideoFeatures:
     d = scene.shape[0]
     n = int(rng.integers(cfg.length[0], cfg.length[1] + 1))
     s = scene + cfg.jitter * rng.standard_normal(d) / np.sqrt(d)
@@ -90,7 +90,7 @@ def _video(rng: np.random.Generator, scene: np.ndarray, normal_dir: np.ndarray, 
                          label=int(abnormal), frame_labels=a if label_frames else None)
 
 
-def make_planted(cfg: PlantedConfig, backbone=None) -> tuple[dict, dict, object]:
+def make_planted_transfer(cfg: PlantedTransferConfig, backbone=None) -> tuple[dict, dict, object]:
     """Build the benchmark. Returns ``(data, prompts, backbone)``: ``data[(dataset, split)]`` =
     list of :class:`VideoFeatures` for ``("source", "train")`` and ``("target", "test")``;
     ``prompts["target"]`` the target's semantic prompts (its normal and anomaly descriptions)."""
@@ -109,64 +109,3 @@ def make_planted(cfg: PlantedConfig, backbone=None) -> tuple[dict, dict, object]
     prompts = {"target": TargetPrompts(normal=[cfg.target_normal],
                                        anomaly={f"a{i}": s for i, s in enumerate(cfg.target_anomalies)})}
     return data, prompts, backbone
-
-
-def planted_transfer_config(**overrides) -> TransferConfig:
-    """The transfer configuration the planted benchmark is run with (tiny model: D = 64)."""
-    from vadlib.models.prompt_learning import PromptLearnerConfig
-    from vadlib.models.temporal import TemporalConfig
-    from vadlib.models.transfer import TrainConfig
-
-    cfg = TransferConfig(temporal=TemporalConfig(), prompt_learning=PromptLearnerConfig(n_ctx=4),
-                         train=TrainConfig())
-    return replace(cfg, **overrides)
-
-
-def run_planted(cfg: PlantedConfig | None = None, transfer: TransferConfig | None = None,
-                log=None) -> TransferResult:
-    """Train on the planted source, test on the planted target; the table has every ablation."""
-    cfg = cfg or PlantedConfig()
-    transfer = transfer or planted_transfer_config()
-    if transfer.train.seed != cfg.seed:
-        transfer = replace(transfer, train=replace(transfer.train, seed=cfg.seed))
-    data, prompts, bb = make_planted(cfg)
-    return run_transfer([("source", "target")], lambda name, split: data[(name, split)], prompts, transfer,
-                        text_encoder_for(bb, transfer.templates), backbone=bb, log=log)
-
-
-def main(argv=None) -> int:
-    """``python -m vadlib.models.planted_transfer [--seeds 0 1 2]``: prints the planted table."""
-    import argparse
-
-    ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    import pandas as pd
-
-    tables = []
-    from vadlib.models.transfer import VARIANTS
-
-    transfer = planted_transfer_config(variants=VARIANTS.names())
-    for s in args.seeds:
-        r = run_planted(PlantedConfig(seed=s), transfer, log=None)
-        tables.append(r.table.assign(seed=s))
-    tab = pd.concat(tables)
-    piv = tab.pivot_table(index=["variant", "score"], columns="seed", values="micro_auc")
-    piv["mean"] = piv.mean(axis=1)
-    print("planted transfer: source -> target, micro frame AUC per seed")
-    print(piv.round(3).to_string())
-    piv = tab.pivot_table(index=["variant", "score"], columns="seed", values="micro_ap")
-    piv["mean"] = piv.mean(axis=1)
-    print("micro frame AP per seed")
-    print(piv.round(3).to_string())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
-def bench_transfer(argv=None) -> int:
-    """``python -m vadlib.bench transfer [--seeds ...]``: the planted transfer table."""
-    return main(argv)

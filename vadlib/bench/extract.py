@@ -1,4 +1,4 @@
-"""Extraction benchmark: ``python -m vadlib.features.bench`` (or ``bench_extract(argv)``).
+"""Extraction benchmark: ``python -m vadlib.bench extract`` (or ``main(argv)``).
 
 On the same generated video and the same model, in one run, it times
 
@@ -182,7 +182,7 @@ def _mem_child(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m vadlib.features.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m vadlib.bench extract", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="ViT-B-32", help="ViT-B-16, ViT-B-32, vadlib-tiny, … (open_clip name)")
     ap.add_argument("--pretrained", default="random")
     ap.add_argument("--frames", type=int, default=300, help="frames of the timed video")
@@ -203,7 +203,7 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def bench_extract(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (see the module docstring); prints the figures."""
     args = _parser().parse_args(argv)
     if args.mem_child:
@@ -259,7 +259,7 @@ def bench_extract(argv: Sequence[str] | None = None) -> int:
         peaks = {}
         for m in (int(s) for s in args.mem_frames.split(",")):
             path = make_video(tmp / f"mem{m}.mp4", m, h, w, seed=1)
-            cmd = [sys.executable, "-m", "vadlib.features.bench", "--mem-child", str(path), "--mem-model", args.mem_model,
+            cmd = [sys.executable, "-m", "vadlib.bench.extract", "--mem-child", str(path), "--mem-model", args.mem_model,
                    "--pretrained", args.pretrained, "--batch-size", str(args.batch_size), "--workers",
                    str(args.workers), "--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
             out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -281,4 +281,4 @@ def bench_extract(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(bench_extract())
+    sys.exit(main())

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 
-def bench_flow(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from vadlib.flow.optical import FlowConfig, compute_dataset_flow
 
     ap = argparse.ArgumentParser(prog="python -m vadlib.bench flow", description=__doc__.split("\n\n")[0])
@@ -19,6 +19,8 @@ def bench_flow(argv: list[str] | None = None) -> int:
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--methods", default="dis:medium,dis:fast,farneback")
+    ap.add_argument("--frames", type=int, default=60, help="frames per synthetic video")
+    ap.add_argument("--size", default="240x360", help="HxW of the synthetic videos")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.root:
@@ -27,11 +29,12 @@ def bench_flow(argv: list[str] | None = None) -> int:
             videos = get_dataset("ucsd_ped2", root=args.root).videos("train")[: args.videos]
             where = f"UCSD Ped2 ({args.root}), {len(videos)} training videos"
         else:
-            from vadlib.flow.synthetic import make_dataset
+            from vadlib.synthetic.flow import make_dataset
 
-            videos = make_dataset(Path(tmp), "bench", size=(240, 360), n_train=args.videos, n_test=0, n=60,
-                                  sq=40).videos("train")
-            where = f"synthetic 240×360, {len(videos)} videos of 60 frames"
+            h, w = (int(s) for s in args.size.lower().split("x"))
+            videos = make_dataset(Path(tmp), "bench", size=(h, w), n_train=args.videos, n_test=0, n=args.frames,
+                                  sq=max(4, min(40, h // 6))).videos("train")
+            where = f"synthetic {h}×{w}, {len(videos)} videos of {args.frames} frames"
         print(f"optical-flow benchmark on {where}, {args.workers} worker process(es)")
         for spec in args.methods.split(","):
             method, _, preset = spec.partition(":")
@@ -40,3 +43,7 @@ def bench_flow(argv: list[str] | None = None) -> int:
                                       progress=False).stats
             print(f"  {spec:12s} {st['frames_per_s']:8.1f} frames/s  ({st['frames']} frames, {st['seconds']:.1f} s)")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
