@@ -104,7 +104,10 @@ labels = {v.name: v.frame_labels for v in test}
 det = evaluate_frames(preds.scores(), labels)
 protocol = {"dataset": item, "gt_file": dataset.gt_file or "generated", "method": method, "preset": preset,
             "seed": seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
-            "ap_definition": "sklearn average_precision_score", "selection": "validation split of training videos"}
+            "ap_definition": "sklearn average_precision_score",
+            "selection": "validation split of training videos" if res["n_val"] else "last epoch",
+            # AnomalyCLIP reference-mode switches used (vadlib.models.anomalyclip.ReferenceSwitches; [] = all fixes on)
+            "reference_switches": [k for k, v in (res["config"].get("reference") or {}).items() if v]}
 print(protocol_caption(protocol))
 pd.DataFrame([{k: det[k] for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "n_frames", "n_videos")}])
 

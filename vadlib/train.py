@@ -319,6 +319,20 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine") -> f
     return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, rest) / rest))
 
 
+def lr_factor_epoch(epoch: int, epochs: int, warmup: int) -> float:
+    """The reference's ``WarmupCosineAnnealingLR`` stepped per EPOCH (reference switch
+    ``lr_zero_first_epoch``, flaw 4): ``epoch / warmup`` during warm-up (0 at epoch 0: no update),
+    then half-cosine from 1 to 0 at ``epochs``."""
+    if warmup > 0 and epoch < warmup:
+        return epoch / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (epoch - warmup) / max(1, epochs - warmup))))
+
+
+def reference_switches(cfg) -> object | None:
+    """The method's reference-mode switches (AnomalyCLIP), or None."""
+    return getattr(cfg, "reference", None)
+
+
 def validation_score(method: Method, val: Sequence[WeakVideo], top_frames: int = 16) -> dict:
     """Video-level checks on validation TRAINING videos (weak labels only): AUC of the mean of the
     ``top_frames`` highest frame scores vs the video label, and (methods with class probabilities)
@@ -387,6 +401,7 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
     total = epochs * steps
     warm = int(getattr(cfg, "warmup_epochs", 0)) * steps
     schedule = getattr(cfg, "schedule", "cosine")
+    per_epoch = bool(getattr(reference_switches(cfg), "lr_zero_first_epoch", False))
     ia, inn = _cycle(abn, rng), _cycle(nor, rng)
     res = FitResult(method)
     best, best_state, step = -math.inf, None, 0
@@ -396,7 +411,7 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
         te = time.perf_counter()
         sums: dict[str, float] = {}
         for _ in range(steps):
-            f = lr_factor(step, total, warm, schedule)
+            f = lr_factor_epoch(ep, epochs, int(cfg.warmup_epochs)) if per_epoch else lr_factor(step, total, warm, schedule)
             for g, b in zip(opt.param_groups, base):
                 g["lr"] = b * f
             batch = method.batch([next(ia) for _ in range(half)], [next(inn) for _ in range(half)], rng)
@@ -409,7 +424,8 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
             step += 1
             for k, v in {"loss": float(loss.detach()), **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v / steps
-        row = {"epoch": ep, "lr": base[0] * lr_factor(step - 1, total, warm, schedule),
+        last_f = lr_factor_epoch(ep, epochs, int(cfg.warmup_epochs)) if per_epoch else lr_factor(step - 1, total, warm, schedule)
+        row = {"epoch": ep, "lr": base[0] * last_f,
                "seconds": time.perf_counter() - te, **sums}
         if val and ((ep + 1) % val_every == 0 or ep == epochs - 1):
             vs = validation_score(method, val)
@@ -588,10 +604,12 @@ def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mappin
         ckpt = Path(checkpoint_in)
     else:
         train = load_weak_videos(store, dataset.videos("train"), classes)
+        cfg = method_config(method, preset, overrides)
+        if (cfg.get("reference") or {}).get("no_validation_split"):
+            val_fraction = 0.0       # reference switch (flaw 6): all training videos, last epoch kept
         tr, va = split_validation(train, val_fraction, seed)
         n_tr, n_va = len(tr), len(va)
         D = train[0].features.shape[1]
-        cfg = method_config(method, preset, overrides)
         m = build_method(method, cfg, classes, D, backbone=backbone, seed=seed)
         r = fit(m, tr, va, seed=seed, log=log)
         hist, best, secs = r.history, r.best_epoch, r.seconds
