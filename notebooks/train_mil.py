@@ -28,7 +28,7 @@ preset = "demo"                 # shanghaitech | ucf_crime | xd_violence | demo,
 overrides = {}                  # config keys to change, e.g. {"epochs": 10}
 classes = None                  # the configured class list (default: the dataset's)
 val_fraction = 0.2
-checkpoint_in = ""              # evaluate this checkpoint instead of training
+checkpoint_in = ""              # evaluate this checkpoint instead of training (vadlib .pt or AnomalyCLIP last.ckpt)
 timelines = 6
 out_dir = "reports/train_mil/demo_a"
 reports = "reports"
@@ -66,15 +66,15 @@ if not real:
 # %%
 res = run_train_mil(method, preset, dataset, store, overrides=overrides, class_names=classes, seed=seed,
                     val_fraction=val_fraction, backbone=bb, checkpoint_in=checkpoint_in or None,
-                    checkpoint_out=None if checkpoint_in else out / "model.pt")
+                    checkpoint_out=out / "model.pt")
 preds = res["predictions"]
-if checkpoint_in and Path(checkpoint_in).resolve() != (out / "model.pt").resolve():
+if checkpoint_in and Path(res["checkpoint"]).resolve() != (out / "model.pt").resolve():
     import shutil
 
     from vadlib.io import atomic_path
 
     with atomic_path(out / "model.pt") as tmp:   # the evaluated checkpoint is this stage's model output
-        shutil.copyfile(checkpoint_in, tmp)
+        shutil.copyfile(res["checkpoint"], tmp)
 history = pd.DataFrame(res["history"])
 print(f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos); "
       f"{res['seconds']:.1f} s; checkpoint {res['checkpoint']}")

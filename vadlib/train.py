@@ -586,7 +586,10 @@ def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mappin
             class is not in it raises.
         val_fraction: share of the TRAINING videos held out for checkpoint selection.
         backbone: the CLIP backbone (AnomalyCLIP's learned prompts go through its text encoder).
-        checkpoint_in: evaluate this checkpoint instead of training.
+        checkpoint_in: evaluate this checkpoint instead of training (no training epochs): a vadlib
+            checkpoint, or a published lucazanella/AnomalyCLIP ``last.ckpt`` (imported with its
+            ``ncentroid.pt`` when found beside it, else the prototype is computed from the normal
+            training videos as the reference does; saved to ``checkpoint_out`` in vadlib's format).
         checkpoint_out: where to save the trained checkpoint.
     Returns ``{"method", "predictions", "history", "best_epoch", "config", "checkpoint", "seconds",
     "n_train", "n_val"}``.
@@ -597,7 +600,22 @@ def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mappin
     test = dataset.videos("test")
     hist: list[dict] = []
     best, secs, n_tr, n_va = -1, 0.0, 0, 0
-    if checkpoint_in:
+    if checkpoint_in and Path(checkpoint_in).suffix == ".ckpt":
+        # a published lucazanella/AnomalyCLIP checkpoint: imported (vadlib.compat.zanella), evaluated as is
+        from vadlib.compat.zanella import import_anomalyclip
+
+        if method != "anomalyclip":
+            raise ConfigError(f"checkpoint_in {checkpoint_in} is an AnomalyCLIP (lucazanella) checkpoint; set method: anomalyclip")
+        m = import_anomalyclip(checkpoint_in, class_names=classes, require_centroid=False,
+                               overrides=dict(overrides or {}))
+        if m.imported["ncentroid"] is None:      # as the reference does when ncentroid.pt is absent
+            m.prepare(load_weak_videos(store, dataset.videos("train"), classes))
+            m.imported["ncentroid"] = "computed from the normal training videos"
+        ckpt = Path(checkpoint_in)
+        if checkpoint_out:
+            ckpt = save_checkpoint(checkpoint_out, m, meta={"dataset": dataset.name, "imported": m.imported,
+                                                            "features": feature_spec(getattr(store, "info", {}))})
+    elif checkpoint_in:
         m = load_checkpoint(checkpoint_in, backbone=backbone)
         if list(m.class_names) != classes:
             raise ConfigError(f"checkpoint {checkpoint_in} has classes {m.class_names}, the run expects {classes}")
