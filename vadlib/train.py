@@ -129,8 +129,9 @@ class AnomalyCLIPMethod(Method):
     def batch(self, abn, nor, rng):
         cfg = self.cfg
         vids = list(abn) + list(nor)
+        narrow = cfg.reference.narrow_segment_starts
         x = np.stack([v.features[self._ac.sample_grid_indices(len(v.features), cfg.num_segments,
-                                                                cfg.seg_length, rng)] for v in vids])
+                                                                cfg.seg_length, rng, narrow)] for v in vids])
         return torch.from_numpy(x), torch.tensor([v.class_id for v in vids])
 
     def loss(self, batch, gen):

@@ -207,7 +207,7 @@ def test_reference_switches_parse_and_reject_unknown():
 
     assert ac.AnomalyCLIPConfig.from_dict({"reference": True}).reference.active() == [
         "smooth_across_videos", "log_without_eps", "lr_zero_first_epoch", "mask_can_select_dropped",
-        "no_validation_split"]
+        "narrow_segment_starts", "no_validation_split"]
     assert ac.AnomalyCLIPConfig.from_dict({}).reference.active() == []
     cfg = ac.AnomalyCLIPConfig.from_dict({"reference": {"log_without_eps": True}})
     assert ac.AnomalyCLIPConfig.from_dict(cfg.to_dict()).reference == cfg.reference   # round trip
@@ -269,3 +269,15 @@ def test_reference_mode_matches_the_reference_formulas_by_hand():
     want = -torch.stack([torch.log(P[2 + i].reshape(4, 2, 3)[seg[i], :, 0]) for i in range(2)]).mean()
     assert t["topk_nor"] == pytest.approx(float(want), rel=1e-5)
 
+
+
+def test_switch_narrow_segment_starts():
+    rng = lambda: np.random.default_rng(0)      # noqa: E731
+    T, N, L = 1000, 8, 16
+    dist = (T - L + 1) // N
+    wide = np.stack([ac.sample_grid_indices(T, N, L, r)[::L] for r in [rng()] for _ in range(400)])
+    r = rng()
+    narrow = np.stack([ac.sample_grid_indices(T, N, L, r, narrow=True)[::L] for _ in range(400)])
+    off_w, off_n = wide - np.arange(N) * dist, narrow - np.arange(N) * dist
+    assert off_n.min() == 0 and off_n.max() == dist - L + 1          # the reference's randint(dist - L + 2)
+    assert off_w.max() > dist - L + 1 and off_w.max() < dist

@@ -85,6 +85,7 @@ def import_reference(repo: str | Path) -> types.SimpleNamespace:
             clip_model=importlib.import_module("src.models.components.clip.model"),
             loss=importlib.import_module("src.models.components.loss"),
             scheduler=importlib.import_module("src.models.components.scheduler"),
+            dataset=importlib.import_module("src.data.components.feature_dataset"),
             repo=repo)
     finally:
         sys.path.remove(str(repo))
@@ -133,6 +134,55 @@ def build_reference(ref, size: dict, labels_file: Path, seed: int):
 # ---------------------------------------------------------------------------------------------
 # comparison
 # ---------------------------------------------------------------------------------------------
+
+
+def reference_test_item(ref, x: torch.Tensor, N: int, L: int, normal_id: int, tmp: Path):
+    """``(ncrops, T_pad, D)`` features, labels, segment size of a test video as the reference's
+    ``FeatureDataset`` returns them (its methods called on a stand-in ``self``)."""
+    np.save(tmp / "v.npy", x.numpy())
+    fake = types.SimpleNamespace(test_mode=True, val_mode=False, num_segments=N, frames_per_segment=L, stride=1,
+                                 ncrops=1, annotations=None, transform=None, normal_id=normal_id)
+    record = types.SimpleNamespace(num_frames=len(x), path=str(tmp / "v.npy"), start_frame=0, label=normal_id)
+    cls = ref.dataset.VideoFrameDataset
+    starts = cls._get_start_indices(fake, record)
+    feats, labels, _, S, _ = cls._get(fake, record, starts)
+    return feats, labels, int(S)
+
+
+def reference_start_offsets(ref, T: int, N: int, L: int, seed: int, draws: int = 3000) -> set:
+    """Start offsets (within their stretch) the reference's training sampler draws for a T-frame video."""
+    fake = types.SimpleNamespace(test_mode=False, num_segments=N, frames_per_segment=L, stride=1)
+    dist = (max(T, N * L) - L + 1) // N
+    np.random.seed(seed)
+    out = set()
+    for _ in range(draws):
+        out |= set((ref.dataset.VideoFrameDataset._get_start_indices(fake, types.SimpleNamespace(num_frames=T))
+                    - np.arange(N) * dist).tolist())
+    return out
+
+
+def vadlib_start_offsets(T: int, N: int, L: int, seed: int, narrow: bool, draws: int = 3000) -> set:
+    from vadlib.models.anomalyclip import sample_grid_indices
+
+    dist = (max(T, N * L) - L + 1) // N
+    rng = np.random.default_rng(seed)
+    out = set()
+    for _ in range(draws):
+        st = sample_grid_indices(T, N, L, rng, narrow)[::L]
+        out |= set(((st - np.arange(N) * dist) % max(T, 1)).tolist()) if T < N * L else set((st - np.arange(N) * dist).tolist())
+    return out
+
+
+def reference_lr(ref, epochs: int, warmup: int) -> torch.Tensor:
+    """Learning-rate factor of each epoch under the reference's ``WarmupCosineAnnealingLR``."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sch = ref.scheduler.WarmupCosineAnnealingLR(opt, total_epoch=epochs, warmup_epochs=warmup)
+    out = []
+    for _ in range(epochs):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sch.step()
+    return torch.tensor(out)
 
 
 def _diff(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -196,14 +246,15 @@ def compare(repo: str | Path, size: str = "small", seed: int = 0, log=print) -> 
          "grad_norm_prompts": _grad_norm([net.prompt_learner.ctx]),
          "grad_norm_text_projection": _grad_norm([net.text_encoder.text_projection])}
     net.eval()
-    with torch.no_grad():
-        G = N * L
-        S = max(1, math.ceil(len(x_test) / G))
-        padded = x_test[torch.arange(S * G) % len(x_test)]
-        sim, sc = net(padded[None, None], None, ncentroid, segment_size=S, test_mode=True)
+    with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
+        # the test video as the reference's FeatureDataset serves it (wrap-around padding, interleaved grids)
+        feats, _, S = reference_test_item(ref, x_test, N, L, normal_id, Path(tmp))
+        sim, sc = net(feats[None], None, ncentroid, segment_size=S, test_mode=True)
         p = torch.softmax(sim, 1) * sc[:, None]
         P = torch.cat([p[:, :normal_id], (1 - sc)[:, None], p[:, normal_id:]], 1)[:len(x_test)]
         r["test_scores"], r["test_class_probs"] = sc[:len(x_test)], P
+    r_offsets = {T: reference_start_offsets(ref, T, N, L, seed) for T in (N * L // 2, 5 * N * L + 3)}
+    r_lr = reference_lr(ref, 100, 10)
 
     # ---- vadlib, through the importer, in both modes ----
     results = {}
@@ -229,7 +280,16 @@ def compare(repo: str | Path, size: str = "small", seed: int = 0, log=print) -> 
              "grad_norm_text_projection": _grad_norm([mod.text.text_projection])}
         sc_v, P_v = mod.predict({"v": x_test.numpy()})["v"]
         v["test_scores"], v["test_class_probs"] = torch.from_numpy(sc_v), torch.from_numpy(P_v)[:, to_ref]
-        results[mode] = {k: _diff(v[k], r[k]) for k in r}
+        res = {k: _diff(v[k], r[k]) for k in r}
+        for T, ro in r_offsets.items():      # reachable start offsets of a training sample (distribution support)
+            vo = vadlib_start_offsets(T, N, L, seed, m.cfg.reference.narrow_segment_starts)
+            res[f"train_start_offsets_T{T}"] = (float(len(ro ^ vo)), len(ro ^ vo) / len(ro))
+        from vadlib.train import lr_factor, lr_factor_epoch
+
+        lr_v = [lr_factor_epoch(e, 100, 10) if m.cfg.reference.lr_zero_first_epoch else lr_factor(e, 100, 10)
+                for e in range(100)]
+        res["lr_per_epoch_100ep_10warm"] = _diff(torch.tensor(lr_v), r_lr)
+        results[mode] = res
     results["_switches"] = {"reference": m.cfg.reference.__class__.from_value(True).active()}
     return results
 
@@ -249,7 +309,9 @@ def format_table(res: dict, size: str) -> str:
     lines.append("default mode: smooth_across_videos changes L_smooth (and so the total and the gradients); "
                  "log_without_eps changes numbers only once σ saturates (−inf in the reference), "
                  "mask_can_select_dropped only when a video keeps < k segments (this input keeps ≥ k); "
-                 "lr_zero_first_epoch and no_validation_split act in the training loop (tests/test_train.py)")
+                 "narrow_segment_starts changes which training starts are drawn (offsets: count of start "
+                 "offsets reachable by only one of the two); lr_zero_first_epoch the per-epoch lr; "
+                 "no_validation_split acts in train_mil (tests/test_train.py)")
     return "\n".join(lines)
 
 

@@ -72,6 +72,9 @@ class ReferenceSwitches:
             makes no update), instead of per step from ``lr / warm-up steps``.
         mask_can_select_dropped: flaw 8 — plain Bernoulli MIL dropout (a video keeping fewer than k
             segments selects dropped ones), instead of always keeping at least k.
+        narrow_segment_starts: not a listed flaw but a difference found by the reference check — the
+            start of each training segment is drawn from ``[0, dist − L + 1]`` within its stretch
+            (the reference's ``randint(dist − L + 2)``), instead of vadlib's ``[0, dist)``.
         no_validation_split: flaw 6 — train on ALL training videos and keep the last epoch (the
             reference evaluates ``last.ckpt``; its per-epoch validation is the test set), instead of
             selecting the epoch on a validation split of the training videos.
@@ -81,6 +84,7 @@ class ReferenceSwitches:
     log_without_eps: bool = False
     lr_zero_first_epoch: bool = False
     mask_can_select_dropped: bool = False
+    narrow_segment_starts: bool = False
     no_validation_split: bool = False
 
     @classmethod
@@ -560,14 +564,18 @@ def compose_log_probs(z: torch.Tensor, logit: torch.Tensor, unsafe_log: bool = F
                       F.log_softmax(z, dim=-1) + F.logsigmoid(logit).unsqueeze(-1)], dim=-1)
 
 
-def sample_grid_indices(T: int, num_segments: int, seg_length: int, rng: np.random.Generator) -> np.ndarray:
+def sample_grid_indices(T: int, num_segments: int, seg_length: int, rng: np.random.Generator,
+                        narrow: bool = False) -> np.ndarray:
     """Training sample of §1.1: ``(N·L,)`` frame indices, L consecutive frames in each of N equal
     stretches, start drawn uniformly; videos shorter than N·L use the N·L spacing and wrap
-    modulo ``T`` (the video loops, as the reference)."""
+    modulo ``T`` (the video loops, as the reference). Start offsets: ``[0, dist)``, or with
+    ``narrow`` (reference switch ``narrow_segment_starts``) the reference's ``[0, dist − L + 1]``
+    (at least ``{0}``; the reference raises when ``dist < L − 1``)."""
     N, L = num_segments, seg_length
     span = max(T, N * L)
     dist = max(1, (span - L + 1) // N)
-    starts = np.arange(N) * dist + rng.integers(0, dist, size=N)
+    high = max(1, dist - L + 2) if narrow else dist
+    starts = np.arange(N) * dist + rng.integers(0, high, size=N)
     return ((starts[:, None] + np.arange(L)[None]) % T).reshape(-1)
 
 
