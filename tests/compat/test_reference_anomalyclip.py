@@ -45,6 +45,7 @@ def test_reference_mode_matches_the_reference_within_1e_5(result):
 def test_default_mode_differs_where_a_fix_acts(result):
     d = result["default"]
     assert d["smooth"][1] > 1e-3 and d["grad_norm"][1] > 1e-6       # the per-segment smoothness fix
+    assert d["saturated_bottomk_abn"][0] == float("inf")             # log-space: finite where the reference is inf
     assert d["lr_per_epoch_100ep_10warm"][0] > 0                     # warm-up from lr/warm, per step
     assert any(v[0] > 0 for k, v in d.items() if k.startswith("train_start_offsets"))   # sampling starts
     assert d["test_scores"][1] <= 1e-5 and d["dir_abn"][1] <= 1e-5   # nothing else changes on this input

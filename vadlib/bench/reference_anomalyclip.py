@@ -253,6 +253,14 @@ def compare(repo: str | Path, size: str = "small", seed: int = 0, log=print) -> 
         p = torch.softmax(sim, 1) * sc[:, None]
         P = torch.cat([p[:, :normal_id], (1 - sc)[:, None], p[:, normal_id:]], 1)[:len(x_test)]
         r["test_scores"], r["test_class_probs"] = sc[:len(x_test)], P
+    # a saturated head (σ = 1 in float32): the reference's log(1 − σ) = −inf (flaw 2)
+    sd_sat = dict(sd)
+    sd_sat["net.temporal_model.classifier.linear.bias"] = sd["net.temporal_model.classifier.linear.bias"] + 40.0
+    net.load_state_dict({k[4:]: v for k, v in sd_sat.items()})
+    net.train()
+    with torch.no_grad():
+        out_sat = net(x[:, None], ref_labels, ncentroid)
+        r["saturated_bottomk_abn"] = crit(out_sat[0], out_sat[1], ref_labels, out_sat[2], *out_sat[3:])[4]
     r_offsets = {T: reference_start_offsets(ref, T, N, L, seed) for T in (N * L // 2, 5 * N * L + 3)}
     r_lr = reference_lr(ref, 100, 10)
 
@@ -280,6 +288,13 @@ def compare(repo: str | Path, size: str = "small", seed: int = 0, log=print) -> 
              "grad_norm_text_projection": _grad_norm([mod.text.text_projection])}
         sc_v, P_v = mod.predict({"v": x_test.numpy()})["v"]
         v["test_scores"], v["test_class_probs"] = torch.from_numpy(sc_v), torch.from_numpy(P_v)[:, to_ref]
+        sat = import_anomalyclip(Path(repo) / "random-weights", state_dict=sd_sat, require_centroid=False,
+                                 overrides={"heads": s["heads"], "reference": switches}, real_weights=False)
+        sat.module.set_centroid(ncentroid)
+        sat.module.train()
+        with torch.no_grad():
+            _, t_sat = ac.anomalyclip_loss(sat.module(x), v_classes, sat.cfg, keep=keep, return_tensors=True)
+        v["saturated_bottomk_abn"] = t_sat["bottomk_abn"] * sat.cfg.w_bottomk_abn
         res = {k: _diff(v[k], r[k]) for k in r}
         for T, ro in r_offsets.items():      # reachable start offsets of a training sample (distribution support)
             vo = vadlib_start_offsets(T, N, L, seed, m.cfg.reference.narrow_segment_starts)
@@ -307,7 +322,8 @@ def format_table(res: dict, size: str) -> str:
     lines.append(f"reference mode ({', '.join(res['_switches']['reference'])}): worst relative difference "
                  f"{worst:.2e} — {'PASS' if worst <= TARGET else 'FAIL'} (target ≤ {TARGET:g})")
     lines.append("default mode: smooth_across_videos changes L_smooth (and so the total and the gradients); "
-                 "log_without_eps changes numbers only once σ saturates (−inf in the reference), "
+                 "log_without_eps changes numbers only once σ saturates (saturated_bottomk_abn: head bias +40, "
+                 "+inf in the reference and in reference mode, finite with the fix), "
                  "mask_can_select_dropped only when a video keeps < k segments (this input keeps ≥ k); "
                  "narrow_segment_starts changes which training starts are drawn (offsets: count of start "
                  "offsets reachable by only one of the two); lr_zero_first_epoch the per-epoch lr; "
