@@ -28,7 +28,7 @@ preset = "demo"                 # shanghaitech | ucf_crime | xd_violence | demo,
 overrides = {}                  # config keys to change, e.g. {"epochs": 10}
 classes = None                  # the configured class list (default: the dataset's)
 val_fraction = 0.2
-checkpoint_in = ""              # evaluate this checkpoint instead of training
+checkpoint_in = ""              # evaluate this checkpoint instead of training (vadlib .pt or AnomalyCLIP last.ckpt)
 timelines = 6
 out_dir = "reports/train_mil/demo_a"
 reports = "reports"
@@ -66,15 +66,15 @@ if not real:
 # %%
 res = run_train_mil(method, preset, dataset, store, overrides=overrides, class_names=classes, seed=seed,
                     val_fraction=val_fraction, backbone=bb, checkpoint_in=checkpoint_in or None,
-                    checkpoint_out=None if checkpoint_in else out / "model.pt")
+                    checkpoint_out=out / "model.pt")
 preds = res["predictions"]
-if checkpoint_in and Path(checkpoint_in).resolve() != (out / "model.pt").resolve():
+if checkpoint_in and Path(res["checkpoint"]).resolve() != (out / "model.pt").resolve():
     import shutil
 
     from vadlib.io import atomic_path
 
     with atomic_path(out / "model.pt") as tmp:   # the evaluated checkpoint is this stage's model output
-        shutil.copyfile(checkpoint_in, tmp)
+        shutil.copyfile(res["checkpoint"], tmp)
 history = pd.DataFrame(res["history"])
 print(f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos); "
       f"{res['seconds']:.1f} s; checkpoint {res['checkpoint']}")
@@ -104,7 +104,10 @@ labels = {v.name: v.frame_labels for v in test}
 det = evaluate_frames(preds.scores(), labels)
 protocol = {"dataset": item, "gt_file": dataset.gt_file or "generated", "method": method, "preset": preset,
             "seed": seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
-            "ap_definition": "sklearn average_precision_score", "selection": "validation split of training videos"}
+            "ap_definition": "sklearn average_precision_score",
+            "selection": "validation split of training videos" if res["n_val"] else "last epoch",
+            # AnomalyCLIP reference-mode switches used (vadlib.models.anomalyclip.ReferenceSwitches; [] = all fixes on)
+            "reference_switches": [k for k, v in (res["config"].get("reference") or {}).items() if v]}
 print(protocol_caption(protocol))
 pd.DataFrame([{k: det[k] for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "n_frames", "n_videos")}])
 

@@ -150,3 +150,32 @@ def test_nan_features_raise_naming_the_video(planted, tmp_path):
     ds, store = _fake(tmp_path, planted, nan_video=name)
     with pytest.raises(DataError, match=name):
         run_train_mil("sultani", "demo", ds, store, log=None)
+
+
+def test_reference_switch_lr_zero_first_epoch_makes_epoch_0_a_no_op(planted):
+    """Reference flaw 4 as a switch: with it, one epoch at warm-up leaves the weights unchanged; without, they move."""
+    torch.set_num_threads(1)
+    moved = {}
+    for on in (False, True):
+        m = _small_ac(planted, epochs=1, warmup_epochs=1, reference={"lr_zero_first_epoch": on})
+        before = {k: v.clone() for k, v in m.module.state_dict().items() if v.dtype.is_floating_point}
+        fit(m, _weak(planted), seed=5, log=None, max_steps_per_epoch=2)
+        after = m.module.state_dict()
+        moved[on] = max(float((after[k] - before[k]).abs().max()) for k in before
+                        if k not in ("centroid", "text_cache") and not k.startswith("selector_bn"))
+    assert moved[False] > 0 and moved[True] == 0.0
+
+
+def test_reference_switch_no_validation_split(planted, tmp_path):
+    ds, store = _fake(tmp_path, planted)
+    ov = {"text_source": "embeddings", "epochs": 1, "emb_size": 16, "heads": 2}
+    kw = dict(class_names=ds.class_names, seed=0, log=None)
+    from unittest import mock
+
+    with mock.patch("vadlib.train.build_method", wraps=build_method) as bm:
+        bm.side_effect = lambda *a, **k: build_method(*a, **{**k, "text_embeddings": planted.text_embeddings})
+        fixed = run_train_mil("anomalyclip", "demo", ds, store, overrides=ov, **kw)
+        ref = run_train_mil("anomalyclip", "demo", ds, store, overrides={**ov, "reference": {"no_validation_split": True}},
+                            **kw)
+    assert fixed["n_val"] > 0 and ref["n_val"] == 0 and ref["n_train"] == len(ds.videos("train"))
+    assert ref["config"]["reference"]["no_validation_split"] is True

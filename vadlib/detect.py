@@ -594,6 +594,10 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
         raise ConfigError(f"--method {args.method} needs {len(need_ckpt)} --checkpoint (one per method of "
                           f"{', '.join(need_ckpt) or 'none'}), got {len(args.checkpoint)}")
     ckpts = dict(zip(need_ckpt, [resolve_checkpoint(c, args.reports) for c in args.checkpoint]))
+    if "anomalyclip" in ckpts:       # a reference (lucazanella/AnomalyCLIP) last.ckpt: imported once, beside it
+        from vadlib.compat.zanella import as_vadlib_checkpoint
+
+        ckpts["anomalyclip"] = as_vadlib_checkpoint(ckpts["anomalyclip"])
     # the feature spec: from the CLIP checkpoint when there is one, else the options / defaults
     requested = {"backbone": args.backbone, "pretrained": args.pretrained, "stride": args.every}
     spec = {"backbone": args.backbone or "ViT-B-16", "pretrained": args.pretrained or "openai",

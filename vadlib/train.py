@@ -130,8 +130,9 @@ class AnomalyCLIPMethod(Method):
     def batch(self, abn, nor, rng):
         cfg = self.cfg
         vids = list(abn) + list(nor)
+        narrow = cfg.reference.narrow_segment_starts
         x = np.stack([v.features[self._ac.sample_grid_indices(len(v.features), cfg.num_segments,
-                                                                cfg.seg_length, rng)] for v in vids])
+                                                                cfg.seg_length, rng, narrow)] for v in vids])
         return torch.from_numpy(x), torch.tensor([v.class_id for v in vids])
 
     def loss(self, batch, gen):
@@ -320,6 +321,20 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine") -> f
     return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, rest) / rest))
 
 
+def lr_factor_epoch(epoch: int, epochs: int, warmup: int) -> float:
+    """The reference's ``WarmupCosineAnnealingLR`` stepped per EPOCH (reference switch
+    ``lr_zero_first_epoch``, flaw 4): ``epoch / warmup`` during warm-up (0 at epoch 0: no update),
+    then half-cosine from 1 to 0 at ``epochs``."""
+    if warmup > 0 and epoch < warmup:
+        return epoch / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (epoch - warmup) / max(1, epochs - warmup))))
+
+
+def reference_switches(cfg) -> object | None:
+    """The method's reference-mode switches (AnomalyCLIP), or None."""
+    return getattr(cfg, "reference", None)
+
+
 def validation_score(method: Method, val: Sequence[WeakVideo], top_frames: int = 16) -> dict:
     """Video-level checks on validation TRAINING videos (weak labels only): AUC of the mean of the
     ``top_frames`` highest frame scores vs the video label, and (methods with class probabilities)
@@ -388,6 +403,7 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
     total = epochs * steps
     warm = int(getattr(cfg, "warmup_epochs", 0)) * steps
     schedule = getattr(cfg, "schedule", "cosine")
+    per_epoch = bool(getattr(reference_switches(cfg), "lr_zero_first_epoch", False))
     ia, inn = _cycle(abn, rng), _cycle(nor, rng)
     res = FitResult(method)
     best, best_state, step = -math.inf, None, 0
@@ -397,7 +413,7 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
         te = time.perf_counter()
         sums: dict[str, float] = {}
         for _ in range(steps):
-            f = lr_factor(step, total, warm, schedule)
+            f = lr_factor_epoch(ep, epochs, int(cfg.warmup_epochs)) if per_epoch else lr_factor(step, total, warm, schedule)
             for g, b in zip(opt.param_groups, base):
                 g["lr"] = b * f
             batch = method.batch([next(ia) for _ in range(half)], [next(inn) for _ in range(half)], rng)
@@ -410,7 +426,8 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
             step += 1
             for k, v in {"loss": float(loss.detach()), **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v / steps
-        row = {"epoch": ep, "lr": base[0] * lr_factor(step - 1, total, warm, schedule),
+        last_f = lr_factor_epoch(ep, epochs, int(cfg.warmup_epochs)) if per_epoch else lr_factor(step - 1, total, warm, schedule)
+        row = {"epoch": ep, "lr": base[0] * last_f,
                "seconds": time.perf_counter() - te, **sums}
         if val and ((ep + 1) % val_every == 0 or ep == epochs - 1):
             vs = validation_score(method, val)
@@ -569,7 +586,10 @@ def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mappin
             class is not in it raises.
         val_fraction: share of the TRAINING videos held out for checkpoint selection.
         backbone: the CLIP backbone (AnomalyCLIP's learned prompts go through its text encoder).
-        checkpoint_in: evaluate this checkpoint instead of training.
+        checkpoint_in: evaluate this checkpoint instead of training (no training epochs): a vadlib
+            checkpoint, or a published lucazanella/AnomalyCLIP ``last.ckpt`` (imported with its
+            ``ncentroid.pt`` when found beside it, else the prototype is computed from the normal
+            training videos as the reference does; saved to ``checkpoint_out`` in vadlib's format).
         checkpoint_out: where to save the trained checkpoint.
     Returns ``{"method", "predictions", "history", "best_epoch", "config", "checkpoint", "seconds",
     "n_train", "n_val"}``.
@@ -580,17 +600,34 @@ def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mappin
     test = dataset.videos("test")
     hist: list[dict] = []
     best, secs, n_tr, n_va = -1, 0.0, 0, 0
-    if checkpoint_in:
+    if checkpoint_in and Path(checkpoint_in).suffix == ".ckpt":
+        # a published lucazanella/AnomalyCLIP checkpoint: imported (vadlib.compat.zanella), evaluated as is
+        from vadlib.compat.zanella import import_anomalyclip
+
+        if method != "anomalyclip":
+            raise ConfigError(f"checkpoint_in {checkpoint_in} is an AnomalyCLIP (lucazanella) checkpoint; set method: anomalyclip")
+        m = import_anomalyclip(checkpoint_in, class_names=classes, require_centroid=False,
+                               overrides=dict(overrides or {}))
+        if m.imported["ncentroid"] is None:      # as the reference does when ncentroid.pt is absent
+            m.prepare(load_weak_videos(store, dataset.videos("train"), classes))
+            m.imported["ncentroid"] = "computed from the normal training videos"
+        ckpt = Path(checkpoint_in)
+        if checkpoint_out:
+            ckpt = save_checkpoint(checkpoint_out, m, meta={"dataset": dataset.name, "imported": m.imported,
+                                                            "features": feature_spec(getattr(store, "info", {}))})
+    elif checkpoint_in:
         m = load_checkpoint(checkpoint_in, backbone=backbone)
         if list(m.class_names) != classes:
             raise ConfigError(f"checkpoint {checkpoint_in} has classes {m.class_names}, the run expects {classes}")
         ckpt = Path(checkpoint_in)
     else:
         train = load_weak_videos(store, dataset.videos("train"), classes)
+        cfg = method_config(method, preset, overrides)
+        if (cfg.get("reference") or {}).get("no_validation_split"):
+            val_fraction = 0.0       # reference switch (flaw 6): all training videos, last epoch kept
         tr, va = split_validation(train, val_fraction, seed)
         n_tr, n_va = len(tr), len(va)
         D = train[0].features.shape[1]
-        cfg = method_config(method, preset, overrides)
         m = build_method(method, cfg, classes, D, backbone=backbone, seed=seed)
         r = fit(m, tr, va, seed=seed, log=log)
         hist, best, secs = r.history, r.best_epoch, r.seconds

@@ -183,3 +183,101 @@ def test_feed_forward_channels_last_same_values_and_flop_count():
     counts = fc.get_flop_counts()["Global"]
     conv = sum(v for k, v in counts.items() if "convolution" in str(k))
     assert conv == ffn_flop_per_step(emb=8, depth=1, frames=512)
+
+
+# ---------------------------------------------------------------------------------------------
+# reference mode (issue 14): every switch changes the output, all on = the reference's formulas
+# ---------------------------------------------------------------------------------------------
+
+
+def _loss_with(switches: dict, logit_shift: float = 0.0, seed: int = 3):
+    cfg = ac.AnomalyCLIPConfig.from_dict({"num_segments": 4, "seg_length": 2, "topk": 2, "bottomk": 2,
+                                          "select_dropout": 0.7, "emb_size": 8, "heads": 2,
+                                          "text_source": "embeddings", "reference": switches})
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(4, 8, 3, generator=g)
+    logit = torch.randn(4, 8, generator=g) * 3 + logit_shift
+    lp = ac.compose_log_probs(z, logit, unsafe_log=cfg.reference.log_without_eps)
+    return ac.anomalyclip_loss({"z": z, "logit": logit, "log_probs": lp}, torch.tensor([1, 3, 0, 0]), cfg,
+                               torch.Generator().manual_seed(seed))
+
+
+def test_reference_switches_parse_and_reject_unknown():
+    from vadlib.errors import ConfigError
+
+    assert ac.AnomalyCLIPConfig.from_dict({"reference": True}).reference.active() == [
+        "smooth_across_videos", "log_without_eps", "lr_zero_first_epoch", "mask_can_select_dropped",
+        "narrow_segment_starts", "no_validation_split"]
+    assert ac.AnomalyCLIPConfig.from_dict({}).reference.active() == []
+    cfg = ac.AnomalyCLIPConfig.from_dict({"reference": {"log_without_eps": True}})
+    assert ac.AnomalyCLIPConfig.from_dict(cfg.to_dict()).reference == cfg.reference   # round trip
+    with pytest.raises(ConfigError, match="unknown switches"):
+        ac.AnomalyCLIPConfig.from_dict({"reference": {"smooth": True}})
+    with pytest.raises(ConfigError, match="true or false"):
+        ac.AnomalyCLIPConfig.from_dict({"reference": {"log_without_eps": 1}})
+
+
+def test_switch_smooth_across_videos_changes_smoothness():
+    _, base = _loss_with({})
+    _, ref = _loss_with({"smooth_across_videos": True})
+    assert ref["smooth"] != pytest.approx(base["smooth"], rel=1e-3)
+    p = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.5, 0.5, 0.2, 0.2]])
+    # per segment 0; flattened: (1-0)² + (0.5-1)² + (0.2-0.5)² = 1.34
+    assert ac.smoothness_flattened(p).item() == pytest.approx(1.34, rel=1e-6)
+
+
+def test_switch_log_without_eps_is_inf_at_saturation_and_equal_otherwise():
+    z, logit = torch.randn(5, 3), torch.tensor([-3.0, 0.0, 2.0, 120.0, -120.0])
+    safe, unsafe = ac.compose_log_probs(z, logit), ac.compose_log_probs(z, logit, unsafe_log=True)
+    assert torch.allclose(safe[:3], unsafe[:3], atol=1e-5)
+    assert torch.isfinite(safe).all() and not torch.isfinite(unsafe).all()
+    _, base = _loss_with({}, logit_shift=40.0)
+    _, ref = _loss_with({"log_without_eps": True}, logit_shift=40.0)
+    assert np.isfinite(base["bottomk_abn"]) and not np.isfinite(ref["bottomk_abn"])
+
+
+def test_switch_mask_can_select_dropped():
+    gen = lambda: torch.Generator().manual_seed(0)      # noqa: E731
+    fixed = ac.mil_keep_mask(2000, 8, 0.7, 3, gen())
+    plain = ac.mil_keep_mask(2000, 8, 0.7, 3, gen(), at_least_k=False)
+    assert (fixed.sum(1) >= 3).all() and (plain.sum(1) < 3).any()
+    assert (plain <= fixed).all()                      # the fix only adds kept segments
+
+
+def test_switch_lr_zero_first_epoch():
+    from vadlib.train import lr_factor, lr_factor_epoch
+
+    assert lr_factor_epoch(0, 10, 2) == 0.0 and lr_factor_epoch(1, 10, 2) == 0.5
+    assert lr_factor_epoch(2, 10, 2) == 1.0 and lr_factor_epoch(10, 10, 2) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(0, 100, 20) > 0
+
+
+def test_reference_mode_matches_the_reference_formulas_by_hand():
+    """All switches on: the losses are those written in methods.md §1.8 with the reference's log(P)
+    and flattened smoothness."""
+    cfg = ac.AnomalyCLIPConfig.from_dict({"num_segments": 4, "seg_length": 2, "topk": 1, "bottomk": 1,
+                                          "select_dropout": 0.0, "emb_size": 8, "heads": 2,
+                                          "text_source": "embeddings", "reference": True})
+    g = torch.Generator().manual_seed(5)
+    z, logit = torch.randn(4, 8, 2, generator=g), torch.randn(4, 8, generator=g)
+    lp = ac.compose_log_probs(z, logit, unsafe_log=True)
+    _, t = ac.anomalyclip_loss({"z": z, "logit": logit, "log_probs": lp}, torch.tensor([1, 2, 0, 0]), cfg)
+    s = torch.sigmoid(logit[:2]).reshape(-1)
+    assert t["smooth"] == pytest.approx(float(((s[1:] - s[:-1]) ** 2).sum()), rel=1e-5)
+    P = torch.cat([1 - torch.sigmoid(logit)[..., None], torch.softmax(z, -1) * torch.sigmoid(logit)[..., None]], -1)
+    seg = z[2:].reshape(2, 4, 2, 2).sum(2).sum(-1).argmax(1)      # normal videos: top segment over all classes
+    want = -torch.stack([torch.log(P[2 + i].reshape(4, 2, 3)[seg[i], :, 0]) for i in range(2)]).mean()
+    assert t["topk_nor"] == pytest.approx(float(want), rel=1e-5)
+
+
+
+def test_switch_narrow_segment_starts():
+    rng = lambda: np.random.default_rng(0)      # noqa: E731
+    T, N, L = 1000, 8, 16
+    dist = (T - L + 1) // N
+    wide = np.stack([ac.sample_grid_indices(T, N, L, r)[::L] for r in [rng()] for _ in range(400)])
+    r = rng()
+    narrow = np.stack([ac.sample_grid_indices(T, N, L, r, narrow=True)[::L] for _ in range(400)])
+    off_w, off_n = wide - np.arange(N) * dist, narrow - np.arange(N) * dist
+    assert off_n.min() == 0 and off_n.max() == dist - L + 1          # the reference's randint(dist - L + 2)
+    assert off_w.max() > dist - L + 1 and off_w.max() < dist

@@ -16,7 +16,9 @@ C classes with ``normal`` = 0, A = C − 1 anomaly classes):
   ``log p(normal|x) = logsigmoid(−ℓ)`` (C-way, column 0 = normal);
 * MIL selection (top-k / bottom-k segments by the selector) with dropout, and the seven loss terms.
 
-Reference flaws (methods.md §1.12) fixed here:
+Reference flaws (methods.md §1.12) fixed here (each fix that changes a number is a switch of
+:class:`ReferenceSwitches`, config key ``reference``; all switches on = the reference's
+computation, flaws included, checked by ``python -m vadlib.bench reference anomalyclip``):
   1. smoothness is computed per video and per segment (never across video or segment boundaries);
   2. no ``log`` of a product of probabilities: log-space composition, finite at saturation;
   3. text features are computed once per training step and CACHED for inference (``text_cache``);
@@ -30,7 +32,7 @@ classes are looked up by name and unknown names raise.) Kept as in the reference
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -46,6 +48,68 @@ NORMAL_ID = 0
 # ---------------------------------------------------------------------------------------------
 # configuration
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReferenceSwitches:
+    """Reference behaviour of lucazanella/AnomalyCLIP (snapshot ``6e58b6e``), flaws included.
+
+    Each switch undoes one of vadlib's fixes of a methods.md §1.12 flaw; all False (default) =
+    vadlib's fixed computation, all True = what the reference code computes. Fixes that change no
+    number have no switch: text features cached at test (flaw 3; the frozen encoder gives the same
+    features every time), the prototype recomputed per run (flaw 7; same value for the same
+    features), classes looked up by name (flaw 9; a column permutation, undone by the importer
+    :mod:`vadlib.compat.zanella`). Kept as in the reference without a switch: wrap-around padding
+    at test (flaw 5), raw features (flaw 10).
+
+    Attributes:
+        smooth_across_videos: flaw 1 — ``L_smooth`` over the flattened abnormal half of the batch
+            (ties the last frame of a video to the first of the next, and consecutive sampled
+            segments), instead of per segment.
+        log_without_eps: flaw 2 — ``log(softmax · σ)`` and ``log(1 − σ)`` computed as logs of
+            products of probabilities (−inf / NaN once σ saturates in float32), instead of in log space.
+        lr_zero_first_epoch: flaw 4 — warm-up + cosine stepped per EPOCH with warm-up from 0 (epoch 0
+            makes no update), instead of per step from ``lr / warm-up steps``.
+        mask_can_select_dropped: flaw 8 — plain Bernoulli MIL dropout (a video keeping fewer than k
+            segments selects dropped ones), instead of always keeping at least k.
+        narrow_segment_starts: not a listed flaw but a difference found by the reference check — the
+            start of each training segment is drawn from ``[0, dist − L + 1]`` within its stretch
+            (the reference's ``randint(dist − L + 2)``), instead of vadlib's ``[0, dist)``.
+        no_validation_split: flaw 6 — train on ALL training videos and keep the last epoch (the
+            reference evaluates ``last.ckpt``; its per-epoch validation is the test set), instead of
+            selecting the epoch on a validation split of the training videos.
+    """
+
+    smooth_across_videos: bool = False
+    log_without_eps: bool = False
+    lr_zero_first_epoch: bool = False
+    mask_can_select_dropped: bool = False
+    narrow_segment_starts: bool = False
+    no_validation_split: bool = False
+
+    @classmethod
+    def from_value(cls, v) -> "ReferenceSwitches":
+        """``True`` / ``"all"`` = every switch on; ``False`` / ``None`` / ``"none"`` = none; a dict sets some."""
+        if isinstance(v, cls):
+            return v
+        if v is True or v == "all":
+            return cls(**{f.name: True for f in fields(cls)})
+        if v is None or v is False or v == "none":
+            return cls()
+        if not isinstance(v, Mapping):
+            raise ConfigError(f"anomalyclip.reference: give true/'all', false/'none' or a dict of switches, got {v!r}")
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(v) - known)
+        if bad:
+            raise ConfigError(f"anomalyclip.reference: unknown switches {bad}; known: {sorted(known)}")
+        wrong = sorted(k for k, x in v.items() if not isinstance(x, bool))
+        if wrong:
+            raise ConfigError(f"anomalyclip.reference: switches {wrong} must be true or false")
+        return cls(**v)
+
+    def active(self) -> list[str]:
+        """Names of the switches set to reference behaviour."""
+        return [f.name for f in fields(self) if getattr(self, f.name)]
 
 
 @dataclass
@@ -81,6 +145,7 @@ class AnomalyCLIPConfig:
     warmup_epochs: int = 10
     batch_size: int = 64          # half abnormal, half normal
     test_batch_grids: int = 16    # grids per forward at inference
+    reference: ReferenceSwitches = field(default_factory=ReferenceSwitches)   # reference-mode switches
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> "AnomalyCLIPConfig":
@@ -89,6 +154,7 @@ class AnomalyCLIPConfig:
         bad = sorted(set(d) - known)
         if bad:
             raise ConfigError(f"anomalyclip config: unknown keys {bad}; known: {sorted(known)}")
+        d["reference"] = ReferenceSwitches.from_value(d.get("reference"))
         cfg = cls(**d)
         cfg.check()
         return cfg
@@ -429,7 +495,8 @@ class AnomalyCLIP(nn.Module):
         h = h.reshape(B, N, L, -1).permute(0, 3, 1, 2)          # (B, E, N, L)
         h = self.temporal(h).permute(0, 2, 3, 1).reshape(B, T, -1)
         logit = self.head(h).squeeze(-1)                        # (B, T)
-        return {"z": z, "logit": logit, "log_probs": compose_log_probs(z, logit)}
+        return {"z": z, "logit": logit,
+                "log_probs": compose_log_probs(z, logit, unsafe_log=cfg.reference.log_without_eps)}
 
     # -- inference ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -481,33 +548,46 @@ class AnomalyCLIP(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def compose_log_probs(z: torch.Tensor, logit: torch.Tensor) -> torch.Tensor:
+def compose_log_probs(z: torch.Tensor, logit: torch.Tensor, unsafe_log: bool = False) -> torch.Tensor:
     """Log of the C-way distribution (§1.6) in log space (fixes reference flaw 2).
 
     ``z`` (…, A) selector scores, ``logit`` (…) temporal logits →
     ``(…, C)`` with column 0 = ``log(1 − σ(ℓ))`` and column ``c`` = ``log_softmax(z)_{c−1} + log σ(ℓ)``.
     Finite for any finite input, also when σ(ℓ) saturates to 0 or 1 in float32.
+    ``unsafe_log`` (reference switch ``log_without_eps``): ``log`` of the probabilities composed
+    as the reference does, ``log(cat(1 − σ, softmax · σ))`` — −inf once σ saturates.
     """
+    if unsafe_log:
+        p = torch.sigmoid(logit).unsqueeze(-1)
+        return torch.log(torch.cat([1 - p, torch.softmax(z, dim=-1) * p], dim=-1))
     return torch.cat([F.logsigmoid(-logit).unsqueeze(-1),
                       F.log_softmax(z, dim=-1) + F.logsigmoid(logit).unsqueeze(-1)], dim=-1)
 
 
-def sample_grid_indices(T: int, num_segments: int, seg_length: int, rng: np.random.Generator) -> np.ndarray:
+def sample_grid_indices(T: int, num_segments: int, seg_length: int, rng: np.random.Generator,
+                        narrow: bool = False) -> np.ndarray:
     """Training sample of §1.1: ``(N·L,)`` frame indices, L consecutive frames in each of N equal
     stretches, start drawn uniformly; videos shorter than N·L use the N·L spacing and wrap
-    modulo ``T`` (the video loops, as the reference)."""
+    modulo ``T`` (the video loops, as the reference). Start offsets: ``[0, dist)``, or with
+    ``narrow`` (reference switch ``narrow_segment_starts``) the reference's ``[0, dist − L + 1]``
+    (at least ``{0}``; the reference raises when ``dist < L − 1``)."""
     N, L = num_segments, seg_length
     span = max(T, N * L)
     dist = max(1, (span - L + 1) // N)
-    starts = np.arange(N) * dist + rng.integers(0, dist, size=N)
+    high = max(1, dist - L + 2) if narrow else dist
+    starts = np.arange(N) * dist + rng.integers(0, high, size=N)
     return ((starts[:, None] + np.arange(L)[None]) % T).reshape(-1)
 
 
-def mil_keep_mask(B: int, N: int, drop: float, k: int, gen: torch.Generator | None = None) -> torch.Tensor:
+def mil_keep_mask(B: int, N: int, drop: float, k: int, gen: torch.Generator | None = None,
+                  at_least_k: bool = True) -> torch.Tensor:
     """``(B, N)`` bool: each segment kept with probability ``1 − drop`` (one mask shared by top-k and
-    bottom-k, as the reference), but always at least ``k`` kept per video (fixes reference flaw 8)."""
+    bottom-k, as the reference), but always at least ``k`` kept per video (fixes reference flaw 8;
+    ``at_least_k=False`` = the reference's plain Bernoulli mask)."""
     u = torch.rand(B, N, generator=gen)
     keep = u >= drop
+    if not at_least_k:
+        return keep
     rank = u.argsort(dim=1).argsort(dim=1)
     return keep | (rank >= N - k)
 
@@ -534,12 +614,23 @@ def smoothness_per_segment(p: torch.Tensor, N: int, L: int) -> torch.Tensor:
     return ((q[..., 1:] - q[..., :-1]) ** 2).sum()
 
 
+def smoothness_flattened(p: torch.Tensor) -> torch.Tensor:
+    """Reference ``L_smooth`` (switch ``smooth_across_videos``, flaw 1): ``Σ (p_{i+1} − p_i)²`` over
+    the FLATTENED scores ``p`` (B, N·L) of the abnormal videos, in batch order, across video and
+    segment boundaries."""
+    q = p.reshape(-1)
+    return ((q[1:] - q[:-1]) ** 2).sum()
+
+
 def anomalyclip_loss(out: Mapping[str, torch.Tensor], classes: torch.Tensor, cfg: AnomalyCLIPConfig,
-                     gen: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                     gen: torch.Generator | None = None, keep: torch.Tensor | None = None,
+                     return_tensors: bool = False) -> tuple[torch.Tensor, dict]:
     """The seven loss terms of §1.8 on a batch of grids.
 
     ``out``: :meth:`AnomalyCLIP.forward` output; ``classes`` (B,) class id per video (0 = normal;
-    any mix of abnormal and normal videos). Returns (total, {term: value}).
+    any mix of abnormal and normal videos); ``keep`` (B, N) bool: the MIL dropout mask to use
+    (default: drawn with ``gen``). Returns (total, {term: value}); the values are tensors (with
+    their graph) when ``return_tensors``.
     """
     z, logit, lp = out["z"], out["logit"], out["log_probs"]
     N, L = cfg.num_segments, cfg.seg_length
@@ -547,7 +638,10 @@ def anomalyclip_loss(out: Mapping[str, torch.Tensor], classes: torch.Tensor, cfg
     seg = z.reshape(B, N, L, -1).sum(2)                              # (B, N, A)
     abn = classes != NORMAL_ID
     nor = ~abn
-    keep = mil_keep_mask(B, N, cfg.select_dropout, max(cfg.topk, cfg.bottomk), gen)
+    ref = cfg.reference
+    if keep is None:
+        keep = mil_keep_mask(B, N, cfg.select_dropout, max(cfg.topk, cfg.bottomk), gen,
+                             at_least_k=not ref.mask_can_select_dropped)
     terms: dict[str, torch.Tensor] = {}
     zero = z.sum() * 0
     if abn.any():
@@ -563,7 +657,8 @@ def anomalyclip_loss(out: Mapping[str, torch.Tensor], classes: torch.Tensor, cfg
         terms["topk_abn"] = -lp_top.gather(2, ci).mean()
         terms["bottomk_abn"] = -lp_bot[..., NORMAL_ID].mean()
         p_abn = torch.sigmoid(logit[abn])
-        terms["smooth"] = smoothness_per_segment(p_abn, N, L)
+        terms["smooth"] = (smoothness_flattened(p_abn) if ref.smooth_across_videos
+                           else smoothness_per_segment(p_abn, N, L))
         terms["sparse"] = p_abn.mean()
     else:
         for k in ("dir_abn", "topk_abn", "bottomk_abn", "smooth", "sparse"):
@@ -578,4 +673,6 @@ def anomalyclip_loss(out: Mapping[str, torch.Tensor], classes: torch.Tensor, cfg
          "bottomk_abn": cfg.w_bottomk_abn, "topk_nor": cfg.w_topk_nor, "smooth": cfg.w_smooth,
          "sparse": cfg.w_sparse}
     total = sum(w[k] * terms[k] for k in w)
+    if return_tensors:
+        return total, terms
     return total, {k: float(v.detach()) for k, v in terms.items()}
