@@ -285,7 +285,7 @@ def test_train_mil_evaluate_only_on_a_reference_checkpoint(tmp_path):
 
 def test_detect_runs_on_a_reference_checkpoint(tmp_path):
     from vadlib.detect import main as detect_main
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     _register_tiny(tmp_path)
     m = vadlib_model()
