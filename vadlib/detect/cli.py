@@ -1,0 +1,360 @@
+"""The ``vadlib detect`` command line: argument parsing, thresholds (given, calibrated on normal
+footage, or saved beside a checkpoint) and the run over the input videos."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from vadlib.detect.fusion import FusionMethod
+from vadlib.detect.methods import (CHECKPOINT_METHODS, CLIP_METHODS, METHODS, DetectMethod, check_features,
+                                   read_prompts, resolve_checkpoint, score_video)
+from vadlib.detect.render import write_outputs
+from vadlib.errors import ConfigError, DataError, VadlibError
+from vadlib.events import Threshold, calibrate_threshold, find_events
+
+DESCRIPTION = "``vadlib detect``: your own video in, an explained anomaly timeline out."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="vadlib detect", description=DESCRIPTION)
+    ap.add_argument("videos", nargs="+", help="video files or frames folders")
+    ap.add_argument("--method", default="zeroshot",
+                    help=f"one of: {', '.join(METHODS.names())}; or a fusion joined by '+' (e.g. zeroshot+flow_nf), "
+                         "whose scores are min-max normalised on the --calibrate footage")
+    ap.add_argument("--weights", type=float, nargs="+", help="fusion weights, one per method (default equal)")
+    ap.add_argument("--checkpoint", action="append", default=[],
+                    help="a model produced by a pipeline stage: a path, train_mil@DATASET, transfer@SOURCE or flow_nf "
+                         "(repeat, in --method order, for a fusion of several checkpoint methods)")
+    ap.add_argument("--reports", default="reports", help="where stage outputs live (for stage-name checkpoints)")
+    ap.add_argument("--prompt", action="append", default=[], help="an anomaly description (repeat)")
+    ap.add_argument("--normal-prompt", action="append", default=[], help="a normal-scene description (repeat)")
+    ap.add_argument("--prompt-file", help="text file, one anomaly description per line")
+    ap.add_argument("--prompts-from", help="a dataset's prompt list in params.yaml (zeroshot.prompts.<name>)")
+    ap.add_argument("--score", default=None,
+                    help="zeroshot: softmax (default) | max_cos; transfer: calibrated (default) | max_cos; "
+                         "flow_nf: fusion (default) | flow_nf | velocity")
+    ap.add_argument("--backbone", default=None, help="open_clip model (default ViT-B-16, or the checkpoint's)")
+    ap.add_argument("--pretrained", default=None,
+                    help="tag, local checkpoint, or 'random' (plumbing only); default openai, or the checkpoint's")
+    ap.add_argument("--every", type=int, default=None, help="encode every n-th frame (default 8, or the checkpoint's)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--flow-cache", default=None,
+                    help="optical-flow cache of --method flow_nf (default $XDG_CACHE_HOME/vadlib/flow or ~/.cache/vadlib/flow)")
+    ap.add_argument("--sigma", type=float, default=0.0, help="Gaussian smoothing of scores (frames)")
+    th = ap.add_mutually_exclusive_group()
+    th.add_argument("--threshold", type=float, help="a given threshold")
+    th.add_argument("--threshold-file", help="a threshold.json saved by an earlier calibration (a fusion's holds its "
+                                             "normalisation too)")
+    th.add_argument("--calibrate", nargs="+", metavar="NORMAL",
+                    help="normal reference videos/folders (never the scored video): the threshold is the score "
+                         "exceeded on --false-alarm-rate of their frames; a fusion's per-method min/max come from "
+                         "them too. Saved to OUT/threshold.json and beside each checkpoint "
+                         "(<checkpoint>.threshold.json), reused when no threshold option is given")
+    ap.add_argument("--false-alarm-rate", type=float, default=0.01, help="for --calibrate")
+    ap.add_argument("--min-event", type=int, default=3, help="shortest event (frames)")
+    ap.add_argument("--merge-gap", type=int, default=8, help="merge events closer than this (frames)")
+    ap.add_argument("--out", required=True, help="output folder (one sub-folder per video)")
+    ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
+    ap.add_argument("--heatmap", action=argparse.BooleanOptionalAction, default=False,
+                    help="zeroshot, transfer: overlay the DPAM patch-level heat map of the prompt that fired in the "
+                         "MP4, held between encoded frames (one more encoder pass over the sampled frames: ≈ 0.7x "
+                         "instead of 1.5x real time for ViT-B-16 on 2 CPU cores; off by default; ignored with "
+                         "--no-video)")
+    ap.add_argument("--params", default="params.yaml")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except VadlibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
+    """The method (or fusion) of ``args``, the run's metadata and the checkpoints it uses."""
+    from vadlib.features import load_backbone
+    from vadlib.features.extract import ExtractConfig
+
+    names = [n.strip() for n in args.method.split("+") if n.strip()]
+    for n in names:
+        METHODS.get(n)                                   # unknown names raise, listing the known ones
+    need_ckpt = [n for n in names if n in CHECKPOINT_METHODS]
+    if len(args.checkpoint) != len(need_ckpt):
+        raise ConfigError(f"--method {args.method} needs {len(need_ckpt)} --checkpoint (one per method of "
+                          f"{', '.join(need_ckpt) or 'none'}), got {len(args.checkpoint)}")
+    ckpts = dict(zip(need_ckpt, [resolve_checkpoint(c, args.reports) for c in args.checkpoint]))
+    # the feature spec: from the CLIP checkpoint when there is one, else the options / defaults
+    requested = {"backbone": args.backbone, "pretrained": args.pretrained, "stride": args.every}
+    spec = {"backbone": args.backbone or "ViT-B-16", "pretrained": args.pretrained or "openai",
+            "stride": args.every or 8}
+    clip_ckpts = [n for n in names if n in ("transfer", "anomalyclip", "sultani", "rtfm")]
+    for n in clip_ckpts:
+        import torch
+
+        if not ckpts[n].is_file():
+            raise DataError(ckpts[n], f"method '{n}' needs a checkpoint file (.pt), this is a folder")
+        try:
+            ck = torch.load(ckpts[n], map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise DataError(ckpts[n], f"not a checkpoint written by a vadlib stage (torch.load with weights_only "
+                                      f"cannot read it: {type(exc).__name__})") from exc
+        ck = ck if isinstance(ck, dict) else {}
+        saved = (ck.get("features") or (ck.get("meta") or {}).get("features") or {})
+        if not saved:
+            raise DataError(ckpts[n], "checkpoint records no feature spec (backbone, sampling): retrain it with "
+                            "this version's pipeline stage")
+        if saved.get("sampling") not in (None, "every", "frame"):
+            raise ConfigError(f"{ckpts[n]}: trained on '{saved['sampling']}' features; vadlib detect encodes "
+                              "single frames (sampling every/frame)")
+        saved = check_features(ckpts[n], saved, requested)
+        # every CLIP checkpoint of a fusion must agree with the first one
+        requested = {"backbone": saved.get("backbone"), "pretrained": saved.get("pretrained"),
+                     "stride": saved.get("stride") if saved.get("sampling") == "every" else 1}
+        spec = {"backbone": saved.get("backbone", spec["backbone"]), "pretrained": saved.get("pretrained", spec["pretrained"]),
+                "stride": int(saved.get("stride") or 1) if saved.get("sampling") == "every" else 1}
+    cfg = ExtractConfig(sampling="every", stride=int(spec["stride"]), batch_size=args.batch_size, device=args.device)
+    bb = None
+    if any(n in CLIP_METHODS for n in names):
+        bb = load_backbone(spec["backbone"], spec["pretrained"], device=args.device)
+    parts: list[DetectMethod] = []
+    prompts: list[str] = []
+    normal_prompts: list[str] | None = None
+    for n in names:
+        factory = METHODS.get(n)
+        if n == "zeroshot":
+            prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
+            if not prompts:
+                raise ConfigError("method 'zeroshot' needs at least one --prompt (or --prompt-file / --prompts-from)")
+            normal_prompts = list(args.normal_prompt or normal or []) or None
+            parts.append(factory(bb, cfg, prompts=prompts, normal_prompts=normal_prompts,
+                                 score=args.score or "softmax"))
+        elif n == "flow_nf":
+            parts.append(factory(None, cfg, checkpoint=str(ckpts[n]), score=args.score or "fusion",
+                                 flow_cache=args.flow_cache))
+        elif n == "transfer":
+            prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
+            normal_prompts = list(args.normal_prompt or normal or []) or None
+            parts.append(factory(bb, cfg, checkpoint=ckpts[n], prompts=prompts,
+                                 normal_prompts=normal_prompts, score=args.score or "calibrated"))
+        else:
+            parts.append(factory(bb, cfg, checkpoint=ckpts[n], requested=n))
+    for m in parts:
+        if hasattr(m, "heatmap"):
+            m.heatmap = bool(args.heatmap and not args.no_video)
+    method = parts[0] if len(parts) == 1 else FusionMethod(parts, args.weights)
+    if len(parts) == 1 and args.weights:
+        raise ConfigError("--weights is for fusions (--method a+b)")
+    meta = {"method": method.name, "score": getattr(method, "score", None),
+            "checkpoint": [str(c) for c in ckpts.values()] or None,
+            "backbone": bb.name if bb else None, "pretrained": bb.pretrained if bb else None,
+            "real_weights": bool(bb.real_weights) if bb else True, "sampling": f"every {cfg.stride}",
+            "sigma": args.sigma, "prompts": prompts, "normal_prompts": normal_prompts}
+    return method, meta, list(ckpts.values())
+
+
+def threshold_beside(checkpoint: Path, fusion: str | None = None) -> Path:
+    """Where a calibrated threshold is saved beside a checkpoint: the sibling ``<name>.threshold.json``
+    of the file or model folder — never inside it, so a stage's (DVC-tracked) output stays unchanged.
+    A fusion's (``fusion="zeroshot+flow_nf"``) goes to ``<name>.<fusion>.threshold.json``, so it never
+    replaces the checkpoint's own method's."""
+    checkpoint = Path(checkpoint)
+    name = checkpoint.stem if checkpoint.is_file() else checkpoint.name
+    return checkpoint.parent / (f"{name}.{fusion}.threshold.json" if fusion else f"{name}.threshold.json")
+
+
+def _matches(th: Threshold, meta: dict) -> bool:
+    """The saved threshold was made by the same method, score, sampling, backbone and prompts as this run
+    (a prompt method's scores depend on its prompts: a threshold of other prompts means nothing here)."""
+    return (th.method == meta["method"] and th.score == meta["score"] and th.sampling in (None, meta["sampling"])
+            and th.backbone in (None, meta["backbone"]) and th.pretrained in (None, meta["pretrained"])
+            and (th.prompts is None or list(th.prompts) == list(meta.get("prompts") or []))
+            and (th.prompts is None or (th.normal_prompts or None) == (meta.get("normal_prompts") or None)))
+
+
+def _describe(th: Threshold | dict) -> str:
+    d = th if isinstance(th, dict) else asdict(th)
+    out = (f"method {d['method']!r} / score {d['score']!r} / {d['sampling']!r} / "
+           f"backbone {d['backbone']!r} ({d['pretrained']!r})")
+    if d.get("prompts"):
+        out += f" / prompts {list(d['prompts'])!r}"
+        if d.get("normal_prompts"):
+            out += f" / normal prompts {list(d['normal_prompts'])!r}"
+    return out
+
+
+def _stamp(th: Threshold, meta: dict) -> Threshold:
+    """Record on ``th`` what its scores were made with (method, score, sampling, backbone, prompts)."""
+    th.method, th.score, th.sampling = meta["method"], meta["score"], meta["sampling"]
+    th.backbone, th.pretrained = meta["backbone"], meta["pretrained"]
+    th.prompts = list(meta["prompts"]) if meta.get("prompts") else None
+    th.normal_prompts = list(meta["normal_prompts"]) if meta.get("prompts") and meta.get("normal_prompts") else None
+    return th
+
+
+def reference_videos(specs: list[str], params_file: str = "params.yaml") -> tuple[list[Path], str]:
+    """The normal reference footage of ``--calibrate``: video files, frames folders, folders of videos
+    (every video file / frames folder under it) or a registered dataset's split
+    (``dataset:NAME[:SPLIT]``, default split ``train``; only its videos labelled normal).
+    Returns ``(paths, description)``; every path is checked to be a readable, non-empty video."""
+    from vadlib.data.video import IMAGE_EXTENSIONS
+
+    paths: list[Path] = []
+    said: list[str] = []
+    for spec in specs:
+        if spec.startswith("dataset:"):
+            from vadlib.data import get_dataset
+            from vadlib.pipeline import load_params
+
+            _, name, *rest = spec.split(":")
+            split = rest[0] if rest and rest[0] else "train"
+            opts = (load_params(params_file).get("datasets") or {}).get(name, {})
+            ds = get_dataset(name, **opts)
+            if split not in ds.splits:
+                raise ConfigError(f"--calibrate {spec}: dataset {name!r} has no split {split!r} "
+                                  f"(has: {', '.join(ds.splits)})")
+            normal = [Path(v.path) for v in ds.videos(split) if int(v.label) == 0]
+            if not normal:
+                raise ConfigError(f"--calibrate {spec}: no video of {name}/{split} is labelled normal")
+            paths += normal
+            said.append(f"{spec}: {len(normal)} normal videos")
+            continue
+        p = Path(spec)
+        if p.is_dir() and not any(c.suffix.lower() in IMAGE_EXTENSIONS for c in p.iterdir()):
+            from vadlib.search import collection_videos
+
+            try:
+                _, vids = collection_videos(str(p))
+            except DataError as exc:
+                raise DataError(p, "calibration folder holds no video files, frames folders or images") from exc
+            paths += [Path(v.path) for v in vids]
+            said.append(f"{p.name}/: {len(vids)} videos")
+        else:
+            paths.append(p)
+            said.append(p.name)
+    for p in paths:
+        check_video(p, "calibration video")
+    return paths, ", ".join(said)
+
+
+def check_video(path: Path, what: str = "input video") -> None:
+    """Raise :class:`DataError` naming ``path`` unless it is a readable video with frames (checked
+    before any model is loaded or anything is written)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, f"{what} does not exist")
+    try:
+        n = len(_video(path).open())
+    except DataError:
+        raise
+    except Exception as exc:                                # decoders raise their own types
+        raise DataError(path, f"cannot read the {what} ({type(exc).__name__}: {exc})") from exc
+    if n <= 0:
+        raise DataError(path, f"{what} has no frames")
+
+
+def _run(args) -> int:
+    from vadlib.io import atomic_dir
+
+    out_root = Path(args.out)
+    videos = [Path(v) for v in args.videos]
+    for v in videos:
+        if not v.exists():
+            raise DataError(v, "input video does not exist")
+    targets = {v: out_root / v.stem for v in videos}
+    if len(set(targets.values())) < len(targets):
+        raise ConfigError("two input videos have the same name (their output folders would clash): "
+                          f"{', '.join(sorted(str(v) for v in videos))}")
+    if not args.overwrite:
+        for t in targets.values():
+            if t.exists():
+                raise DataError(t, "output folder exists; pass --overwrite to replace it")
+    # every input (and the calibration footage) must be readable before a model is loaded or a file written
+    for v in videos:
+        check_video(v)
+    ref, ref_said = reference_videos(args.calibrate, args.params) if args.calibrate else ([], "")
+    clash = {p.resolve() for p in ref} & {v.resolve() for v in videos}
+    if clash:
+        raise ConfigError(f"calibration footage must not be the video being scored: {sorted(map(str, clash))}")
+    method, meta, ckpts = build_methods(args)
+    if not meta["real_weights"]:
+        print("WARNING — RANDOM WEIGHTS: scores check the plumbing only.", file=sys.stderr)
+    fusion = isinstance(method, FusionMethod)
+    if args.threshold is not None:
+        if fusion:
+            raise ConfigError("a fusion's scores have no fixed scale: calibrate it (--calibrate NORMAL…) or give "
+                              "the --threshold-file its calibration saved")
+        threshold = _stamp(Threshold(value=args.threshold, source="given (--threshold)"), meta)
+    elif args.calibrate:
+        heat_on = [(m, m.heatmap) for m in getattr(method, "parts", [method]) if hasattr(m, "heatmap")]
+        for m, _ in heat_on:            # no heat maps of the reference footage
+            m.heatmap = False
+        if fusion:
+            reference = [method.part_scores(_video(p))[0] for p in ref]
+            method.fit_norm(reference)
+            ref_scores = [method.combine(r) for r in reference]
+        else:
+            ref_scores = [score_video(p, method, 0.0)["scores"] for p in ref]
+        if args.sigma:
+            from scipy.ndimage import gaussian_filter1d
+
+            ref_scores = [gaussian_filter1d(r, args.sigma, mode="nearest") for r in ref_scores]
+        for m, on in heat_on:
+            m.heatmap = on
+        threshold = _stamp(calibrate_threshold(ref_scores, args.false_alarm_rate, method=method.name,
+                                               source=f"normal footage ({ref_said})"), meta)
+        threshold.norm = method.norm if fusion else None
+        if ckpts:
+            for c in ckpts:
+                beside = threshold_beside(c, method.name if fusion else None)
+                threshold.save(beside)
+                print(f"calibrated threshold {threshold.value:.4g} saved beside the checkpoint: {beside}",
+                      file=sys.stderr)
+    else:
+        path = Path(args.threshold_file) if args.threshold_file else None
+        if path is None:
+            beside = [threshold_beside(c, method.name if fusion else None) for c in ckpts]
+            saved = [b for b in beside if b.is_file()]
+            path = saved[0] if saved else None
+        if path is None:
+            raise ConfigError("give a threshold: --threshold VALUE, --threshold-file FILE, or --calibrate "
+                              "NORMAL_VIDEO… (a calibration is then saved beside the checkpoint and reused)")
+        threshold = Threshold.load(path)
+        if not _matches(threshold, meta):
+            raise ConfigError(f"{path}: threshold calibrated for {_describe(threshold)}, but this run is "
+                              f"{_describe(meta)}; recalibrate with --calibrate")
+        if fusion:
+            if not threshold.norm:
+                raise ConfigError(f"{path}: holds no fusion calibration (norm); recalibrate with --calibrate")
+            method.norm = {k: tuple(v) for k, v in threshold.norm.items()}
+        if not args.threshold_file:
+            threshold.source = f"{threshold.source}; saved beside the checkpoint ({path})"
+    for v in videos:
+        res = score_video(v, method, args.sigma)
+        events = find_events(res["scores"], threshold.value, res["fps"], method.labels, res["fired"],
+                             min_length=args.min_event, merge_gap=args.merge_gap)
+        with atomic_dir(targets[v]) as tmp:
+            write_outputs(tmp, v, res, events, threshold, method.labels,
+                          {**meta, "frames_per_second": res["n_frames"] / res["seconds"],
+                           "realtime_factor": res["realtime_factor"]}, video_out=not args.no_video)
+        print(f"{v.name}: {len(events)} event(s) -> {targets[v]}")
+    if args.calibrate:
+        threshold.save(out_root / "threshold.json")
+    return 0
+
+
+def _video(path: Path):
+    from vadlib.data import Video
+
+    v = Video(name=path.stem, path=path, split="test")
+    v.fps = float(v.open().fps or 25.0)
+    return v
+
+
