@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from vadlib.detect.fusion import FusionMethod
-from vadlib.detect.methods import (CHECKPOINT_METHODS, CLIP_METHODS, METHODS, DetectMethod, check_features,
-                                   read_prompts, resolve_checkpoint, score_video)
+from vadlib.detect.methods import (METHODS, DetectMethod, check_features, checkpoint_features, resolve_checkpoint,
+                                   score_video)
 from vadlib.detect.render import write_outputs
 from vadlib.errors import ConfigError, DataError, VadlibError
-from vadlib.events import Threshold, calibrate_threshold, find_events
+from vadlib.events import Threshold, calibrate_threshold, describe_run, find_events
 
 DESCRIPTION = "``vadlib detect``: your own video in, an explained anomaly timeline out."
 
@@ -84,9 +83,8 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     from vadlib.features.extract import ExtractConfig
 
     names = [n.strip() for n in args.method.split("+") if n.strip()]
-    for n in names:
-        METHODS.get(n)                                   # unknown names raise, listing the known ones
-    need_ckpt = [n for n in names if n in CHECKPOINT_METHODS]
+    factories = [METHODS.get(n) for n in names]          # unknown names raise, listing the known ones
+    need_ckpt = [n for n, f in zip(names, factories) if f.needs_checkpoint]
     if len(args.checkpoint) != len(need_ckpt):
         raise ConfigError(f"--method {args.method} needs {len(need_ckpt)} --checkpoint (one per method of "
                           f"{', '.join(need_ckpt) or 'none'}), got {len(args.checkpoint)}")
@@ -95,26 +93,8 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     requested = {"backbone": args.backbone, "pretrained": args.pretrained, "stride": args.every}
     spec = {"backbone": args.backbone or "ViT-B-16", "pretrained": args.pretrained or "openai",
             "stride": args.every or 8}
-    clip_ckpts = [n for n in names if n in ("transfer", "anomalyclip", "sultani", "rtfm")]
-    for n in clip_ckpts:
-        import torch
-
-        if not ckpts[n].is_file():
-            raise DataError(ckpts[n], f"method '{n}' needs a checkpoint file (.pt), this is a folder")
-        try:
-            ck = torch.load(ckpts[n], map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise DataError(ckpts[n], f"not a checkpoint written by a vadlib stage (torch.load with weights_only "
-                                      f"cannot read it: {type(exc).__name__})") from exc
-        ck = ck if isinstance(ck, dict) else {}
-        saved = (ck.get("features") or (ck.get("meta") or {}).get("features") or {})
-        if not saved:
-            raise DataError(ckpts[n], "checkpoint records no feature spec (backbone, sampling): retrain it with "
-                            "this version's pipeline stage")
-        if saved.get("sampling") not in (None, "every", "frame"):
-            raise ConfigError(f"{ckpts[n]}: trained on '{saved['sampling']}' features; vadlib detect encodes "
-                              "single frames (sampling every/frame)")
-        saved = check_features(ckpts[n], saved, requested)
+    for n in (n for n, f in zip(names, factories) if f.needs_checkpoint and f.needs_backbone):
+        saved = check_features(ckpts[n], checkpoint_features(ckpts[n], n), requested)
         # every CLIP checkpoint of a fusion must agree with the first one
         requested = {"backbone": saved.get("backbone"), "pretrained": saved.get("pretrained"),
                      "stride": saved.get("stride") if saved.get("sampling") == "every" else 1}
@@ -122,30 +102,13 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
                 "stride": int(saved.get("stride") or 1) if saved.get("sampling") == "every" else 1}
     cfg = ExtractConfig(sampling="every", stride=int(spec["stride"]), batch_size=args.batch_size, device=args.device)
     bb = None
-    if any(n in CLIP_METHODS for n in names):
+    if any(f.needs_backbone for f in factories):
         bb = load_backbone(spec["backbone"], spec["pretrained"], device=args.device)
-    parts: list[DetectMethod] = []
-    prompts: list[str] = []
-    normal_prompts: list[str] | None = None
-    for n in names:
-        factory = METHODS.get(n)
-        if n == "zeroshot":
-            prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
-            if not prompts:
-                raise ConfigError("method 'zeroshot' needs at least one --prompt (or --prompt-file / --prompts-from)")
-            normal_prompts = list(args.normal_prompt or normal or []) or None
-            parts.append(factory(bb, cfg, prompts=prompts, normal_prompts=normal_prompts,
-                                 score=args.score or "softmax"))
-        elif n == "flow_nf":
-            parts.append(factory(None, cfg, checkpoint=str(ckpts[n]), score=args.score or "fusion",
-                                 flow_cache=args.flow_cache))
-        elif n == "transfer":
-            prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
-            normal_prompts = list(args.normal_prompt or normal or []) or None
-            parts.append(factory(bb, cfg, checkpoint=ckpts[n], prompts=prompts,
-                                 normal_prompts=normal_prompts, score=args.score or "calibrated"))
-        else:
-            parts.append(factory(bb, cfg, checkpoint=ckpts[n], requested=n))
+    parts: list[DetectMethod] = [f.from_args(n, args, bb if f.needs_backbone else None, cfg, ckpts.get(n))
+                                 for n, f in zip(names, factories)]
+    prompted = [m for m in parts if m.prompts is not None]
+    prompts = list(prompted[-1].prompts) if prompted else []
+    normal_prompts = prompted[-1].normal_prompts if prompted else None
     for m in parts:
         if hasattr(m, "heatmap"):
             m.heatmap = bool(args.heatmap and not args.no_video)
@@ -168,35 +131,6 @@ def threshold_beside(checkpoint: Path, fusion: str | None = None) -> Path:
     checkpoint = Path(checkpoint)
     name = checkpoint.stem if checkpoint.is_file() else checkpoint.name
     return checkpoint.parent / (f"{name}.{fusion}.threshold.json" if fusion else f"{name}.threshold.json")
-
-
-def _matches(th: Threshold, meta: dict) -> bool:
-    """The saved threshold was made by the same method, score, sampling, backbone and prompts as this run
-    (a prompt method's scores depend on its prompts: a threshold of other prompts means nothing here)."""
-    return (th.method == meta["method"] and th.score == meta["score"] and th.sampling in (None, meta["sampling"])
-            and th.backbone in (None, meta["backbone"]) and th.pretrained in (None, meta["pretrained"])
-            and (th.prompts is None or list(th.prompts) == list(meta.get("prompts") or []))
-            and (th.prompts is None or (th.normal_prompts or None) == (meta.get("normal_prompts") or None)))
-
-
-def _describe(th: Threshold | dict) -> str:
-    d = th if isinstance(th, dict) else asdict(th)
-    out = (f"method {d['method']!r} / score {d['score']!r} / {d['sampling']!r} / "
-           f"backbone {d['backbone']!r} ({d['pretrained']!r})")
-    if d.get("prompts"):
-        out += f" / prompts {list(d['prompts'])!r}"
-        if d.get("normal_prompts"):
-            out += f" / normal prompts {list(d['normal_prompts'])!r}"
-    return out
-
-
-def _stamp(th: Threshold, meta: dict) -> Threshold:
-    """Record on ``th`` what its scores were made with (method, score, sampling, backbone, prompts)."""
-    th.method, th.score, th.sampling = meta["method"], meta["score"], meta["sampling"]
-    th.backbone, th.pretrained = meta["backbone"], meta["pretrained"]
-    th.prompts = list(meta["prompts"]) if meta.get("prompts") else None
-    th.normal_prompts = list(meta["normal_prompts"]) if meta.get("prompts") and meta.get("normal_prompts") else None
-    return th
 
 
 def reference_videos(specs: list[str], params_file: str = "params.yaml") -> tuple[list[Path], str]:
@@ -291,7 +225,7 @@ def _run(args) -> int:
         if fusion:
             raise ConfigError("a fusion's scores have no fixed scale: calibrate it (--calibrate NORMAL…) or give "
                               "the --threshold-file its calibration saved")
-        threshold = _stamp(Threshold(value=args.threshold, source="given (--threshold)"), meta)
+        threshold = Threshold(value=args.threshold, source="given (--threshold)").stamp(meta)
     elif args.calibrate:
         heat_on = [(m, m.heatmap) for m in getattr(method, "parts", [method]) if hasattr(m, "heatmap")]
         for m, _ in heat_on:            # no heat maps of the reference footage
@@ -308,8 +242,8 @@ def _run(args) -> int:
             ref_scores = [gaussian_filter1d(r, args.sigma, mode="nearest") for r in ref_scores]
         for m, on in heat_on:
             m.heatmap = on
-        threshold = _stamp(calibrate_threshold(ref_scores, args.false_alarm_rate, method=method.name,
-                                               source=f"normal footage ({ref_said})"), meta)
+        threshold = calibrate_threshold(ref_scores, args.false_alarm_rate, method=method.name,
+                                        source=f"normal footage ({ref_said})").stamp(meta)
         threshold.norm = method.norm if fusion else None
         if ckpts:
             for c in ckpts:
@@ -327,9 +261,9 @@ def _run(args) -> int:
             raise ConfigError("give a threshold: --threshold VALUE, --threshold-file FILE, or --calibrate "
                               "NORMAL_VIDEO… (a calibration is then saved beside the checkpoint and reused)")
         threshold = Threshold.load(path)
-        if not _matches(threshold, meta):
-            raise ConfigError(f"{path}: threshold calibrated for {_describe(threshold)}, but this run is "
-                              f"{_describe(meta)}; recalibrate with --calibrate")
+        if not threshold.matches(meta):
+            raise ConfigError(f"{path}: threshold calibrated for {threshold.describe()}, but this run is "
+                              f"{describe_run(meta)}; recalibrate with --calibrate")
         if fusion:
             if not threshold.norm:
                 raise ConfigError(f"{path}: holds no fusion calibration (norm); recalibrate with --calibrate")

@@ -7,6 +7,7 @@ import numpy as np
 
 from vadlib.detect.methods import DetectMethod
 from vadlib.errors import ConfigError
+from vadlib.scoring import MinMaxNormalizer, fuse
 
 
 class FusionMethod(DetectMethod):
@@ -34,22 +35,33 @@ class FusionMethod(DetectMethod):
         return [np.asarray(s, np.float64) for s, _ in outs], fired
 
     def fit_norm(self, reference: list[list[np.ndarray]]) -> dict:
-        """Min/max of each component over the normal reference videos' frames."""
+        """Min/max of each component over the normal reference videos' frames
+        (:class:`~vadlib.scoring.MinMaxNormalizer` fitted on them); ``{"i:name": (lo, hi)}``, as saved in
+        a fusion's threshold.json."""
         self.norm = {}
         for i, m in enumerate(self.parts):
-            x = np.concatenate([r[i] for r in reference])
-            lo, hi = float(np.min(x)), float(np.max(x))
+            n = MinMaxNormalizer().fit(np.concatenate([r[i] for r in reference]))
+            lo, hi = float(n.lo_), float(n.hi_)
             self.norm[f"{i}:{m.name}"] = (lo, hi if hi > lo else lo + 1.0)
         return self.norm
 
-    def combine(self, parts: list[np.ndarray]) -> np.ndarray:
+    def normalizers(self) -> list[MinMaxNormalizer]:
+        """One fitted :class:`~vadlib.scoring.MinMaxNormalizer` per component, from :attr:`norm`."""
         if self.norm is None:
             raise ConfigError("fusion needs normal calibration footage (--calibrate NORMAL…) or a threshold file "
                               "saved by an earlier fused calibration, to put the methods on one scale")
-        out = np.zeros_like(parts[0])
-        for (lo, hi), w, x in zip(self.norm.values(), self.weights, parts):
-            out += w * (x - lo) / (hi - lo)
-        return out / sum(self.weights)
+        out = []
+        for lo, hi in self.norm.values():
+            n = MinMaxNormalizer()
+            n.lo_, n.hi_ = float(lo), float(hi)
+            out.append(n)
+        return out
+
+    def combine(self, parts: list[np.ndarray]) -> np.ndarray:
+        """The weighted mean of the components' normalised scores (:func:`~vadlib.scoring.fuse`)."""
+        total = sum(self.weights)
+        return fuse([{"video": x} for x in parts], weights=[w / total for w in self.weights],
+                    normalizers=self.normalizers())["video"]
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         parts, fired = self.part_scores(video)

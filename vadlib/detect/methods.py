@@ -28,10 +28,23 @@ class DetectMethod:
     real_weights = True
     encoded_frames = 0
     progress = True
+    #: what the method needs, declared so the CLI builds any method without knowing it by name:
+    #: a CLIP backbone (and encodes with it), a ``--checkpoint`` (a stage output), the run's prompts
+    needs_backbone = False
+    needs_checkpoint = False
+    #: the anomaly / normal prompts its scores depend on (prompt methods), recorded with a threshold
+    prompts: list[str] | None = None
+    normal_prompts: list[str] | None = None
+
+    @classmethod
+    def from_args(cls, name: str, args, backbone, cfg, checkpoint: Path | None) -> "DetectMethod":
+        """Build the method registered as ``name`` from the ``vadlib detect`` arguments ``args``, the
+        loaded ``backbone`` (None unless :attr:`needs_backbone`), the extraction config ``cfg`` and the
+        resolved ``checkpoint`` (None unless :attr:`needs_checkpoint`)."""
+        raise NotImplementedError
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
-
 
 
 class _FrameProgress:
@@ -57,7 +70,6 @@ class _FrameProgress:
         self.bar.close()
 
 
-
 def encode_video(video, backbone, cfg, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(feats, frame_index)`` of one video (:func:`~vadlib.features.extract.extract_video`), with a
     progress bar (frames/s, real-time factor) on stderr when ``progress``."""
@@ -78,6 +90,12 @@ class ZeroShotMethod(DetectMethod):
     ``S(t) = max_i cos`` (``score="max_cos"``)."""
 
     name = "zeroshot"
+    needs_backbone = True
+
+    @classmethod
+    def from_args(cls, name, args, backbone, cfg, checkpoint=None) -> "ZeroShotMethod":
+        prompts, normal = prompts_of(args)
+        return cls(backbone, cfg, prompts=prompts, normal_prompts=normal, score=args.score or "softmax")
 
     def __init__(self, backbone, cfg, prompts: list[str], normal_prompts: list[str] | None = None,
                  templates: list[str] | None = None, tau: float = 0.01, score: str = "softmax", **_):
@@ -93,6 +111,7 @@ class ZeroShotMethod(DetectMethod):
         self.scorer = ZeroShotScorer(backbone, ps, tau=tau)
         self.backbone, self.cfg, self.score = backbone, cfg, score
         self.labels = list(prompts)
+        self.prompts, self.normal_prompts = list(prompts), (list(normal_prompts) if normal_prompts else None)
         self.real_weights = bool(backbone.real_weights)
         self.heatmap = False
         self.heat: tuple[np.ndarray, np.ndarray] | None = None
@@ -117,6 +136,11 @@ class FlowNFMethod(DetectMethod):
     (``reports/flow_nf/model``). ``score`` is ``fusion`` (default), ``flow_nf`` or ``velocity``."""
 
     name = "flow_nf"
+    needs_checkpoint = True
+
+    @classmethod
+    def from_args(cls, name, args, backbone, cfg, checkpoint) -> "FlowNFMethod":
+        return cls(None, cfg, checkpoint=str(checkpoint), score=args.score or "fusion", flow_cache=args.flow_cache)
 
     def __init__(self, backbone=None, cfg=None, checkpoint: str | None = None, score: str = "fusion",
                  flow_cache: str | Path | None = None, **_):
@@ -193,6 +217,13 @@ class TrainMILMethod(DetectMethod):
     encoded as the checkpoint's training features were. AnomalyCLIP's ``fired`` = the most probable
     anomaly class of each frame."""
 
+    needs_backbone = True
+    needs_checkpoint = True
+
+    @classmethod
+    def from_args(cls, name, args, backbone, cfg, checkpoint) -> "TrainMILMethod":
+        return cls(backbone, cfg, checkpoint=checkpoint, requested=name)
+
     def __init__(self, backbone, cfg, checkpoint: Path, requested: str | None = None, **_):
         from vadlib.train import load_checkpoint
 
@@ -229,6 +260,14 @@ class TransferMethod(DetectMethod):
     anomaly prompts, default) or ``max_cos`` (``S(t) = max_i cos(V_t, T_i)``)."""
 
     name = "transfer"
+    needs_backbone = True
+    needs_checkpoint = True
+
+    @classmethod
+    def from_args(cls, name, args, backbone, cfg, checkpoint) -> "TransferMethod":
+        prompts, normal = prompts_of(args)
+        return cls(backbone, cfg, checkpoint=checkpoint, prompts=prompts, normal_prompts=normal,
+                   score=args.score or "calibrated")
 
     def __init__(self, backbone, cfg, checkpoint: Path, prompts: list[str], normal_prompts: list[str] | None = None,
                  score: str = "calibrated", **_):
@@ -244,6 +283,7 @@ class TransferMethod(DetectMethod):
         self.text_a = enc(list(prompts))
         self.backbone, self.cfg, self.score = backbone, cfg, score
         self.labels = list(prompts)
+        self.prompts, self.normal_prompts = list(prompts), (list(normal_prompts) if normal_prompts else None)
         self.real_weights = bool(backbone.real_weights)
         self.heatmap = False
         self.heat: tuple[np.ndarray, np.ndarray] | None = None
@@ -306,6 +346,38 @@ def read_prompts(prompts: list[str] | None, prompt_file: str | None, prompts_fro
     return out, normal
 
 
+def prompts_of(args) -> tuple[list[str], list[str] | None]:
+    """The anomaly prompts and the normal prompts (None: the method's default) of the ``vadlib detect``
+    arguments: ``--prompt`` / ``--prompt-file`` / ``--prompts-from``, and ``--normal-prompt`` (else the
+    normal prompts of ``--prompts-from``)."""
+    prompts, normal = read_prompts(args.prompt, args.prompt_file, args.prompts_from, args.params)
+    return prompts, list(args.normal_prompt or normal or []) or None
+
+
+def checkpoint_features(checkpoint: Path, name: str) -> dict:
+    """The feature spec (backbone, pretrained, sampling, stride) a CLIP method's checkpoint file records.
+    Raises naming the checkpoint when it is a folder, unreadable with ``weights_only``, records no spec,
+    or was made on snippet features."""
+    import torch
+
+    if not checkpoint.is_file():
+        raise DataError(checkpoint, f"method '{name}' needs a checkpoint file (.pt), this is a folder")
+    try:
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(checkpoint, f"not a checkpoint written by a vadlib stage (torch.load with weights_only "
+                                    f"cannot read it: {type(exc).__name__})") from exc
+    ck = ck if isinstance(ck, dict) else {}
+    saved = (ck.get("features") or (ck.get("meta") or {}).get("features") or {})
+    if not saved:
+        raise DataError(checkpoint, "checkpoint records no feature spec (backbone, sampling): retrain it with "
+                        "this version's pipeline stage")
+    if saved.get("sampling") not in (None, "every", "frame"):
+        raise ConfigError(f"{checkpoint}: trained on '{saved['sampling']}' features; vadlib detect encodes "
+                          "single frames (sampling every/frame)")
+    return saved
+
+
 def score_video(path: Path, method: DetectMethod, sigma: float = 0.0, progress: bool = True) -> dict:
     """Per-frame scores of one video; prints frames/s and the real-time factor."""
     from scipy.ndimage import gaussian_filter1d
@@ -334,5 +406,6 @@ def score_video(path: Path, method: DetectMethod, sigma: float = 0.0, progress: 
             "seconds": wall, "realtime_factor": rtf, "frames_encoded": method.encoded_frames}
 
 
-CHECKPOINT_METHODS = ("flow_nf", "transfer", "anomalyclip", "sultani", "rtfm")
-CLIP_METHODS = ("zeroshot", "transfer", "anomalyclip", "sultani", "rtfm")
+#: the registered methods that need a ``--checkpoint`` / a CLIP backbone (from their declarations)
+CHECKPOINT_METHODS = tuple(n for n in METHODS.names() if METHODS.get(n).needs_checkpoint)
+CLIP_METHODS = tuple(n for n in METHODS.names() if METHODS.get(n).needs_backbone)
