@@ -14,6 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
+from vadlib.data.video import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import write_json
 
@@ -109,7 +110,7 @@ class Event:
     end_s: float
 
 
-def find_events(scores: np.ndarray, threshold: float, fps: float = 25.0, labels: list[str] | None = None,
+def find_events(scores: np.ndarray, threshold: float, fps: float = DEFAULT_FPS, labels: list[str] | None = None,
                 fired: np.ndarray | None = None, min_length: int = 1, merge_gap: int = 0) -> list[Event]:
     """Runs of ``scores > threshold`` as events; runs closer than ``merge_gap`` frames are merged,
     runs shorter than ``min_length`` dropped. ``fired[t]`` indexes ``labels`` (what fired at the peak)."""

@@ -11,6 +11,7 @@ from vadlib.detect.fusion import FusionMethod
 from vadlib.detect.methods import (METHODS, DetectMethod, check_features, checkpoint_features, resolve_checkpoint,
                                    score_video)
 from vadlib.detect.render import write_outputs
+from vadlib.data.video import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError, VadlibError
 from vadlib.events import Threshold, calibrate_threshold, describe_run, find_events
 
@@ -288,7 +289,7 @@ def _video(path: Path):
     from vadlib.data import Video
 
     v = Video(name=path.stem, path=path, split="test")
-    v.fps = float(v.open().fps or 25.0)
+    v.fps = float(v.open().fps or DEFAULT_FPS)
     return v
 
 

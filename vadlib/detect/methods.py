@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from vadlib.detect.render import patch_heat_maps
+from vadlib.data.video import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import file_key
 from vadlib.registry import Registry
@@ -54,7 +55,7 @@ class _FrameProgress:
     def __init__(self, name: str, n_frames: int, fps: float, stride: int):
         from tqdm.auto import tqdm
 
-        self.n, self.fps, self.stride, self.encoded = int(n_frames), float(fps or 25.0), max(1, int(stride)), 0
+        self.n, self.fps, self.stride, self.encoded = int(n_frames), float(fps or DEFAULT_FPS), max(1, int(stride)), 0
         self.t0 = time.perf_counter()
         self.bar = tqdm(total=self.n, unit="frame", desc=name[-24:], file=sys.stderr, dynamic_ncols=True,
                         mininterval=0.5, leave=False)
@@ -386,7 +387,7 @@ def score_video(path: Path, method: DetectMethod, sigma: float = 0.0, progress: 
 
     video = Video(name=path.stem, path=path, split="test")
     src = video.open()
-    n, fps = len(src), float(src.fps or 25.0)
+    n, fps = len(src), float(src.fps or DEFAULT_FPS)
     video.fps = fps
     for m in getattr(method, "parts", [method]):
         m.progress = progress

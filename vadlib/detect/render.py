@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vadlib.data.video import DEFAULT_FPS
 from vadlib.errors import DataError
 from vadlib.events import Threshold
 
@@ -115,7 +116,7 @@ def annotate_video(target: Path, path: Path, scores: np.ndarray, events, thresho
 
     src = open_video(path)
     h, w = src.size
-    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), float(src.fps or 25.0), (w, h))
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), float(src.fps or DEFAULT_FPS), (w, h))
     if not writer.isOpened():
         raise DataError(target, "OpenCV cannot open an mp4v writer here")
     label_at = {}
