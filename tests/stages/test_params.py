@@ -68,3 +68,29 @@ def test_split_params_separates_the_runner_keys():
                                  "reports": "r", "sigma": 1}, "zeroshot")
     assert section == {"sigma": 1}
     assert (ctx.seed, ctx.item, str(ctx.out_dir), str(ctx.reports)) == (3, "a", "o", "r")
+
+
+def test_params_yaml_anchors_sit_on_lists_and_strings_only(params_yaml):
+    """DVC's `-S a.b.c=...` on a key inside an anchored mapping is lost (at the anchor) or changes every
+    alias (at an alias); anchors on lists and strings are replaced key by key, as one expects."""
+    import yaml
+
+    anchored = []
+
+    def walk(node):
+        if getattr(node, "anchor", None):
+            anchored.append(node)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                walk(k), walk(v)
+        elif isinstance(node, yaml.SequenceNode):
+            for v in node.value:
+                walk(v)
+
+    walk(yaml.compose((ROOT / "params.yaml").read_text()))
+    assert anchored, "params.yaml writes the demo prompts once (anchors)"
+    assert all(isinstance(n, (yaml.ScalarNode, yaml.SequenceNode)) for n in anchored), \
+        [n.anchor for n in anchored if isinstance(n, yaml.MappingNode)]
+    z, t = params_yaml["zeroshot"]["prompts"], params_yaml["transfer"]
+    assert z["demo_a"] == z["demo_b"] and t["normal_prompts"]["demo_b"] == z["demo_a"]["normal"]
+    assert t["prompts"]["demo_a"] == list(z["demo_a"]["anomaly"].values()) == t["prompts"]["demo_b"]
