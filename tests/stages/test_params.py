@@ -75,22 +75,11 @@ def test_params_yaml_anchors_sit_on_lists_and_strings_only(params_yaml):
     alias (at an alias); anchors on lists and strings are replaced key by key, as one expects."""
     import yaml
 
-    anchored = []
-
-    def walk(node):
-        if getattr(node, "anchor", None):
-            anchored.append(node)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                walk(k), walk(v)
-        elif isinstance(node, yaml.SequenceNode):
-            for v in node.value:
-                walk(v)
-
-    walk(yaml.compose((ROOT / "params.yaml").read_text()))
+    events = [e for e in yaml.parse((ROOT / "params.yaml").read_text()) if getattr(e, "anchor", None)]
+    anchored = [e for e in events if not isinstance(e, yaml.AliasEvent)]
     assert anchored, "params.yaml writes the demo prompts once (anchors)"
-    assert all(isinstance(n, (yaml.ScalarNode, yaml.SequenceNode)) for n in anchored), \
-        [n.anchor for n in anchored if isinstance(n, yaml.MappingNode)]
+    assert all(isinstance(e, (yaml.ScalarEvent, yaml.SequenceStartEvent)) for e in anchored), \
+        [e.anchor for e in anchored if isinstance(e, yaml.MappingStartEvent)]
     z, t = params_yaml["zeroshot"]["prompts"], params_yaml["transfer"]
     assert z["demo_a"] == z["demo_b"] and t["normal_prompts"]["demo_b"] == z["demo_a"]["normal"]
     assert t["prompts"]["demo_a"] == list(z["demo_a"]["anomaly"].values()) == t["prompts"]["demo_b"]
