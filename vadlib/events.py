@@ -14,7 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-from vadlib.data.video import DEFAULT_FPS
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import write_json
 

@@ -30,9 +30,9 @@ import numpy as np
 
 from vadlib.data.base import NORMAL, Video, VideoDataset, labels_from_ranges
 from vadlib.data.registry import register_dataset
-from vadlib.data.video import DEFAULT_FPS
 from vadlib.data.release import (check_length, choose, count_images, find_path, frame_dirs, need_root,
                                  split_concatenated, strict_options, video_files)
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 
 # Frames per test video 01..21 (the release; ../shared/ground_truth/avenue/README.md). Used only to

@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from vadlib.data.video import DEFAULT_FPS, VideoSource, open_video
+from vadlib.data.video import VideoSource, open_video
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import DataError
 
 NORMAL = "normal"

@@ -38,7 +38,7 @@ import numpy as np
 from vadlib.data.base import NORMAL, Video, VideoDataset
 from vadlib.data.registry import register_dataset
 from vadlib.data.release import count_images, strict_options
-from vadlib.data.video import DEFAULT_FPS
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import atomic_dir, write_json
 

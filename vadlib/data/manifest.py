@@ -30,7 +30,7 @@ import numpy as np
 from vadlib.data.base import NORMAL, Video, VideoDataset
 from vadlib.data.registry import register_dataset
 from vadlib.data.release import count_images, strict_options
-from vadlib.data.video import DEFAULT_FPS
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import DataError
 
 SPLITS = ("train", "test")

@@ -34,7 +34,8 @@ from vadlib.data.base import NORMAL, Video, VideoDataset
 from vadlib.data.registry import register_dataset
 from vadlib.data.release import (check_length, choose, count_images, find_path, frame_dirs, need_root,
                                  require_dir, strict_options, video_files)
-from vadlib.data.video import DEFAULT_FPS, VIDEO_EXTENSIONS
+from vadlib.data.video import VIDEO_EXTENSIONS
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import DataError
 
 SPLITS = ("official", "weakly")

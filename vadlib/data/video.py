@@ -12,10 +12,8 @@ from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
+from vadlib.defaults import DEFAULT_FPS  # noqa: F401  (re-exported: vadlib.data.DEFAULT_FPS)
 from vadlib.errors import DataError
-
-#: frames per second assumed wherever a video, index or config does not record its own
-DEFAULT_FPS = 25.0
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")

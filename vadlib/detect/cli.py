@@ -7,11 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.detect.fusion import FusionMethod
 from vadlib.detect.methods import (METHODS, DetectMethod, check_features, checkpoint_features, resolve_checkpoint,
                                    score_video)
 from vadlib.detect.render import write_outputs
-from vadlib.data.video import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError, VadlibError
 from vadlib.events import Threshold, calibrate_threshold, describe_run, find_events
 

@@ -10,8 +10,8 @@ from typing import Callable
 
 import numpy as np
 
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.detect.render import patch_heat_maps
-from vadlib.data.video import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import file_key
 from vadlib.registry import Registry

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vadlib.data.video import DEFAULT_FPS
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import DataError
 from vadlib.events import Threshold
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vadlib.data.video import DEFAULT_FPS
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError, VadlibError
 from vadlib.features.store import CROPS, SAMPLINGS, FeatureStore, merge_indexes, store_dir
 

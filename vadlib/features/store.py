@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from vadlib.data.video import DEFAULT_FPS
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import save_npy, write_json
 

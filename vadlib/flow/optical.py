@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from vadlib.data.video import DEFAULT_FPS
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import atomic_path, write_json
 from vadlib.registry import Registry
