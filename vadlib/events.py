@@ -14,6 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import write_json
 
@@ -38,6 +39,30 @@ class Threshold:
     def save(self, path: str | Path) -> Path:
         return write_json(path, asdict(self))
 
+    def stamp(self, run: dict) -> "Threshold":
+        """Record on this threshold what its scores were made with: ``run``'s method, score, sampling,
+        backbone, pretrained and (prompt methods) prompts / normal prompts. Returns ``self``."""
+        self.method, self.score, self.sampling = run["method"], run["score"], run["sampling"]
+        self.backbone, self.pretrained = run["backbone"], run["pretrained"]
+        self.prompts = list(run["prompts"]) if run.get("prompts") else None
+        self.normal_prompts = (list(run["normal_prompts"]) if run.get("prompts") and run.get("normal_prompts")
+                               else None)
+        return self
+
+    def matches(self, run: dict) -> bool:
+        """Whether this (saved) threshold was made by the same method, score, sampling, backbone and
+        prompts as ``run`` (a prompt method's scores depend on its prompts: a threshold of other prompts
+        means nothing there). Fields a threshold does not record (None) match anything."""
+        return (self.method == run["method"] and self.score == run["score"]
+                and self.sampling in (None, run["sampling"])
+                and self.backbone in (None, run["backbone"]) and self.pretrained in (None, run["pretrained"])
+                and (self.prompts is None or list(self.prompts) == list(run.get("prompts") or []))
+                and (self.prompts is None or (self.normal_prompts or None) == (run.get("normal_prompts") or None)))
+
+    def describe(self) -> str:
+        """What the scores were made with, in words (for errors)."""
+        return describe_run(asdict(self))
+
     @classmethod
     def load(cls, path: str | Path) -> "Threshold":
         path = Path(path)
@@ -45,6 +70,18 @@ class Threshold:
             return cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError) as exc:
             raise DataError(path, f"not a threshold file ({exc})") from exc
+
+
+def describe_run(run: dict) -> str:
+    """``method / score / sampling / backbone (pretrained) [/ prompts]`` of a run's metadata or a
+    threshold's fields."""
+    out = (f"method {run['method']!r} / score {run['score']!r} / {run['sampling']!r} / "
+           f"backbone {run['backbone']!r} ({run['pretrained']!r})")
+    if run.get("prompts"):
+        out += f" / prompts {list(run['prompts'])!r}"
+        if run.get("normal_prompts"):
+            out += f" / normal prompts {list(run['normal_prompts'])!r}"
+    return out
 
 
 def calibrate_threshold(normal_scores: Iterable[np.ndarray], false_alarm_rate: float = 0.01,
@@ -73,7 +110,7 @@ class Event:
     end_s: float
 
 
-def find_events(scores: np.ndarray, threshold: float, fps: float = 25.0, labels: list[str] | None = None,
+def find_events(scores: np.ndarray, threshold: float, fps: float = DEFAULT_FPS, labels: list[str] | None = None,
                 fired: np.ndarray | None = None, min_length: int = 1, merge_gap: int = 0) -> list[Event]:
     """Runs of ``scores > threshold`` as events; runs closer than ``merge_gap`` frames are merged,
     runs shorter than ``min_length`` dropped. ``fired[t]`` indexes ``labels`` (what fired at the peak)."""

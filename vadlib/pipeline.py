@@ -117,6 +117,15 @@ def _declared_only(params: dict[str, Any], src: Path, nb, stage_keys: set[str]) 
         raise ConfigError(f"{src}: no cell tagged 'parameters'")
     declared = {t.id for node in ast.parse(cells[0].source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    if declared == {"params"}:     # a stage notebook: one dict, checked against the stage's typed parameters
+        from vadlib.stages import parameter_names
+
+        declared = parameter_names(src.stem)
+        unknown = sorted(stage_keys - declared)
+        if unknown:
+            raise ConfigError(f"params.yaml: {src.stem}.{unknown[0]} is not a parameter of stage {src.stem} "
+                              f"(its parameters: {', '.join(sorted(declared))})")
+        return {"params": params}
     unknown = sorted(stage_keys - declared)
     if unknown:
         raise ConfigError(f"params.yaml: {src.stem}.{unknown[0]} is not a parameter of {src} "

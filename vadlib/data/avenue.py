@@ -32,6 +32,7 @@ from vadlib.data.base import NORMAL, Video, VideoDataset, labels_from_ranges
 from vadlib.data.registry import register_dataset
 from vadlib.data.release import (check_length, choose, count_images, find_path, frame_dirs, need_root,
                                  split_concatenated, strict_options, video_files)
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 
 # Frames per test video 01..21 (the release; ../shared/ground_truth/avenue/README.md). Used only to
@@ -152,7 +153,7 @@ def _number(p: Path) -> str:
 @register_dataset("avenue")
 @strict_options("avenue")
 def avenue(root: str | Path | None, gt: str = "avenue.mat", layout: str = "auto",
-           gt_root: str | Path | None = None, fps: float = 25.0) -> VideoDataset:
+           gt_root: str | Path | None = None, fps: float = DEFAULT_FPS) -> VideoDataset:
     """CUHK Avenue: 16 normal training videos, 21 test videos with frame GT (and pixel masks
     when ``testing_label_mask`` is present)."""
     root = _release_root(need_root(root, "avenue"))

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from vadlib.data.video import VideoSource, open_video
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import DataError
 
 NORMAL = "normal"
@@ -50,7 +51,7 @@ class Video:
     frame_classes: np.ndarray | None = None
     mask_loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
     num_frames: int | None = None
-    fps: float = 25.0
+    fps: float = DEFAULT_FPS
     meta: dict = field(default_factory=dict)
     label_builder: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 

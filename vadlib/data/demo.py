@@ -20,6 +20,7 @@ import numpy as np
 from vadlib.data.base import NORMAL, Video, VideoDataset
 from vadlib.data.registry import register_dataset
 from vadlib.data.release import count_images, strict_options
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 
 MARKER = "demo.json"
@@ -111,7 +112,7 @@ def load_demo(root: str | Path | None, scene: str, layout: str = "video") -> Vid
     layout = "frames" if layout == "frames" else "videos"
     sroot = scene_root(root, scene)
     index = _load_index(sroot)
-    fps = float(index.get("fps", 25.0))
+    fps = float(index.get("fps", DEFAULT_FPS))
     splits: dict[str, list[Video]] = {}
     for split in ("train", "test"):
         vids = []

@@ -30,6 +30,7 @@ import numpy as np
 from vadlib.data.base import NORMAL, Video, VideoDataset
 from vadlib.data.registry import register_dataset
 from vadlib.data.release import count_images, strict_options
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import DataError
 
 SPLITS = ("train", "test")
@@ -87,7 +88,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 @register_dataset("manifest")
 @strict_options("manifest")
 def manifest_dataset(root: str | Path | None, manifest: str = "manifest.json", scene: str | None = None,
-                     fps: float = 25.0, name: str = "manifest") -> VideoDataset:
+                     fps: float = DEFAULT_FPS, name: str = "manifest") -> VideoDataset:
     """Videos listed in a JSON manifest (``root`` = its folder, or the manifest file itself);
     ``scene`` keeps one scene only."""
     if root is None:

@@ -35,6 +35,7 @@ from vadlib.data.registry import register_dataset
 from vadlib.data.release import (check_length, choose, count_images, find_path, frame_dirs, need_root,
                                  require_dir, strict_options, video_files)
 from vadlib.data.video import VIDEO_EXTENSIONS
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import DataError
 
 SPLITS = ("official", "weakly")
@@ -187,7 +188,7 @@ def _split_files(split_root, gt_root, root: Path) -> tuple[Path, Path]:
 @strict_options("shanghaitech")
 def shanghaitech(root: str | Path | None, split: str = "official", gt: str = "test_frame_mask",
                  gt_root: str | Path | None = None, split_root: str | Path | None = None,
-                 fps: float = 25.0) -> VideoDataset:
+                 fps: float = DEFAULT_FPS) -> VideoDataset:
     """ShanghaiTech Campus in its release layout; ``split`` = ``official`` or ``weakly`` (238/199)."""
     root = need_root(root, "shanghaitech")
     choose(split, SPLITS, "split", "shanghaitech")

@@ -12,6 +12,7 @@ from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
+from vadlib.defaults import DEFAULT_FPS  # noqa: F401  (re-exported: vadlib.data.DEFAULT_FPS)
 from vadlib.errors import DataError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
@@ -45,7 +46,7 @@ def _natural_key(p: Path) -> tuple:
 class FrameFolder:
     """A folder of image files, one per frame, in natural name order (``000.jpg``, ``001.jpg``…)."""
 
-    def __init__(self, path: str | Path, fps: float = 25.0):
+    def __init__(self, path: str | Path, fps: float = DEFAULT_FPS):
         self.path = Path(path)
         if not self.path.is_dir():
             raise DataError(self.path, "frames folder does not exist")
@@ -133,7 +134,7 @@ class VideoFile:
         try:
             return float(self._vr.get_avg_fps())
         except Exception:
-            return 25.0
+            return DEFAULT_FPS
 
     @property
     def size(self) -> tuple[int, int]:
@@ -151,7 +152,7 @@ class VideoFile:
                             f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
 
 
-def open_video(path: str | Path, fps: float = 25.0) -> VideoSource:
+def open_video(path: str | Path, fps: float = DEFAULT_FPS) -> VideoSource:
     """Open a video file (decord) or a frames folder, chosen by what ``path`` is."""
     p = Path(path)
     if p.is_dir():

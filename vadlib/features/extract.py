@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError, cli_errors
 from vadlib.features.store import CROPS, SAMPLINGS, FeatureStore, merge_indexes, store_dir
 
@@ -234,7 +235,7 @@ class FrameBatches(torch.utils.data.IterableDataset):
                 if n == 0:
                     raise DataError(video.path, f"video '{video.name}' has no frames")
                 video.check_labels(n)
-                fps = float(src.fps or video.fps or 25.0)
+                fps = float(src.fps or video.fps or DEFAULT_FPS)
             except Exception as exc:  # every worker sees the same failure: one error batch
                 if g % nw == wid:
                     yield {"vi": vi, "b": 0, "nb": 1, "error": _describe(exc, video)}
@@ -293,7 +294,7 @@ class VideoResult:
     feats: np.ndarray | None = None
     frame_index: np.ndarray | None = None
     n_frames: int = 0
-    fps: float = 25.0
+    fps: float = DEFAULT_FPS
     error: tuple[str, str] | None = None
 
 

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import save_npy, write_json
 
@@ -267,7 +268,7 @@ class FeatureStore:
                             f"[0, {meta['num_frames']})")
         stem = video_file_stem(video)
         entry = {"n_rows": int(len(feats)), "num_frames": int(meta.pop("num_frames")),
-                 "fps": float(meta.pop("fps", 25.0) or 25.0), "split": meta.pop("split", None),
+                 "fps": float(meta.pop("fps", DEFAULT_FPS) or DEFAULT_FPS), "split": meta.pop("split", None),
                  "label": int(meta.pop("label", -1)), "file": f"{stem}.npy", "frames_file": f"{stem}.frames.npy",
                  "dim": int(feats.shape[-1]), **meta}
         save_npy(self.path / entry["file"], feats)

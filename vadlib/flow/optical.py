@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import atomic_path, write_json
 from vadlib.registry import Registry
@@ -145,7 +146,7 @@ class VideoRef:
     name: str
     path: Path
     split: str
-    fps: float = 25.0
+    fps: float = DEFAULT_FPS
     num_frames: int | None = None
 
     def open(self):
@@ -156,7 +157,7 @@ class VideoRef:
 
 def video_ref(video) -> VideoRef:
     """Strip a video down to what flow/feature workers need (closures do not pickle)."""
-    return VideoRef(video.name, Path(video.path), video.split, float(getattr(video, "fps", 25.0)),
+    return VideoRef(video.name, Path(video.path), video.split, float(getattr(video, "fps", DEFAULT_FPS)),
                     getattr(video, "num_frames", None))
 
 

@@ -1,7 +1,8 @@
 """The ``flow_nf`` stage logic: flow → regions → features → density models → frame scores.
 
-:func:`run_flow_nf` trains on a source dataset's TRAINING videos and scores its test videos;
-:func:`apply_model` scores any registered dataset with a saved model without retraining.
+:func:`train_flow_nf` trains on a source dataset's TRAINING videos and scores its test videos;
+:func:`apply_model` scores any registered dataset with a saved model without retraining
+(:mod:`vadlib.stages.flow_nf` runs the whole stage and writes its outputs).
 
 Protocol (fixed a priori, nothing looks at test labels or test statistics):
 
@@ -25,7 +26,7 @@ import json
 import math
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -40,26 +41,35 @@ from vadlib.io import atomic_dir, write_json
 
 METHODS = ("naive", "flow_nf", "velocity", "pose", "fusion")
 
-DEFAULTS: dict[str, Any] = {
-    "dataset": "demo_a",
-    "transfer": ["demo_b"],
-    "model_in": None,
-    "cache": "data/flow",
-    "workers": 2,
-    "seed": 0,
-    "sigma": 3,
-    "calib_every": 5,
-    "norm_quantiles": [0.0, 0.999],
-    "naive_top": 0.01,
-    "flow": {"method": "dis", "preset": "medium", "ref_size": None, "quant": 32},
-    "regions": {},
-    "patch": {"size": 8, "stack": 1, "rescale": False},
-    "glow": {"K": 8, "L": 1, "hidden": 64, "epochs": 12, "batch_size": 256, "lr": 1e-3, "noise": 0.03,
-             "max_train": 30000},
-    "velocity": {"bins": 1, "n_components": 2},
-    "pose": {"model": "pose_flow", "normalize": "none", "files": {}, "K": 8, "hidden": 64, "epochs": 20, "k": 1},
-    "fusion": {"flow_nf": 1.0, "velocity": 1.0, "pose": 1.0},
-}
+@dataclass
+class FlowNFParams:
+    """The ``flow_nf`` parameters (``params.yaml: flow_nf`` + the shared ``seed``) and their defaults,
+    the only ones: the stage (:mod:`vadlib.stages.flow_nf`), its notebook and :func:`merge_params` use
+    these. Meanings: see ``params.yaml`` and the module docstring."""
+
+    dataset: str = "demo_a"
+    transfer: list[str] = field(default_factory=lambda: ["demo_b"])
+    model_in: str | None = None
+    cache: str = "data/flow"
+    workers: int = 2
+    seed: int = 0
+    sigma: float = 3
+    calib_every: int = 5
+    norm_quantiles: list[float] = field(default_factory=lambda: [0.0, 0.999])
+    naive_top: float = 0.01
+    flow: dict = field(default_factory=lambda: {"method": "dis", "preset": "medium", "ref_size": None, "quant": 32})
+    regions: dict = field(default_factory=dict)
+    patch: dict = field(default_factory=lambda: {"size": 8, "stack": 1, "rescale": False})
+    glow: dict = field(default_factory=lambda: {"K": 8, "L": 1, "hidden": 64, "epochs": 12, "batch_size": 256,
+                                                "lr": 1e-3, "noise": 0.03, "max_train": 30000})
+    velocity: dict = field(default_factory=lambda: {"bins": 1, "n_components": 2})
+    pose: dict = field(default_factory=lambda: {"model": "pose_flow", "normalize": "none", "files": {}, "K": 8,
+                                                "hidden": 64, "epochs": 20, "k": 1})
+    fusion: dict = field(default_factory=lambda: {"flow_nf": 1.0, "velocity": 1.0, "pose": 1.0})
+
+
+#: :class:`FlowNFParams`' defaults as a dict (the form :func:`merge_params` returns)
+DEFAULTS: dict[str, Any] = asdict(FlowNFParams())
 
 
 def merge_params(params: Mapping | None) -> dict:
@@ -421,72 +431,3 @@ def report_rows(metrics: Mapping) -> list[dict]:
                                       "ap_definition": m.get("ap_definition"),
                                       "backbone": "none (optical flow, DIS)", "real_weights": True}})
     return rows
-
-
-def run_flow_nf(params: Mapping | None, datasets: Mapping[str, Mapping], out_dir: str | Path) -> dict:
-    """The whole stage: train on ``params.dataset`` (or load ``params.model_in``), score its test
-    videos, apply the model to every ``params.transfer`` dataset; write ``metrics.json``,
-    ``results.csv`` and the model folder ``model/`` under ``out_dir``. Returns everything the
-    notebook plots: ``{"params", "protocol", "info", "results": {dataset: apply_model(...) +
-    "metrics"}, "table": rows, "model": FlowNFModel}``.
-    """
-    from vadlib.data import get_dataset
-
-    t_start = time.perf_counter()
-    p = merge_params(params)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-
-    def _ds(name):
-        if name not in datasets:
-            raise ConfigError(f"flow_nf: dataset '{name}' has no entry in params.yaml 'datasets'")
-        return get_dataset(name, **datasets[name])
-
-    src = _ds(p["dataset"])
-    if p["flow"].get("ref_size") is None:  # fix the reference size from the source, for transfer
-        p["flow"]["ref_size"] = list(src.videos("train")[0].open().size)
-    if p["model_in"]:
-        model = FlowNFModel.load(p["model_in"])
-        info = {"model_in": str(p["model_in"]), "trained_on": model.source}
-        print(f"loaded model trained on '{model.source}' from {p['model_in']}")
-    else:
-        model, info = train_flow_nf(src, p)
-        model.save(out / "model")
-        info["model_out"] = str(out / "model")
-    sigma = float(p["sigma"]) if p["sigma"] else None
-    results, rows = {}, []
-    targets = [src.name] + [t for t in (p["transfer"] or []) if t != src.name]
-    for name in targets:
-        ds = src if name == src.name else _ds(name)
-        r = apply_model(model, ds, params_override=p)
-        r["metrics"] = evaluate_all(r["scores"], r["labels"], sigma)
-        r["gt_file"] = ds.gt_file or "generated (demo annotations)"
-        r["transfer"] = f"{model.source} → {name}" if name != model.source else "in-domain"
-        results[name] = r
-        for meth, m in r["metrics"].items():
-            rows.append({"train": model.source, "test": name, "method": meth, "micro_auc": m["micro_auc"],
-                         "macro_auc": m["macro_auc"], "micro_ap": m["micro_ap"], "sigma": sigma or 0,
-                         "gt_file": r["gt_file"], "n_frames": m["n_frames"]})
-    protocol = {
-        "sigma": sigma or 0, "normalisation": f"min-max, quantiles {p['norm_quantiles']} of frame scores of "
-        "held-out TRAINING (calibration) videos; no test statistics", "micro": "all test frames concatenated",
-        "macro": "mean of per-video AUCs, single-class videos skipped", "source": model.source,
-        "region_to_frame": "max over regions; frames without regions = lowest calibration region score",
-    }
-    info["seconds_total"] = time.perf_counter() - t_start
-    metrics = {"protocol": protocol, "params": p, "info": {k: v for k, v in info.items() if k != "glow_history"},
-               "results": {n: {"gt_file": r["gt_file"], "transfer": r["transfer"],
-                               **{m: {k: v for k, v in d.items() if not isinstance(v, (list, dict))}
-                                  for m, d in r["metrics"].items()}} for n, r in results.items()}}
-    metrics["rows"] = report_rows(metrics)
-    from vadlib.metrics import json_safe
-
-    write_json(out / "metrics.json", json_safe(metrics))
-    import pandas as pd
-
-    from vadlib.io import atomic_path
-
-    with atomic_path(out / "results.csv") as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
-    print(f"flow_nf stage: {info['seconds_total']:.1f} s total")
-    return {"params": p, "protocol": protocol, "info": info, "results": results, "table": rows, "model": model}

@@ -580,23 +580,6 @@ def load_transfer_model(path, backbone) -> tuple[VideoAnomalyCLIP, TransferConfi
 
 
 # --------------------------------------------------------------------------- reporting helpers
-def open_store_for(dataset: str, reports: str = "reports", features: Mapping | None = None):
-    """The feature store of ``dataset``: ``features[dataset]`` (a path) if given, else the path
-    the extract stage recorded in ``<reports>/extract/<dataset>/store.json``."""
-    import json
-    from pathlib import Path
-
-    from vadlib.features.store import FeatureStore
-
-    if features and dataset in features:
-        return FeatureStore.open(features[dataset])
-    rec = Path(reports) / "extract" / dataset / "store.json"
-    if not rec.is_file():
-        raise DataError(rec, f"no feature store recorded for dataset '{dataset}': run the extract stage "
-                             f"(dvc repro extract@{dataset}) or give transfer.features.{dataset}")
-    return FeatureStore.open(json.loads(rec.read_text())["store"])
-
-
 def transfer_matrix(table, score: str = "calibrated", metric: str = "micro_auc"):
     """``table`` of :func:`run_transfer` → DataFrame, rows = variant, columns = ``source→target``."""
     t = table[table.score == score].copy()

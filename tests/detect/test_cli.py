@@ -241,7 +241,7 @@ def test_explore_video_notebook_runs(tmp_path):
     import jupytext
     import papermill as pm
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     clip = tmp_path / "clip.mp4"
     w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
     for i in range(24):

@@ -1,0 +1,35 @@
+"""What stages read from earlier stages: the feature store the ``extract`` stage recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+from vadlib.errors import DataError
+
+
+def feature_store(dataset: str, reports: str | Path = "reports", features: Mapping | None = None):
+    """The :class:`~vadlib.features.store.FeatureStore` of ``dataset``: ``features[dataset]`` (a path)
+    if given, else the one the extract stage recorded in ``<reports>/extract/<dataset>/store.json``."""
+    from vadlib.features.store import FeatureStore
+
+    if features and dataset in features:
+        return FeatureStore.open(features[dataset])
+    rec = Path(reports) / "extract" / dataset / "store.json"
+    if not rec.is_file():
+        raise DataError(rec, f"no feature store recorded for dataset '{dataset}': run the extract stage "
+                             f"(dvc repro extract@{dataset})")
+    return FeatureStore.open(json.loads(rec.read_text())["store"])
+
+
+def per_item(value, item: str, where: str):
+    """``value[item]`` when ``value`` is a per-dataset mapping, else ``value``; a mapping without
+    ``item`` raises naming ``params.yaml: <where>``."""
+    from vadlib.errors import ConfigError
+
+    if isinstance(value, Mapping):
+        if item not in value:
+            raise ConfigError(f"params.yaml: {where} has no entry for dataset '{item}' (has: {sorted(value)})")
+        return value[item]
+    return value

@@ -1,0 +1,66 @@
+"""The ``extract`` stage: every video of one dataset streamed through the frozen open_clip backbone
+into the feature store (one ``.npy`` per video + an index of backbone, weights, preprocessing,
+sampling, crops); finished videos are not recomputed.
+
+Writes every output ``dvc.yaml`` lists: the store under ``out/<item>`` (``data/features/<item>``) and
+``store.json`` under ``ctx.out_dir`` (``reports/extract/<item>``), which later stages read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from vadlib.io import write_json
+from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
+
+STAGE = "extract"
+
+
+@dataclass
+class Params:
+    """``params.yaml: extract`` and its defaults (meanings there)."""
+
+    run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
+    out: str = "data/features"
+    sampling: str = "every"          # frame | every | snippet
+    stride: int = 2
+    crops: int = 1                   # 1, 5 or 10
+    batch_size: int = 32
+    num_workers: int = 0
+    precision: str = "fp32"          # fp16 / bf16 autocast on GPU
+    on_error: str = "raise"          # raise | skip
+
+
+def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
+    """Extract dataset ``ctx.item``. Returns ``{"store": FeatureStore, "backbone", "rows": [{video, rows,
+    frames}]}``."""
+    import torch
+
+    from vadlib.data import get_dataset
+    from vadlib.features import load_backbone
+    from vadlib.features.extract import ExtractConfig, extract_dataset
+
+    p = params if is_dataclass(params) else from_section(Params, params, STAGE)
+    item = ctx.item
+    torch.manual_seed(ctx.seed)
+    dataset = get_dataset(item, **ctx.datasets[item])
+    bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
+    if not bb.real_weights:
+        print("WARNING — RANDOM WEIGHTS: every feature of this run comes from an untrained backbone.")
+    cfg = ExtractConfig(sampling=p.sampling, stride=p.stride, crops=p.crops, batch_size=p.batch_size,
+                        num_workers=p.num_workers, device=ctx.device, precision=p.precision, on_error=p.on_error)
+    store = extract_dataset(dataset, bb, Path(p.out), cfg)
+    rows = [{"video": v, "rows": store.load(v).shape[0], "frames": store.num_frames(v)} for v in store.videos()]
+    write_json(ctx.out_dir / "store.json", {"store": str(store.path), "dataset": item,
+                                            "backbone": bb.name, "pretrained": bb.pretrained,
+                                            "real_weights": bb.real_weights, "videos": len(rows)})
+    return {"store": store, "backbone": bb, "rows": rows}
+
+
+def run_notebook_params(params: Mapping[str, Any] | None = None, item: str | None = None) -> dict:
+    """What ``notebooks/extract.py`` calls: papermill's ``params`` (or, run by hand, ``params.yaml``'s
+    for ``item``, default the first of ``run_on``)."""
+    section, ctx = split_params(notebook_params(params, STAGE, item), STAGE)
+    return run(section, ctx)

@@ -1,0 +1,160 @@
+"""The ``flow_nf`` stage: optical-flow normalizing flows, velocity and pose densities and their fusion
+(:mod:`vadlib.flow.pipeline`), trained on ``dataset`` (or loaded from ``model_in``) and applied without
+retraining to every ``transfer`` dataset.
+
+Writes under ``ctx.out_dir`` every output ``dvc.yaml`` lists (besides the executed notebook):
+``model/`` (when trained), ``metrics.json``, ``results.csv`` and ``figures/`` (log-likelihood
+histograms and score timelines per test dataset).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from vadlib.errors import ConfigError
+from vadlib.flow.pipeline import (FlowNFModel, FlowNFParams, apply_model, evaluate_all, merge_params, report_rows,
+                                  train_flow_nf)
+from vadlib.io import atomic_path, write_json
+from vadlib.metrics import json_safe
+from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
+
+Params = FlowNFParams
+STAGE = "flow_nf"
+
+
+def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True) -> dict:
+    """The whole stage. ``params``: the ``flow_nf`` section (a :class:`Params` or a mapping, checked);
+    ``ctx.seed`` is the seed. Returns everything the notebook shows: ``{"params", "protocol", "info",
+    "results": {dataset: apply_model(...) + "metrics", "gt_file", "transfer"}, "table": rows,
+    "model": FlowNFModel, "figures": [paths]}``."""
+    import torch
+
+    from vadlib.data import get_dataset
+
+    if not is_dataclass(params):
+        params = from_section(Params, params, STAGE)
+    p = merge_params({**asdict(params), "seed": ctx.seed})
+    torch.set_num_threads(max(1, int(p["workers"])))
+    t_start = time.perf_counter()
+    out = ctx.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+
+    def _ds(name):
+        if name not in ctx.datasets:
+            raise ConfigError(f"flow_nf: dataset '{name}' has no entry in params.yaml 'datasets'")
+        return get_dataset(name, **ctx.datasets[name])
+
+    src = _ds(p["dataset"])
+    if p["flow"].get("ref_size") is None:  # fix the reference size from the source, for transfer
+        p["flow"]["ref_size"] = list(src.videos("train")[0].open().size)
+    if p["model_in"]:
+        model = FlowNFModel.load(p["model_in"])
+        info = {"model_in": str(p["model_in"]), "trained_on": model.source}
+        print(f"loaded model trained on '{model.source}' from {p['model_in']}")
+    else:
+        model, info = train_flow_nf(src, p)
+        model.save(out / "model")
+        info["model_out"] = str(out / "model")
+    sigma = float(p["sigma"]) if p["sigma"] else None
+    results, rows = {}, []
+    targets = [src.name] + [t for t in (p["transfer"] or []) if t != src.name]
+    for name in targets:
+        ds = src if name == src.name else _ds(name)
+        r = apply_model(model, ds, params_override=p)
+        r["metrics"] = evaluate_all(r["scores"], r["labels"], sigma)
+        r["gt_file"] = ds.gt_file or "generated (demo annotations)"
+        r["transfer"] = f"{model.source} → {name}" if name != model.source else "in-domain"
+        results[name] = r
+        for meth, m in r["metrics"].items():
+            rows.append({"train": model.source, "test": name, "method": meth, "micro_auc": m["micro_auc"],
+                         "macro_auc": m["macro_auc"], "micro_ap": m["micro_ap"], "sigma": sigma or 0,
+                         "gt_file": r["gt_file"], "n_frames": m["n_frames"]})
+    protocol = {
+        "sigma": sigma or 0, "normalisation": f"min-max, quantiles {p['norm_quantiles']} of frame scores of "
+        "held-out TRAINING (calibration) videos; no test statistics", "micro": "all test frames concatenated",
+        "macro": "mean of per-video AUCs, single-class videos skipped", "source": model.source,
+        "region_to_frame": "max over regions; frames without regions = lowest calibration region score",
+    }
+    info["seconds_total"] = time.perf_counter() - t_start
+    metrics = {"protocol": protocol, "params": p, "info": {k: v for k, v in info.items() if k != "glow_history"},
+               "results": {n: {"gt_file": r["gt_file"], "transfer": r["transfer"],
+                               **{m: {k: v for k, v in d.items() if not isinstance(v, (list, dict))}
+                                  for m, d in r["metrics"].items()}} for n, r in results.items()}}
+    metrics["rows"] = report_rows(metrics)
+    write_json(out / "metrics.json", json_safe(metrics))
+    import pandas as pd
+
+    with atomic_path(out / "results.csv") as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    print(f"flow_nf stage: {info['seconds_total']:.1f} s total")
+    res = {"params": p, "protocol": protocol, "info": info, "results": results, "table": rows, "model": model}
+    res["figures"] = write_figures(res, out / "figures") if figures else []
+    return res
+
+
+def caption(res: Mapping, name: str) -> str:
+    """The protocol line under every figure of test dataset ``name``."""
+    r = res["results"][name]
+    return (f"{r['transfer']} · GT: {r['gt_file']} · σ = {res['params']['sigma']} (per video) · normalisation: "
+            "min-max with TRAINING (calibration-video) statistics only · micro = all frames pooled, macro = mean "
+            "per-video AUC")
+
+
+def write_figures(res: Mapping, figures: Path) -> list[Path]:
+    """Per test dataset: ``loglik_hist_<name>`` (Glow region log-likelihoods and frame log-likelihoods
+    per method, normal vs abnormal frames, unsmoothed) and ``timeline_<fusion|flow_nf>_<name>``
+    (smoothed, min-max normalised with the training statistics; GT shaded). Returns the PNG paths."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from vadlib.report.plots import plot_timelines, save_figure
+    from vadlib.scoring import gaussian_smooth
+
+    figures.mkdir(parents=True, exist_ok=True)
+    sigma = res["params"]["sigma"]
+    paths = []
+    for name, r in res["results"].items():
+        reg = np.concatenate([-r["raw"]["flow_nf_regions"][v] for v in r["labels"]])
+        lab = np.concatenate([r["region_labels"][v] for v in r["labels"]]).astype(bool)
+        meths = [m for m in ("flow_nf", "velocity", "pose") if m in r["raw"]]
+        fig, axes = plt.subplots(1, 1 + len(meths), figsize=(4.2 * (1 + len(meths)), 3.2))
+        bins = np.linspace(np.percentile(reg, 0.5), np.percentile(reg, 99.5), 60) if len(reg) else 10
+        axes[0].hist(reg[~lab], bins=bins, alpha=0.6, density=True, label="regions in normal frames")
+        axes[0].hist(reg[lab], bins=bins, alpha=0.6, density=True, label="regions in abnormal frames")
+        axes[0].set(title=f"flow NF region log-likelihood ({name})", xlabel="nats/dim")
+        axes[0].legend(fontsize=7)
+        y = np.concatenate([r["labels"][v] for v in r["labels"]]).astype(bool)
+        for ax, m in zip(axes[1:], meths):
+            s = -np.concatenate([r["raw"][m][v] for v in r["labels"]])
+            b = np.linspace(np.percentile(s, 0.5), np.percentile(s, 99.5), 60)
+            ax.hist(s[~y], bins=b, alpha=0.6, density=True, label="normal frames")
+            ax.hist(s[y], bins=b, alpha=0.6, density=True, label="abnormal frames")
+            ax.set(title=f"{m}: frame log-likelihood (min over regions)", xlabel="log-likelihood")
+            ax.legend(fontsize=7)
+        fig.text(0.01, 0.005, caption(res, name) + " · histograms: unsmoothed", fontsize=6, color="0.3")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        save_figure(fig, figures / f"loglik_hist_{name}.png")
+        paths.append(figures / f"loglik_hist_{name}.png")
+    norms = res["model"].normalizers()
+    for name, r in res["results"].items():
+        for m in ("fusion", "flow_nf"):
+            s = r["scores"][m] if m == "fusion" else norms[m].transform(r["scores"][m])
+            s = gaussian_smooth(s, sigma or None)
+            fig = plot_timelines(s, r["labels"], ncols=3, title=f"{m} ({r['transfer']}, {name})",
+                                 caption=caption(res, name))
+            save_figure(fig, figures / f"timeline_{m}_{name}.png")
+            paths.append(figures / f"timeline_{m}_{name}.png")
+    return paths
+
+
+def run_notebook_params(params: Mapping[str, Any] | None = None) -> dict:
+    """What ``notebooks/flow_nf.py`` calls: papermill's ``params`` (or, run by hand, ``params.yaml``'s)."""
+    section, ctx = split_params(notebook_params(params, STAGE), STAGE)
+    return run(section, ctx)

@@ -1,0 +1,97 @@
+"""The ``report`` stage: every stage's ``metrics.json`` gathered into one results table (methods ×
+datasets, with the protocol columns), quoted published rows, the thesis figures and ``index.html``.
+
+Writes every output ``dvc.yaml`` lists: under ``ctx.out_dir`` (``reports/report``) ``results.{csv,md,tex}``,
+``results_matrix.{csv,md,tex}``, ``published.md``, ``environment.json`` and ``index.html``; the thesis
+figures under ``figures_dir`` (default ``reports/figures``); and ``reports/index.html``, which forwards to
+the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from vadlib.io import atomic_path, write_json
+from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
+
+STAGE = "report"
+PAGE_COLUMNS = ["kind", "stage", "method", "dataset", "setting", "micro_auc", "macro_auc", "micro_ap", "macro_ap",
+                "mauc", "map", "sigma", "ap_definition", "gt_file", "backbone", "real_weights", "source", "note"]
+
+
+@dataclass
+class Params:
+    """``params.yaml: report`` and its defaults (meanings there)."""
+
+    title: str = "vadlib results"
+    quoted: str = "matching"        # matching | all | none
+    matrix_metric: str = "micro_auc"
+    feature_space: str = "pca"      # pca | tsne
+    figures_dir: str = ""           # "" = <reports>/figures
+    latex_columns: list[str] = field(default_factory=lambda: [
+        "method", "dataset", "micro_auc", "macro_auc", "micro_ap", "mauc", "sigma", "gt_file", "backbone",
+        "real_weights", "source"])
+    params_file: str = "params.yaml"
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
+    """Tables, figures and the page. Returns ``{"environment", "table", "matrix", "figures": {section:
+    [paths]}, "skipped": [reasons], "page": path}``."""
+    from vadlib.report.environment import capture_environment
+    from vadlib.report.figures import make_figures
+    from vadlib.report.page import find_figures, find_notebooks, write_index
+    from vadlib.report.tables import (display_table, load_published, results_matrix, results_table, to_latex,
+                                      to_markdown)
+
+    p = params if is_dataclass(params) else from_section(Params, params, STAGE)
+    reports = ctx.reports
+    out, figs = ctx.out_dir, Path(p.figures_dir or reports / "figures")
+    out.mkdir(parents=True, exist_ok=True)
+    env = capture_environment(p.params_file)
+    write_json(out / "environment.json", env)
+    table = results_table(reports, quoted=p.quoted)
+    caption = (f"{p.title}. µAUC/MAUC: micro/macro frame ROC AUC; µAP: micro AP; mAUC: recognition mean AUC; "
+               "σ: Gaussian smoothing (frames).")
+    _write_text(out / "results.csv", table.to_csv(index=False))
+    _write_text(out / "results.md", to_markdown(display_table(table), floatfmt=".2f"))
+    _write_text(out / "results.tex", to_latex(table, caption=caption, label="tab:results", columns=p.latex_columns))
+    matrix = results_matrix(table, p.matrix_metric)
+    _write_text(out / "results_matrix.csv", matrix.to_csv())
+    _write_text(out / "results_matrix.md", to_markdown(matrix, floatfmt=".2f", index=True))
+    _write_text(out / "results_matrix.tex", to_latex(matrix.reset_index(), caption=(
+        f"{p.title}: {p.matrix_metric} (%), methods × datasets; (quoted) = published figure, not measured here."),
+        label="tab:results-matrix"))
+    _write_text(out / "published.md", to_markdown(load_published().drop(columns=["low", "high"]), floatfmt=".2f"))
+    made, skipped = make_figures(reports, figs, datasets=ctx.datasets, method=p.feature_space, seed=ctx.seed)
+    stage_figs: dict[str, list[Path]] = {}
+    for f in find_figures(reports):
+        rel = f.relative_to(reports)
+        if rel.parts[0] in ("report", "figures") or f.resolve().is_relative_to(figs.resolve()):
+            continue
+        where = "/".join(rel.parts[:-2] if rel.parts[-2] == "figures" else rel.parts[:-1])
+        stage_figs.setdefault(f"Stage figures — {where}", []).append(f)
+    sections = {f"Thesis figures — {k}": v for k, v in made.items() if v}
+    sections.update(stage_figs)
+    page = write_index(out / "index.html", table, title=p.title, figures=sections,
+                       notebooks=find_notebooks(reports) + [out / "report.html"],   # the notebook, exported after it runs
+                       downloads=[out / n for n in ("results.csv", "results.md", "results.tex", "results_matrix.csv",
+                                                    "results_matrix.tex", "published.md", "environment.json")],
+                       environment=env, skipped=skipped, columns=PAGE_COLUMNS)
+    # `reports/index.html`: the one file a reader opens; it forwards to this stage's page.
+    _write_text(Path(reports) / "index.html",
+                "<!doctype html><meta charset='utf-8'><meta http-equiv='refresh' content='0; url=report/index.html'>"
+                f"<title>{p.title}</title><p><a href='report/index.html'>{p.title}</a></p>\n")
+    return {"environment": env, "table": table, "matrix": matrix, "figures": made, "skipped": skipped, "page": page}
+
+
+def run_notebook_params(params: Mapping[str, Any] | None = None) -> dict:
+    """What a report notebook calling the stage would call: papermill's ``params`` (or ``params.yaml``'s)."""
+    section, ctx = split_params(notebook_params(params, STAGE), STAGE)
+    return run(section, ctx)

@@ -1,0 +1,150 @@
+"""The ``train_mil`` stage: weakly supervised training (video-level labels) of AnomalyCLIP or the
+Sultani MIL / RTFM top-k baselines on one dataset's CLIP feature store; the checkpoint is chosen on a
+validation split of TRAINING videos; the test split is scored once at the end.
+
+Writes under ``ctx.out_dir`` (``reports/train_mil/<item>``) every output ``dvc.yaml`` lists (besides
+the executed notebook): ``model.pt`` (trained, or a copy of ``checkpoint_in``), ``metrics.json``,
+``roc.csv``, ``pr.csv``, ``predictions.npz`` and ``figures/`` (training curves, ROC/PR, timelines).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from vadlib.io import atomic_path, write_json
+from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
+from vadlib.stages._inputs import feature_store, per_item
+from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
+
+STAGE = "train_mil"
+
+
+@dataclass
+class Params:
+    """``params.yaml: train_mil`` and its defaults (meanings there)."""
+
+    run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
+    method: str = "anomalyclip"              # anomalyclip | sultani | rtfm
+    preset: str | dict = "demo"              # one preset name, or {dataset: preset}
+    overrides: dict = field(default_factory=dict)
+    classes: list[str] | None = None         # the configured class list (default: the dataset's)
+    val_fraction: float = 0.2
+    checkpoint_in: str = ""                  # evaluate this checkpoint instead of training
+    timelines: int = 6
+
+
+def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True) -> dict:
+    """Train (or load) and evaluate on dataset ``ctx.item``. Returns ``{"train": run_train_mil(...),
+    "predictions", "metrics", "detection", "recognition" (None without class probabilities), "protocol",
+    "labels", "figures": [paths]}``."""
+    from vadlib.data import get_dataset
+    from vadlib.features import load_backbone
+    from vadlib.train import run_train_mil
+
+    p = params if is_dataclass(params) else from_section(Params, params, STAGE)
+    item = ctx.item
+    preset = per_item(p.preset, item, "train_mil.preset")
+    out = ctx.out_dir
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    dataset = get_dataset(item, **ctx.datasets[item])
+    store = feature_store(item, ctx.reports)
+    bb = (load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
+          if p.method == "anomalyclip" else None)
+    real = bool(store.info.get("real_weights", True))
+    if not real:
+        print("WARNING — RANDOM WEIGHTS: the features come from a random-weight backbone; figures check the "
+              "plumbing only.")
+    res = run_train_mil(p.method, preset, dataset, store, overrides=p.overrides, class_names=p.classes,
+                        seed=ctx.seed, val_fraction=p.val_fraction, backbone=bb,
+                        checkpoint_in=p.checkpoint_in or None,
+                        checkpoint_out=out / "model.pt")
+    if p.checkpoint_in and Path(res["checkpoint"]).resolve() != (out / "model.pt").resolve():
+        with atomic_path(out / "model.pt") as tmp:   # the evaluated checkpoint is this stage's model output
+            shutil.copyfile(res["checkpoint"], tmp)
+    print(f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos); "
+          f"{res['seconds']:.1f} s; checkpoint {res['checkpoint']}")
+    preds = res["predictions"]
+    test = dataset.videos("test")
+    labels = {v.name: v.frame_labels for v in test}
+    det = evaluate_frames(preds.scores(), labels)
+    protocol = {"dataset": item, "gt_file": dataset.gt_file or "generated", "method": p.method, "preset": preset,
+                "seed": ctx.seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
+                "ap_definition": "sklearn average_precision_score",
+                "selection": "validation split of training videos" if res["n_val"] else "last epoch",
+                # AnomalyCLIP reference-mode switches used (vadlib.models.anomalyclip.ReferenceSwitches; [] = all fixes on)
+                "reference_switches": [k for k, v in (res["config"].get("reference") or {}).items() if v]}
+    recog = None
+    frame_classes = {v.name: v.frame_classes for v in test if v.frame_classes is not None}
+    first = next(iter(preds.videos.values()))
+    if first.class_probs is not None and len(frame_classes) == len(test):
+        recog = recognition_metrics(frame_classes, {k: v.class_probs for k, v in preds.videos.items()},
+                                    preds.class_names)
+    metrics = {k: det[k] for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "n_frames", "n_videos")}
+    metrics.update(best_epoch=res["best_epoch"], train_seconds=res["seconds"], n_train=res["n_train"],
+                   n_val=res["n_val"])
+    if recog is not None:
+        metrics.update(mauc=recog["mAUC"], map=recog["mAP"], top1=recog["top1"], top5=recog["top5"])
+    write_json(out / "metrics.json", json_safe({**metrics, "protocol": protocol, "config": res["config"]}))
+    all_s = np.concatenate([preds.scores()[v] for v in labels])
+    all_y = np.concatenate([labels[v] for v in labels])
+    roc_curve_points(all_s, all_y).to_csv(out / "roc.csv", index=False)
+    pr_curve_points(all_s, all_y).to_csv(out / "pr.csv", index=False)
+    preds.meta.update(protocol)
+    preds.save(out / "predictions.npz")
+    result = {"train": res, "predictions": preds, "metrics": metrics, "detection": det, "recognition": recog,
+              "protocol": protocol, "labels": labels, "test": test, "real_weights": real}
+    result["figures"] = write_figures(result, p, out / "figures") if figures else []
+    return result
+
+
+def write_figures(result: Mapping, p: Params, figures: Path) -> list[Path]:
+    """``training`` (loss terms and validation curves), ``roc_pr`` and ``timelines`` (the first
+    ``p.timelines`` anomalous test videos; GT shaded, predicted class as dots). Returns the PNG paths."""
+    import pandas as pd
+
+    from vadlib.report.plots import plot_roc_pr, plot_timelines, protocol_caption, save_figure
+
+    figures.mkdir(parents=True, exist_ok=True)
+    paths = []
+    history = pd.DataFrame(result["train"]["history"])
+    if len(history):
+        import matplotlib.pyplot as plt
+
+        terms = [c for c in history.columns if c not in ("epoch", "lr", "seconds") and not c.startswith("val_")]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        history.plot(x="epoch", y=terms, ax=axes[0], logy=False, title="training loss terms")
+        vals = [c for c in history.columns if c.startswith("val_")]
+        if vals:
+            history.plot(x="epoch", y=vals, ax=axes[1], title="validation (training videos)")
+        save_figure(fig, figures / "training")
+        paths.append(figures / "training.png")
+    preds, labels, protocol = result["predictions"], result["labels"], result["protocol"]
+    item, real = protocol["dataset"], result["real_weights"]
+    caption = protocol_caption(protocol)
+    all_s = np.concatenate([preds.scores()[v] for v in labels])
+    all_y = np.concatenate([labels[v] for v in labels])
+    fig = plot_roc_pr({p.method: (all_s, all_y)}, title=f"{p.method} — {item}", real_weights=real, caption=caption)
+    save_figure(fig, figures / "roc_pr")
+    paths.append(figures / "roc_pr.png")
+    shown = [v.name for v in result["test"] if v.frame_labels is not None and v.frame_labels.any()][:p.timelines]
+    pred_cls = None
+    if next(iter(preds.videos.values())).class_probs is not None:
+        # predicted class per frame: argmax of the C-way distribution (normal unless some p(c, A|x) > 1 − p(A|x))
+        pred_cls = {k: v.class_probs.argmax(1) for k, v in preds.videos.items()}
+    fig = plot_timelines(preds.scores(), labels, videos=shown, classes=pred_cls, class_names=preds.class_names,
+                         title=f"{p.method} p(anomaly) — {item}", real_weights=real, caption=caption)
+    save_figure(fig, figures / "timelines")
+    paths.append(figures / "timelines.png")
+    return paths
+
+
+def run_notebook_params(params: Mapping[str, Any] | None = None, item: str | None = None) -> dict:
+    """What ``notebooks/train_mil.py`` calls: papermill's ``params`` (or, run by hand, ``params.yaml``'s
+    for ``item``, default the first of ``run_on``)."""
+    section, ctx = split_params(notebook_params(params, STAGE, item), STAGE)
+    return run(section, ctx)

@@ -1,0 +1,176 @@
+"""The ``transfer`` stage: zero-shot cross-dataset transfer (VideoAnomalyCLIP, methods.md §2). For each
+``[source, target]`` pair: train on the source's training videos, score the target's test videos with no
+target data (its anomalies described in words, ``prompts.<target>``), for every variant.
+
+Writes under ``ctx.out_dir`` (``reports/transfer``) every output ``dvc.yaml`` lists (besides the executed
+notebook): ``model/<source>.pt`` (the "full" model, for ``vadlib detect --method transfer``),
+``predictions/<source>__<target>__<variant>.npz``, ``transfer_matrix.{csv,md}``, ``metrics.json``,
+``transfer_heatmap.png`` and ``figures/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from vadlib.errors import ConfigError
+from vadlib.io import atomic_path, write_json
+from vadlib.stages._inputs import feature_store
+from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
+
+STAGE = "transfer"
+
+
+@dataclass
+class Params:
+    """``params.yaml: transfer`` and its defaults (meanings there). ``temporal``, ``prompt_learning`` and
+    ``train`` are given to :meth:`vadlib.models.transfer.TransferConfig.from_params`, whose defaults fill
+    what they leave out."""
+
+    pairs: list[list[str]] = field(default_factory=lambda: [["demo_a", "demo_b"], ["demo_b", "demo_a"]])
+    variants: list[str] = field(default_factory=lambda: ["full", "no_temporal", "generic_prompts", "clip_zeroshot"])
+    score: str = "calibrated"            # headline: calibrated | max_cos
+    tau: float = 0.01                    # test softmax temperature; never fitted on the target
+    sigma: float = 0                     # Gaussian smoothing (frames) per video
+    templates: list[str] = field(default_factory=lambda: ["{}.", "a photo of {}.",
+                                                          "a surveillance camera frame of {}."])
+    generic_prompts: dict = field(default_factory=lambda: {"normal": "a normal scene",
+                                                           "abnormal": "an abnormal event"})
+    normal_prompts: dict = field(default_factory=dict)    # per target (default: generic_prompts.normal)
+    prompts: dict = field(default_factory=dict)           # per target: a list, or {name: text}
+    temporal: dict = field(default_factory=dict)
+    prompt_learning: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    features: dict = field(default_factory=dict)          # per dataset: a feature store path (default: extract's)
+    num_threads: int = 1
+
+
+def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True) -> dict:
+    """Train on every source, test on every target. Returns ``{"result": run_transfer(...), "table",
+    "training", "target_prompts", "matrix" (the markdown table), "metrics", "protocol", "fired",
+    "figures": [paths]}``."""
+    import pandas as pd
+    import torch
+
+    from vadlib.data import get_dataset
+    from vadlib.features import load_backbone
+    from vadlib.models.transfer import (TargetPrompts, TransferConfig, fired_summary, load_videos, run_transfer,
+                                        save_transfer_model, text_encoder_for, transfer_matrix)
+    from vadlib.report.plots import protocol_caption
+    from vadlib.train import feature_spec
+
+    p = params if is_dataclass(params) else from_section(Params, params, STAGE)
+    if p.num_threads:
+        torch.set_num_threads(p.num_threads)
+    torch.manual_seed(ctx.seed)
+    out = ctx.out_dir
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    cfg = TransferConfig.from_params({"temporal": p.temporal, "prompt_learning": p.prompt_learning,
+                                      "train": {"seed": ctx.seed, **p.train}, "generic_prompts": p.generic_prompts,
+                                      "templates": p.templates, "tau": p.tau, "sigma": p.sigma,
+                                      "variants": p.variants, "device": ctx.device})
+    bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
+    real = bool(bb.real_weights)
+    if not real:
+        print("WARNING — RANDOM WEIGHTS: these scores check the plumbing only.")
+    names = sorted({d for pair in p.pairs for d in pair})
+    missing = [d for d in names if d not in ctx.datasets]
+    if missing:
+        raise ConfigError(f"params.yaml: datasets has no entry for {missing}")
+    data = {d: get_dataset(d, **ctx.datasets[d]) for d in names}
+    stores = {d: feature_store(d, ctx.reports, p.features) for d in names}
+    for d, st in stores.items():
+        if st.info.get("backbone") != bb.name:
+            raise ConfigError(f"feature store of '{d}' was made with {st.info.get('backbone')}, not {bb.name}")
+    target_prompts = {}
+    for _, tgt in p.pairs:
+        if tgt not in p.prompts:
+            raise ConfigError(f"params.yaml: transfer.prompts has no semantic prompts for target '{tgt}'")
+        target_prompts[tgt] = TargetPrompts.from_params(
+            p.prompts[tgt], default_normal=p.normal_prompts.get(tgt, [p.generic_prompts["normal"]]),
+            where=f"transfer.prompts.{tgt}")
+
+    loaded = {}
+
+    def load(name, split):
+        if (name, split) not in loaded:
+            loaded[(name, split)] = load_videos(stores[name], data[name].videos(split))
+        return loaded[(name, split)]
+
+    result = run_transfer(p.pairs, load, target_prompts, cfg, text_encoder_for(bb, p.templates), backbone=bb)
+    table = result.table
+    # each source's trained model ("full" variant), for `vadlib detect --method transfer --checkpoint transfer@SOURCE`
+    model_params = {"temporal": p.temporal, "prompt_learning": p.prompt_learning,
+                    "train": {"seed": ctx.seed, **p.train}, "generic_prompts": p.generic_prompts,
+                    "templates": p.templates, "tau": p.tau, "sigma": p.sigma, "variants": p.variants}
+    for src_name, trained in result.models.items():
+        save_transfer_model(out / "model" / f"{src_name}.pt", trained, model_params, src_name,
+                            feature_spec(stores[src_name].info))
+    training = pd.DataFrame([{"source": k[0], "model": k[1], "mixing": k[2], "objective": v["objective"],
+                              "epochs": len(v["losses"]), "final loss": v["losses"][-1] if v["losses"] else np.nan,
+                              "seconds": round(v["seconds"], 1)} for k, v in result.training.items()])
+
+    protocol = {"split": "source: train (weak video labels or normal only) → target: test", "gt_file": {
+        t: data[t].gt_file or "generated (demo annotations)" for _, t in p.pairs}, "sigma": p.sigma,
+        "ap_definition": "sklearn average_precision_score", "backbone": f"{bb.name}/{bb.pretrained}",
+        "real_weights": real, "tau": p.tau, "score": p.score, "micro": True,
+        "temporal": cfg.temporal.to_dict(), "train": {k: getattr(cfg.train, k) for k in cfg.train.__dataclass_fields__},
+        "prompt_learning": None if cfg.prompt_learning is None else cfg.prompt_learning.to_dict(),
+        "sampling": {d: f"{stores[d].info.get('sampling')} stride {stores[d].info.get('stride')}" for d in names},
+        "windows": "clip_length/stride count feature rows, not frames"}
+    auc, ap = transfer_matrix(table, p.score, "micro_auc"), transfer_matrix(table, p.score, "micro_ap")
+    md = pd.concat([auc.add_prefix("AUC ").round(4), ap.add_prefix("AP ").round(4)], axis=1)
+    with atomic_path(out / "transfer_matrix.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out / "transfer_matrix.md") as tmp:
+        tmp.write_text(f"Transfer matrix — micro frame AUC / AP, score `{p.score}`"
+                       f"{'' if real else ' — RANDOM WEIGHTS (plumbing only)'}\n\n" + md.to_markdown() + "\n\n"
+                       + protocol_caption({**protocol, "dataset": ", ".join(f"{s}→{t}" for s, t in p.pairs),
+                                           "gt_file": "; ".join(f"{k}: {v}" for k, v in protocol["gt_file"].items())})
+                       + "\n")
+    metrics = {"pairs": {f"{s}->{t}": {v: {"micro_auc": float(auc.loc[v, f"{s}→{t}"]),
+                                           "micro_ap": float(ap.loc[v, f"{s}→{t}"])}
+                                       for v in auc.index} for s, t in p.pairs},
+               "headline": {f"{s}->{t}": float(auc.loc["full", f"{s}→{t}"]) for s, t in p.pairs if "full" in auc.index},
+               "protocol": protocol,
+               "prompts": {t: {"normal": tp.normal, "anomaly": tp.anomaly} for t, tp in target_prompts.items()}}
+    write_json(out / "metrics.json", metrics)
+    for (s, t, v), pr in result.predictions.items():
+        pr.meta.update({"real_weights": real, "backbone": f"{bb.name}/{bb.pretrained}"})
+        pr.save(out / "predictions" / f"{s}__{t}__{v}.npz")
+    fired = {}
+    for s, t in p.pairs:
+        if (s, t, "full") in result.predictions:
+            fired[f"{s}→{t}"] = fired_summary(result.predictions[(s, t, "full")], load(t, "test")).round(3)
+    res = {"result": result, "table": table, "training": training, "target_prompts": target_prompts, "matrix": md,
+           "metrics": metrics, "protocol": protocol, "fired": fired, "real_weights": real}
+    res["figures"] = write_figures(res, p, out) if figures else []
+    return res
+
+
+def write_figures(res: Mapping, p: Params, out: Path) -> list[Path]:
+    """``figures/transfer_heatmap`` (the transfer matrix per variant) and its copy ``transfer_heatmap.png``
+    beside ``metrics.json``. Returns the PNG paths."""
+    from vadlib.models.transfer import plot_transfer
+    from vadlib.report.plots import protocol_caption, save_figure
+
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    caption = protocol_caption({"dataset": ", ".join(f"{s}→{t}" for s, t in p.pairs), "sigma": p.sigma,
+                                "ap_definition": res["protocol"]["ap_definition"],
+                                "backbone": res["protocol"]["backbone"], "real_weights": res["real_weights"],
+                                "score": p.score})
+    fig = plot_transfer(res["table"], p.score, real_weights=res["real_weights"], caption=caption)
+    save_figure(fig, out / "figures" / "transfer_heatmap")
+    with atomic_path(out / "transfer_heatmap.png") as tmp:
+        shutil.copyfile(out / "figures" / "transfer_heatmap.png", tmp)
+    return [out / "figures" / "transfer_heatmap.png"]
+
+
+def run_notebook_params(params: Mapping[str, Any] | None = None) -> dict:
+    """What ``notebooks/transfer.py`` calls: papermill's ``params`` (or, run by hand, ``params.yaml``'s)."""
+    section, ctx = split_params(notebook_params(params, STAGE), STAGE)
+    return run(section, ctx)
