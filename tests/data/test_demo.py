@@ -181,13 +181,13 @@ def test_missing_or_incomplete_root(tmp_path):
     with pytest.raises(DataError) as exc:
         get_dataset("demo_a", tmp_path / "nothing")  # get_dataset's own existence check
     assert str(exc.value).startswith(str(tmp_path / "nothing"))
-    with pytest.raises(DataError, match="python -m vadlib.data.demo") as exc:
+    with pytest.raises(DataError, match="python -m vadlib.synthetic.demo") as exc:
         demo.demo_a(tmp_path / "nothing")
     assert str(exc.value).startswith(str(tmp_path / "nothing"))
     (tmp_path / "half" / "a").mkdir(parents=True)
     with pytest.raises(DataError, match="marker") as exc:
         get_dataset("demo_a", tmp_path / "half")
-    assert "python -m vadlib.data.demo" in str(exc.value)
+    assert "python -m vadlib.synthetic.demo" in str(exc.value)
     r = _mini(tmp_path / "only_a")
     with pytest.raises(DataError, match="scene 'b'"):
         get_dataset("demo_b", r)

@@ -1,6 +1,6 @@
 """The demo benchmark as datasets: ``demo_a`` and ``demo_b`` (the adapters), its class names and
 descriptions, and its mask file format. The renderer that writes a demo root is
-:mod:`vadlib.synthetic.demo` (``python -m vadlib.data.demo`` runs it).
+:mod:`vadlib.synthetic.demo` (``python -m vadlib.synthetic.demo`` runs it).
 
 A demo root holds, per scene ``root/<scene>/``: ``videos/{train,test}/<name>.mp4`` and the same
 frames as ``frames/{train,test}/<name>/000.jpg…``; ``annotations/<name>.npz`` (``frame_labels`` (T,)
@@ -62,7 +62,7 @@ def load_masks(path: str | Path) -> np.ndarray:
 # ----------------------------------------------------------------------------- dataset adapters
 
 def _hint(root: Path) -> str:
-    return f"run `python -m vadlib.data.demo --root {root}` to generate the demo benchmark"
+    return f"run `python -m vadlib.synthetic.demo --root {root}` to generate the demo benchmark"
 
 
 def scene_root(root: str | Path | None, scene: str) -> Path:
@@ -157,22 +157,14 @@ def load_demo(root: str | Path | None, scene: str, layout: str = "video") -> Vid
                               "size": [index.get("height"), index.get("width")]})
 
 
-def _register(name: str) -> Callable:
-    """``register_dataset``, except under ``python -m vadlib.data.demo`` (the package import has
-    already registered this module's factories once)."""
-    if __name__ == "__main__":
-        return lambda fn: fn
-    return register_dataset(name)
-
-
-@_register("demo_a")
+@register_dataset("demo_a")
 @strict_options("demo_a")
 def demo_a(root: str | Path | None, layout: str = "video") -> VideoDataset:
     """Demo scene ``a`` (paved plaza, high camera, few people); ``root`` = the demo root."""
     return load_demo(root, "a", layout)
 
 
-@_register("demo_b")
+@register_dataset("demo_b")
 @strict_options("demo_b")
 def demo_b(root: str | Path | None, layout: str = "video") -> VideoDataset:
     """Demo scene ``b`` (path through grass, oblique camera, many people); ``root`` = the demo root."""
@@ -207,19 +199,3 @@ def motion_stats(dataset: VideoDataset, split: str = "test") -> dict[str, dict[s
                     acc.setdefault(key, []).append([float(diff[sel].mean()), float(mag[sel].mean())])
     return {k: {"diff": float(np.mean([x[0] for x in v])), "flow": float(np.mean([x[1] for x in v])),
                 "frames": len(v)} for k, v in acc.items()}
-
-
-def __getattr__(name: str):
-    """The renderer's names under their old path (``from vadlib.data.demo import generate_demo``), for
-    the demo notebook and stage; new code imports :mod:`vadlib.synthetic.demo`."""
-    if name in ("generate_demo", "DemoConfig", "GENERATOR_VERSION"):
-        from vadlib.synthetic import demo as renderer
-
-        return getattr(renderer, name)
-    raise AttributeError(f"module 'vadlib.data.demo' has no attribute {name!r}")
-
-
-if __name__ == "__main__":
-    from vadlib.synthetic.demo import main as _main  # the renderer's command; the adapters stay registered once
-
-    raise SystemExit(_main())

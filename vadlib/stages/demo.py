@@ -34,7 +34,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     import pandas as pd
 
     from vadlib.data import get_dataset
-    from vadlib.data.demo import generate_demo
+    from vadlib.synthetic.demo import generate_demo
 
     p = params if is_dataclass(params) else from_section(Params, params, STAGE)
     generate_demo(p.root, seed=ctx.seed, size=p.size)

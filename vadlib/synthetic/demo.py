@@ -24,7 +24,7 @@ least ``min_mask_pixels`` pixels); masks are the object's drawn pixels (occlusio
 excluded).
 
 The dataset adapters that read what it writes (``demo_a``, ``demo_b``), its class names and mask
-format are :mod:`vadlib.data.demo`; ``python -m vadlib.data.demo`` runs :func:`main` here.
+format are :mod:`vadlib.data.demo`; ``python -m vadlib.synthetic.demo`` runs :func:`main` here.
 """
 
 from __future__ import annotations
@@ -778,7 +778,7 @@ def generate_demo(root: str | Path, seed: int = 0, size: str = "small", scenes: 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m vadlib.data.demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m vadlib.synthetic.demo", description=__doc__.splitlines()[0])
     p.add_argument("--root", default="data/demo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", default="small", choices=("tiny", "small"))
