@@ -38,9 +38,11 @@ def collection_videos(collection: str, params_file: str = "params.yaml"):
     if collection.startswith("dataset:"):
         parts = collection.split(":")
         name, split = parts[1], (parts[2] if len(parts) > 2 else None)
+        from vadlib.config import validate_datasets
         from vadlib.pipeline import load_params
 
-        opts = (load_params(params_file).get("datasets") or {}).get(name, {})
+        datasets = load_params(params_file).get("datasets") or {}
+        opts = validate_datasets({name: datasets[name]} if name in datasets else {}, str(params_file)).get(name, {})
         ds = get_dataset(name, **opts)
         splits = [split] if split else list(ds.splits)
         return ds.name, [v for s in splits for v in ds.videos(s)]
