@@ -83,11 +83,16 @@ class FrameFolder:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices``; every frame must have the size of the folder's first frame (checked
+        per frame, so the answer does not depend on how frames are batched)."""
         frames = [self._read(int(i)) for i in indices]
-        shapes = {fr.shape for fr in frames}
-        if len(shapes) > 1:
-            raise DataError(self.path, f"frames of different sizes within one video: {sorted(shapes)}")
-        return np.stack(frames) if frames else np.zeros((0, *self.size, 3), np.uint8)
+        size = self.size
+        for i, fr in zip(indices, frames):
+            if fr.shape[:2] != size:
+                raise DataError(self.path, f"frames of different sizes within one video: {self.files[int(i)].name} "
+                                f"is {fr.shape[1]}x{fr.shape[0]} but {self.files[0].name} is {size[1]}x{size[0]} "
+                                "(width x height); resize the frames to one size")
+        return np.stack(frames) if frames else np.zeros((0, *size, 3), np.uint8)
 
 
 def import_decord():
