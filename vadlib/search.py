@@ -110,6 +110,20 @@ def collection_store(name: str, videos, backbone, features: str | Path = "data/f
     return CollectionStore(extract_dataset(ds, backbone, Path(features), cfg, splits=("collection",)), keys)
 
 
+def _check_finite(feats: np.ndarray, store, name: str) -> None:
+    """NaN/inf in a video's cached features would drop it silently from the ranking: refuse, naming the file."""
+    bad = ~np.isfinite(feats.reshape(len(feats), -1)).all(1)
+    if bad.any():
+        try:
+            where = Path(store.path) / store.meta(name)["file"]
+        except Exception:                                   # a store without files (in memory)
+            where = Path(str(getattr(store, "path", name)))
+        rows = np.flatnonzero(bad)
+        raise DataError(where, f"features of video '{name}' hold NaN or inf in {len(rows)} of {len(feats)} rows "
+                        f"(first: row {rows[0]}); the file is corrupt or was encoded by a diverged model: "
+                        f"delete the feature store {getattr(store, 'path', '')} to encode the collection again")
+
+
 def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radius_s: float = 2.0,
            top_k: int = 10, templates: tuple[str, ...] = ("{}", "a photo of {}."),
            text: np.ndarray | None = None) -> list[Hit]:
@@ -130,6 +144,7 @@ def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radi
     cands = []
     for v in videos:
         feats = np.asarray(store.load(v.name), np.float32)
+        _check_finite(feats, store, v.name)
         if feats.ndim == 3:
             feats = feats.mean(1)
         feats /= np.linalg.norm(feats, axis=1, keepdims=True) + 1e-12
