@@ -148,3 +148,10 @@ def test_model_configs_use_the_generic_check():
     with pytest.raises(ConfigError, match="transfer.train.rotation_augment: expected true or false, got 'false'"):
         TrainConfig.from_params({"rotation_augment": "false"})
     assert TrainConfig.from_params({"lr": "1e-3"}).lr == pytest.approx(1e-3)
+
+
+def test_values_that_need_no_conversion_are_injected_as_given():
+    params = load_params(ROOT / "params.yaml")
+    params["flow_nf"]["sigma"] = 3
+    got = notebook_parameters(params, "flow_nf")
+    assert got["sigma"] == 3 and type(got["sigma"]) is int and got["norm_quantiles"] == [0.0, 0.999]

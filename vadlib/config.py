@@ -492,7 +492,9 @@ def validate_section(params: Mapping, name: str, source: str | None = "params.ya
     checked = check(cls, value, name, source)
     if name == "transfer":
         _nested_transfer(value or {}, source)
-    return {k: to_plain(getattr(checked, k)) for k in (value or {})}
+    # the given value where it already equals the checked one (3 stays 3, not 3.0: notebooks and the
+    # outputs that echo parameters are unchanged); the converted value otherwise ("1e-3" -> 0.001)
+    return {k: v if v == (c := to_plain(getattr(checked, k))) else c for k, v in (value or {}).items()}
 
 
 def validate_params(params: Mapping, source: str | None = "params.yaml",
