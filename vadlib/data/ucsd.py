@@ -215,16 +215,20 @@ def _candidates(root: Path, ped: int) -> list[tuple[Path, str]]:
 
 
 def find_ped_root(root: Path, ped: int, layout: str = "auto") -> tuple[Path, str]:
-    """``(folder, layout)``: the folder holding ``Test/`` (original) or ``testing/frames`` (frames)."""
-    looked = []
+    """``(folder, layout)``: the folder holding ``Test/`` (original) or ``testing/frames`` (frames);
+    ``root`` itself when a given ``layout`` is found nowhere (its loader then names what is missing)."""
+    looked: dict[str, list[str]] = {"original": [], "frames": []}
     for p, lay in _candidates(root, ped):
         if layout not in ("auto", lay):
             continue
         marker = p / "Test" if lay == "original" else p / "testing" / "frames"
-        looked.append(str(marker))
+        looked[lay].append(str(marker.relative_to(root)))
         if marker.is_dir():
             return p, lay
-    raise DataError(root, f"no UCSD Ped{ped} here: looked for {', '.join(looked)}")
+    if layout != "auto":            # the loader names the first missing part of the asked-for layout
+        return root, layout
+    said = [f"the {lay} UCSD layout ({' or '.join(m)})" for lay, m in looked.items() if m]
+    raise DataError(root, f"neither {' nor '.join(said)} is here" if len(said) > 1 else f"{said[0]} is not here")
 
 
 def detect_layout(root: Path, ped: int) -> str:
