@@ -64,3 +64,14 @@ def test_mixed_frame_sizes_are_refused_at_any_batch_size(tmp_path, tiny_backbone
     with pytest.raises(DataError, match=r"clip: frames of different sizes within one video: 003.png is 30x20 "
                                         r"but 000.png is 32x24"):
         extract_video(video, tiny_backbone, cfg)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("stride", 2.5, "extract.stride: expected an integer, got 2.5"),
+    ("batch_size", "32", "extract.batch_size: expected an integer, got '32'"),
+    ("progress", "false", "extract.progress: expected true or false, got 'false'"),
+])
+def test_extract_config_types(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        ExtractConfig(**{field: value}).validate()
+    assert type(ExtractConfig(stride=2.0).validate().stride) is int

@@ -88,6 +88,10 @@ class ExtractConfig:
     torch_threads: int | None = None
 
     def validate(self) -> "ExtractConfig":
+        from vadlib.config import check
+
+        checked = check(type(self), self, "extract")   # types: stride 2.5 or batch_size "32" raise, never truncate
+        self.__dict__.update(checked.__dict__)         # 2.0 -> 2
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"unknown sampling '{self.sampling}'; known: {', '.join(SAMPLINGS)}")
         if int(self.crops) not in CROPS:
