@@ -69,3 +69,58 @@ def test_outputs_get_the_usual_permissions(tmp_path: Path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+def _killed_writer(folder: Path, code: str) -> None:
+    """Run ``code`` (an atomic write into ``folder``) in a child process that kills itself with SIGKILL
+    half-way, as ``kill -9`` would."""
+    import subprocess
+    import sys
+
+    prog = ("import os, signal, numpy as np\nfrom pathlib import Path\nfrom vadlib.io import atomic_path\n"
+            f"folder = Path({str(folder)!r})\n{code}\n")
+    r = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True)
+    assert r.returncode == -9, r.stderr
+
+
+def test_temporaries_of_a_killed_writer_are_removed_by_the_next_write(tmp_path: Path):
+    import vadlib.io as vio
+
+    _killed_writer(tmp_path, "with atomic_path(folder / 'v.npy') as t:\n"
+                             "    np.save(t, np.zeros(3)); os.kill(os.getpid(), signal.SIGKILL)")
+    (left,) = [p.name for p in tmp_path.iterdir()]
+    assert left.startswith(".v.") and left.endswith(".tmp.npy")
+    # the next run's first atomic write into the folder removes it (and is itself killed)
+    _killed_writer(tmp_path, "with atomic_path(folder / 'index.json') as t:\n"
+                             "    t.write_text('{'); os.kill(os.getpid(), signal.SIGKILL)")
+    (left,) = [p.name for p in tmp_path.iterdir()]
+    assert left.startswith(".index.") and left.endswith(".tmp.json")
+    # files that only look similar, a fresh temporary of an earlier version and one whose writer is
+    # alive (this process) stay
+    keep = [".v.tmp.npy", "notes.tmp", ".cfg.abcdefgh.tmp.json", f".w.{vio._writer_tag()}.abcdefgh.tmp.npy"]
+    for k in keep:
+        (tmp_path / k).write_text("x")
+    vio._cleaned.discard(str(tmp_path.resolve()))
+    write_json(tmp_path / "index.json", {"a": 1})             # the next run's first write into the folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["index.json", *keep])
+
+
+def test_old_temporaries_are_stale_whoever_wrote_them(tmp_path: Path):
+    import os
+    import time
+
+    from vadlib.io import STALE_AFTER_S, remove_stale_temps
+
+    old = tmp_path / ".x.12@otherhost.abcdefgh.tmp.npy"
+    legacy = tmp_path / ".y.abcdefgh.tmp.npy"
+    new = tmp_path / ".z.13@otherhost.abcdefgh.tmp.npy"
+    d = tmp_path / ".out.14@otherhost.abcdefgh.tmp"
+    for p in (old, legacy, new):
+        p.write_bytes(b"half")
+    d.mkdir()
+    (d / "f").write_text("1")
+    t = time.time() - STALE_AFTER_S - 60
+    for p in (old, legacy, d):
+        os.utime(p, (t, t))
+    assert sorted(p.name for p in remove_stale_temps(tmp_path)) == sorted([old.name, legacy.name, d.name])
+    assert [p.name for p in tmp_path.iterdir()] == [new.name]

@@ -1,17 +1,94 @@
 """Atomic writes: every output is written to a temporary name and renamed when complete,
-so an interrupted run never leaves a file that looks finished."""
+so an interrupted run never leaves a file that looks finished.
+
+Temporary names are ``.<name>.<pid>@<host>.<random>.tmp[.<ext>]`` beside the target. A writer
+killed outright (``kill -9``, power loss) leaves its temporary behind; the first atomic write into
+a folder in a process removes the stale ones there (:func:`remove_stale_temps`): those whose writer
+ran on this host and is no longer alive, and any older than :data:`STALE_AFTER_S` (temporaries
+written on another host sharing the folder, or by versions that did not name their writer).
+A temporary whose writer is alive is never touched.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER_S = 6 * 3600          # a temporary this old is stale whoever wrote it
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:32] or "host"
+# .<name>.<pid>@<host>.<random>.tmp[.ext] (this version) and .<name>.<random>.tmp[.ext] (earlier ones)
+_TEMP = re.compile(r"^\..+?\.(?:(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]+)\.)?[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?$")
+_cleaned: set[str] = set()
+
+
+def _writer_tag() -> str:
+    return f"{os.getpid()}@{_HOST}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the temporaries of interrupted atomic writes in ``folder`` (not recursive); return them.
+
+    Stale: named by a writer on this host whose process is gone, or (any writer) last modified more
+    than ``older_than_s`` seconds ago. Files that do not follow the temporary naming are never touched.
+    """
+    folder = Path(folder)
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TEMP.match(e.name)
+        if not m:
+            continue
+        try:
+            age = now - e.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        pid, host = m.group("pid"), m.group("host")
+        dead = pid is not None and host == _HOST and int(pid) != os.getpid() and not _pid_alive(int(pid))
+        if not (dead or age > older_than_s):
+            continue
+        p = Path(e.path)
+        with contextlib.suppress(OSError):
+            shutil.rmtree(p) if e.is_dir(follow_symlinks=False) else p.unlink()
+            removed.append(p)
+    if removed:
+        log.warning("removed %d stale temporary file(s) of interrupted writes in %s: %s", len(removed), folder,
+                    ", ".join(p.name for p in removed[:5]) + (" …" if len(removed) > 5 else ""))
+    return removed
+
+
+def _clean_once(folder: Path) -> None:
+    key = str(folder.resolve())
+    if key not in _cleaned:
+        _cleaned.add(key)
+        remove_stale_temps(folder)
 
 
 def _umask() -> int:
@@ -38,7 +115,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+    _clean_once(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{_writer_tag()}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -62,7 +140,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _clean_once(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         _publish_mode(tmp)

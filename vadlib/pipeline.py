@@ -46,7 +46,8 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 def notebook_parameters(params: dict[str, Any], stage: str, item: str | None = None,
                         reports: str | Path = "reports") -> dict[str, Any]:
-    """The parameters papermill injects for ``stage`` (see module docstring)."""
+    """The parameters papermill injects for ``stage`` (see module docstring); the stage's section and
+    the shared ones are checked by their typed configs first (:mod:`vadlib.config`)."""
     if stage not in params:
         raise ConfigError(f"params.yaml has no section '{stage}' (sections: {', '.join(params)})")
     section = params[stage] or {}
@@ -56,8 +57,11 @@ def notebook_parameters(params: dict[str, Any], stage: str, item: str | None = N
     if clash:
         raise ConfigError(f"params.yaml: section '{stage}' redefines the shared section(s) {clash}; "
                           "rename the key (a stage's list of datasets is 'run_on')")
+    from vadlib.config import validate_params
+
+    params = validate_params(params, "params.yaml", sections=(*SHARED_SECTIONS, stage))   # typed check
     out = {k: params[k] for k in SHARED_SECTIONS if k in params}
-    out.update(section)
+    out.update(params[stage] or {})
     out_dir = Path(reports) / stage / item if item else Path(reports) / stage
     out.update(item=item or "", out_dir=str(out_dir), stage=stage, reports=str(reports))
     return out

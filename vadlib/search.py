@@ -44,7 +44,11 @@ def dataset_spec_videos(spec: str, params_file: str = "params.yaml", where: str 
     if not spec.startswith(DATASET_PREFIX) or not name or ":" in split:
         raise ConfigError(f"{where} {spec!r}: expected dataset:NAME[:SPLIT]")
     split = split or DEFAULT_SPLIT
-    ds = get_dataset(name, **(load_params(params_file).get("datasets") or {}).get(name, {}))
+    from vadlib.config import validate_datasets
+
+    datasets = load_params(params_file).get("datasets") or {}
+    opts = validate_datasets({name: datasets[name]} if name in datasets else {}, str(params_file)).get(name, {})
+    ds = get_dataset(name, **opts)
     if split != "all" and split not in ds.splits:
         raise ConfigError(f"{where} {spec}: dataset {name!r} has no split {split!r} "
                           f"(has: {', '.join(ds.splits)}, or all)")
@@ -123,6 +127,20 @@ def collection_store(name: str, videos, backbone, features: str | Path = "data/f
     return CollectionStore(extract_dataset(ds, backbone, Path(features), cfg, splits=("collection",)), keys)
 
 
+def _check_finite(feats: np.ndarray, store, name: str) -> None:
+    """NaN/inf in a video's cached features would drop it silently from the ranking: refuse, naming the file."""
+    bad = ~np.isfinite(feats.reshape(len(feats), -1)).all(1)
+    if bad.any():
+        try:
+            where = Path(store.path) / store.meta(name)["file"]
+        except Exception:                                   # a store without files (in memory)
+            where = Path(str(getattr(store, "path", name)))
+        rows = np.flatnonzero(bad)
+        raise DataError(where, f"features of video '{name}' hold NaN or inf in {len(rows)} of {len(feats)} rows "
+                        f"(first: row {rows[0]}); the file is corrupt or was encoded by a diverged model: "
+                        f"delete the feature store {getattr(store, 'path', '')} to encode the collection again")
+
+
 def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radius_s: float = 2.0,
            top_k: int = 10, templates: tuple[str, ...] = ("{}", "a photo of {}."),
            text: np.ndarray | None = None) -> list[Hit]:
@@ -144,7 +162,9 @@ def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radi
 
     cands = []
     for v in videos:
-        feats = average_crops(np.asarray(store.load(v.name), np.float32))
+        feats = np.asarray(store.load(v.name), np.float32)
+        _check_finite(feats, store, v.name)
+        feats = average_crops(feats)
         feats /= np.linalg.norm(feats, axis=1, keepdims=True) + 1e-12
         sim = feats @ text.T                                              # (N, Q)
         best_q = sim.argmax(1)

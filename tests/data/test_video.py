@@ -84,3 +84,67 @@ def test_png_frames_stay_readable_after_a_video_was_opened(tmp_path):
             f"img = cv2.imread({str(png)!r})\n"
             "sys.exit(0 if img is not None and img[0, 0, 0] == 7 else 3)\n")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def _mp4_bytes(tmp_path: Path, n: int = 30) -> bytes:
+    import cv2
+
+    p = tmp_path / "full.mp4"
+    w = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(n):
+        w.write(rng.integers(0, 255, (48, 64, 3), np.uint8))
+    w.release()
+    return p.read_bytes()
+
+
+@pytest.mark.parametrize("keep", [0.5, -40])
+def test_truncated_mp4_says_truncated(tmp_path, keep):
+    data = _mp4_bytes(tmp_path)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[:int(len(data) * keep)] if keep > 0 else data[:keep])
+    with pytest.raises(DataError, match=r"cut.mp4: truncated or corrupt mp4 video: its '\w+' box at byte \d+ "
+                                        r"declares \d+ bytes but the file ends \d+ bytes early"):
+        open_video(cut)
+    assert len(open_video(tmp_path / "full.mp4")) == 30                 # the intact file is fine
+
+
+def test_truncated_avi_says_truncated(tmp_path):
+    import cv2
+
+    p = tmp_path / "full.avi"
+    w = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"MJPG"), 25, (32, 24))
+    for i in range(20):
+        w.write(np.full((24, 32, 3), 10 * i, np.uint8))
+    w.release()
+    data = p.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])      # decord alone would open it with fewer frames
+    with pytest.raises(DataError, match=r"cut.avi: truncated or corrupt avi video: its RIFF header declares "
+                                        rf"{len(data)} bytes but the file has {len(data) // 2}"):
+        open_video(tmp_path / "cut.avi")
+
+
+def test_corrupt_frames_in_an_intact_container_say_truncated_or_corrupt(tmp_path):
+    data = bytearray(_mp4_bytes(tmp_path))
+    data[200:len(data) // 2] = bytes(len(data) // 2 - 200)             # payload zeroed, box sizes intact
+    (tmp_path / "bad.mp4").write_bytes(bytes(data))
+    v = open_video(tmp_path / "bad.mp4")
+    with pytest.raises(DataError, match=r"bad.mp4: truncated or corrupt video: the container opens \(30 frames\) "
+                                        r"but frames 0..29 fail to decode"):
+        v.get(list(range(30)))
+
+
+def test_a_text_file_named_mp4_is_not_a_video(tmp_path):
+    (tmp_path / "notes.mp4").write_text("these are my notes\nnot a video\n")
+    with pytest.raises(DataError, match=r"notes.mp4: not a video file \(it starts with text: 'these are my notes'\)"):
+        open_video(tmp_path / "notes.mp4")
+    (tmp_path / "noise.avi").write_bytes(bytes(range(7, 200)))
+    with pytest.raises(DataError, match=r"noise.avi: not a video file \(its first bytes 07 08 09"):
+        open_video(tmp_path / "noise.avi")
+
+
+def test_an_empty_frames_folder_is_named(tmp_path):
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "readme.txt").write_text("x")
+    with pytest.raises(DataError, match="clip: frames folder holds no image files"):
+        open_video(tmp_path / "clip")

@@ -27,7 +27,7 @@ def test_frame_max():
 
 def test_merge_params_rejects_unknown():
     assert merge_params({"glow": {"K": 3}})["glow"]["hidden"] == 64
-    with pytest.raises(ConfigError, match="unknown parameter"):
+    with pytest.raises(ConfigError, match="unknown key"):
         merge_params({"glwo": {}})
 
 

@@ -74,5 +74,5 @@ def test_deep_prompts_change_features(backbone):
 def test_bad_config(backbone):
     with pytest.raises(ConfigError, match="deep_depth"):
         PromptLearner(backbone, PromptLearnerConfig(deep_depth=5))
-    with pytest.raises(ConfigError, match="unknown keys"):
+    with pytest.raises(ConfigError, match="unknown key"):
         PromptLearnerConfig.from_params({"nctx": 3})

@@ -105,7 +105,7 @@ def test_trained_model_mixes_frames_and_ignores_padding(mixing):
 def test_bad_config_errors():
     with pytest.raises(ConfigError, match="heads"):
         TemporalTransformer(30, TemporalConfig(heads=8))
-    with pytest.raises(ConfigError, match="unknown keys"):
+    with pytest.raises(ConfigError, match="unknown key"):
         TemporalConfig.from_params({"layer": 3})
     with pytest.raises(ConfigError, match="position encoding"):
         TemporalConfig.from_params({"pos_encoding": "rope"})

@@ -22,18 +22,32 @@ folders are counted at load time.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from vadlib.data.base import NORMAL, Video, VideoDataset
 from vadlib.data.registry import register_dataset
 from vadlib.data.release import count_images, strict_options
+from vadlib.config import bounded, check
 from vadlib.defaults import DEFAULT_FPS
-from vadlib.errors import DataError
+from vadlib.errors import ConfigError, DataError
 
 SPLITS = ("train", "test")
+
+
+@dataclass
+class ManifestEntry:
+    """One manifest entry (checked by :func:`vadlib.config.check`: unknown keys and wrong types raise)."""
+
+    video_path: str
+    anomaly: int
+    gt_path: Optional[str] = None
+    name: Optional[str] = None
+    class_name: Optional[str] = None
+    fps: Optional[float] = bounded(None, gt=0)
 
 
 def load_frame_labels(path: str | Path) -> np.ndarray:
@@ -125,6 +139,10 @@ def manifest_dataset(root: str | Path | None, manifest: str = "manifest.json", s
             raise DataError(path, f"{at}: needs 'video_path' and 'anomaly' (got {e!r})")
         if not isinstance(e["anomaly"], (int, float)) or e["anomaly"] not in (0, 1):
             raise DataError(path, f"{at}: 'anomaly' must be 0 or 1, got {e['anomaly']!r}")
+        try:
+            check(ManifestEntry, e, at)
+        except ConfigError as exc:
+            raise DataError(path, str(exc)) from None
         label = int(e["anomaly"])
         vpath = Path(e["video_path"]).expanduser()
         vpath = vpath if vpath.is_absolute() else base / vpath

@@ -18,20 +18,51 @@ from vadlib.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, _natural_key
 from vadlib.errors import ConfigError, DataError
 
 
+POSITIVE_OPTIONS = ("fps",)   # adapter options that must be > 0 wherever an adapter has them
+
+
+def check_options(dataset: str, fn: Callable, options: dict, where: str | None = None) -> dict:
+    """``options`` of the dataset factory ``fn`` checked against its signature with the generic
+    typed check of :mod:`vadlib.config`: an unknown option is listed with the known ones, a wrong
+    type is named with its path (``datasets.avenue.fps: expected a number, got 'abc'``), a path
+    option given as a string (as YAML gives it) becomes a :class:`Path`. ``root`` may be among them.
+    """
+    import typing
+
+    from vadlib.config import check_value
+
+    params = inspect.signature(fn).parameters
+    known = [p for p in params if p != "root"]
+    bad = sorted(set(options) - set(known) - {"root"})
+    if bad:
+        raise ConfigError(f"{where or f'dataset {dataset!r}'}: unknown option(s) {', '.join(bad)}; "
+                          f"known: {', '.join(known)}")
+    hints = typing.get_type_hints(fn)
+    source, path = (where.rsplit(": ", 1) if where and ": " in where else (None, where or f"datasets.{dataset}"))
+    out = {}
+    for k, v in options.items():
+        if k == "root":
+            out[k] = None if v is None else check_value(Path, v, f"{path}.root", source)
+            continue
+        if v is None and params[k].default is not None and "None" not in str(hints.get(k)):
+            raise ConfigError(f"{source + ': ' if source else ''}{path}.{k}: no value given (null); "
+                              f"remove the line to use the default {params[k].default!r}")
+        val = check_value(hints.get(k, typing.Any), v, f"{path}.{k}", source)
+        if k in POSITIVE_OPTIONS and val is not None and val <= 0:
+            raise ConfigError(f"{source + ': ' if source else ''}{path}.{k}: must be > 0, got {v!r}")
+        out[k] = val
+    return out
+
+
 def strict_options(dataset: str) -> Callable:
-    """Decorator for a factory ``f(root, **options)``: unknown options raise ConfigError."""
+    """Decorator for a factory ``f(root, **options)``: options are checked by :func:`check_options`
+    (unknown option → ConfigError listing the known ones; wrong type → ConfigError naming it;
+    ``str`` paths → :class:`Path`)."""
 
     def deco(fn: Callable) -> Callable:
-        params = inspect.signature(fn).parameters
-        known = [p for p in params if p != "root"]
-
         @functools.wraps(fn)
         def wrapper(root=None, **options):
-            bad = sorted(set(options) - set(known))
-            if bad:
-                raise ConfigError(f"dataset '{dataset}': unknown option(s) {', '.join(bad)}; "
-                                  f"known: {', '.join(known)}")
-            return fn(root, **options)
+            return fn(root, **check_options(dataset, fn, options))
 
         return wrapper
 

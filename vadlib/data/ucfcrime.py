@@ -13,7 +13,8 @@ GT and lists (looked up in ``gt_root`` if given, else ``root``, its parent,
   ``make_gt_ucf.py`` convention; ``end_inclusive=False`` reads it as exclusive); ends past the last frame are clipped (5 such videos). It
   defines the 290 test videos (140 anomalous + 150 normal).
 * ``Anomaly_Train.txt`` (1,610 = 810 anomalous + 800 normal; video-level labels only) and
-  ``Anomaly_Test.txt`` (290; must equal the annotation's videos).
+  ``Anomaly_Test.txt`` (290; must equal the annotation's videos). Without ``Anomaly_Test.txt`` the
+  test videos are the annotation's (a warning is logged), found by file name under ``root``.
 * ``frame_counts`` (optional): a file whose lines are ``<video path> <n_frames> …`` (e.g.
   ekosman's ``Test_Annotation.txt``); with it the per-frame labels are built at once, otherwise
   when the video is decoded (:meth:`Video.check_labels`).
@@ -25,6 +26,7 @@ Explosion, Fighting, RoadAccidents, Robbery, Shooting, Shoplifting, Stealing, Va
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,8 @@ UCF_DESCRIPTIONS = {
     "Stealing": "a person stealing a car, bike or other property",
     "Vandalism": "a person damaging or destroying property",
 }
+NORMAL_TEST_FOLDER = "Testing_Normal_Videos_Anomaly"
+log = logging.getLogger(__name__)
 SPLIT_DIRS = ("", "Anomaly_Detection_splits", "UCF_Crimes-Train-Test-Split/Anomaly_Detection_splits")
 
 
@@ -180,8 +184,18 @@ def ucfcrime(root: str | Path | None, gt: str = "Temporal_Anomaly_Annotation_for
     folders = [b / d if d else b for b in bases for d in SPLIT_DIRS]
     gt_path = find_path(gt, folders, f"UCF-Crime temporal annotation '{gt}'")
     train_path = find_path(train_list, folders, f"UCF-Crime training list '{train_list}'")
-    test_path = find_path(test_list, folders, f"UCF-Crime test list '{test_list}'")
     anns = {a.video: a for a in parse_ucf_temporal_annotation(gt_path)}
+    try:
+        test_path = find_path(test_list, folders, f"UCF-Crime test list '{test_list}'")
+    except DataError as exc:
+        # the temporal annotation lists exactly the test videos: without Anomaly_Test.txt it is the list
+        test_path = gt_path
+        test_rels = [f"{a.class_name if a.class_name != NORMAL else NORMAL_TEST_FOLDER}/{a.video}.mp4"
+                     for a in anns.values()]
+        log.warning("ucfcrime: %s; the %d test videos are taken from the temporal annotation %s instead",
+                    exc, len(test_rels), gt_path)
+    else:
+        test_rels = parse_ucf_list(test_path)
     counts = None
     if frame_counts is not None:
         counts = parse_ucf_frame_counts(find_path(frame_counts, folders, f"frame-count file '{frame_counts}'"))
@@ -194,7 +208,6 @@ def ucfcrime(root: str | Path | None, gt: str = "Temporal_Anomaly_Annotation_for
             raise DataError(train_path, f"training video '{rel}' is also a test video in {gt_path.name}")
         train.append(Video(name=Path(rel).stem, path=locate(rel, train_path), split="train",
                            label=int(cls != NORMAL), class_name=cls, fps=fps, meta={"list": str(train_path)}))
-    test_rels = parse_ucf_list(test_path)
     listed = {Path(r).stem for r in test_rels}
     if listed != set(anns):
         only_l, only_a = sorted(listed - set(anns)), sorted(set(anns) - listed)

@@ -2,8 +2,8 @@
 
 Layouts (``layout="auto"`` picks the one found under ``root``):
 
-* ``original``: the release ``UCSD_Anomaly_Dataset.v1p2`` — ``root`` is ``UCSDpedN/`` (or the
-  release folder holding it): ``Train/TrainNNN/NNN.tif``, ``Test/TestNNN/NNN.tif`` (names from 1),
+* ``original``: the release ``UCSD_Anomaly_Dataset.v1p2`` — ``root`` is ``UCSDpedN/``, the
+  release folder holding it, or the download folder holding the release folder: ``Train/TrainNNN/NNN.tif``, ``Test/TestNNN/NNN.tif`` (names from 1),
   pixel masks ``Test/TestNNN_gt/NNN.bmp`` (all 12 Ped2 videos; only some Ped1 videos — the
   others get no ``mask_loader``), frame GT ``Test/UCSDpedN.m``. AppleDouble ``._*`` files are skipped.
 * ``frames``: the common frames mirror — ``training/frames/NN/NNN.jpg``,
@@ -201,21 +201,46 @@ def load_ucsd_original(root: Path, name: str, ped: int, gt: str, fps: float = 10
                     gt_path, gt, fps, "original", masks_required=False)
 
 
+RELEASE_FOLDER = "UCSD_Anomaly_Dataset.v1p2"
+
+
+def _candidates(root: Path, ped: int) -> list[tuple[Path, str]]:
+    """Where PedN may be under ``root``: the ``UCSDpedN`` folder itself, the release folder
+    ``UCSD_Anomaly_Dataset.v1p2`` holding it, or the download folder one level up holding that;
+    for the frames mirror ``root`` itself or its ``pedN``/``ucsd_pedN`` folder."""
+    inner = f"UCSDped{ped}"
+    orig = [root, root / inner, root / RELEASE_FOLDER / inner]
+    frames = [root, root / f"ped{ped}", root / f"ucsd_ped{ped}"]
+    return [(p, "original") for p in orig] + [(p, "frames") for p in frames]
+
+
+def find_ped_root(root: Path, ped: int, layout: str = "auto") -> tuple[Path, str]:
+    """``(folder, layout)``: the folder holding ``Test/`` (original) or ``testing/frames`` (frames);
+    ``root`` itself when a given ``layout`` is found nowhere (its loader then names what is missing)."""
+    looked: dict[str, list[str]] = {"original": [], "frames": []}
+    for p, lay in _candidates(root, ped):
+        if layout not in ("auto", lay):
+            continue
+        marker = p / "Test" if lay == "original" else p / "testing" / "frames"
+        looked[lay].append(str(marker.relative_to(root)))
+        if marker.is_dir():
+            return p, lay
+    if layout != "auto":            # the loader names the first missing part of the asked-for layout
+        return root, layout
+    said = [f"the {lay} UCSD layout ({' or '.join(m)})" for lay, m in looked.items() if m]
+    raise DataError(root, f"neither {' nor '.join(said)} is here" if len(said) > 1 else f"{said[0]} is not here")
+
+
 def detect_layout(root: Path, ped: int) -> str:
-    """``original`` if ``root`` (or ``root/UCSDpedN``) has ``Test/``, ``frames`` if it has ``testing/frames``."""
-    if (root / "Test").is_dir() or (root / f"UCSDped{ped}" / "Test").is_dir():
-        return "original"
-    if (root / "testing" / "frames").is_dir():
-        return "frames"
-    raise DataError(root, f"neither the original UCSD layout ({root / 'Test'} or {root / f'UCSDped{ped}' / 'Test'}) "
-                    f"nor the frames layout ({root / 'testing' / 'frames'}) is here")
+    """``original`` if ``root`` (or ``root/UCSDpedN``, ``root/UCSD_Anomaly_Dataset.v1p2/UCSDpedN``) has
+    ``Test/``, ``frames`` if it (or ``root/pedN``) has ``testing/frames``."""
+    return find_ped_root(root, ped)[1]
 
 
 def _load(name: str, ped: int, root, gt: str, layout: str, fps: float, gt_root) -> VideoDataset:
     root = need_root(root, name)
     choose(layout, LAYOUTS, "layout", name)
-    if layout == "auto":
-        layout = detect_layout(root, ped)
+    root, layout = find_ped_root(root, ped, layout)
     loader = load_ucsd_original if layout == "original" else load_ucsd_frames
     return loader(root, name, ped, gt, fps=fps, gt_root=gt_root)
 

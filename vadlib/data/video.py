@@ -84,11 +84,16 @@ class FrameFolder:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices``; every frame must have the size of the folder's first frame (checked
+        per frame, so the answer does not depend on how frames are batched)."""
         frames = [self._read(int(i)) for i in indices]
-        shapes = {fr.shape for fr in frames}
-        if len(shapes) > 1:
-            raise DataError(self.path, f"frames of different sizes within one video: {sorted(shapes)}")
-        return np.stack(frames) if frames else np.zeros((0, *self.size, 3), np.uint8)
+        size = self.size
+        for i, fr in zip(indices, frames):
+            if fr.shape[:2] != size:
+                raise DataError(self.path, f"frames of different sizes within one video: {self.files[int(i)].name} "
+                                f"is {fr.shape[1]}x{fr.shape[0]} but {self.files[0].name} is {size[1]}x{size[0]} "
+                                "(width x height); resize the frames to one size")
+        return np.stack(frames) if frames else np.zeros((0, *size, 3), np.uint8)
 
 
 def import_decord():
@@ -107,6 +112,68 @@ def import_decord():
     return decord
 
 
+_MP4_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot", b"uuid", b"styp", b"moof", b"sidx"}
+
+
+def container_of(head: bytes) -> str | None:
+    """The container a file's first bytes announce (``mp4``, ``avi``, ``matroska``, ``mpeg-ps``,
+    ``mpeg-ts``, ``flv``, ``asf``), or None when they announce no video container."""
+    if len(head) >= 8 and head[4:8] in _MP4_BOXES:
+        return "mp4"
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return "avi"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "mpeg-ps"
+    if head[:1] == b"\x47" and len(head) > 188 and head[188:189] == b"\x47":
+        return "mpeg-ts"
+    if head[:3] == b"FLV":
+        return "flv"
+    if head[:4] == b"\x30\x26\xb2\x75":
+        return "asf"
+    return None
+
+
+def truncation(path: Path) -> str | None:
+    """Why ``path`` looks cut short, from the sizes its container header declares (MP4 top-level
+    boxes, the AVI RIFF chunk), or None when the sizes fit the file (or cannot be checked)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+        kind = container_of(head)
+        if kind == "avi":
+            declared = int.from_bytes(head[4:8], "little") + 8
+            if declared > size:
+                return f"its RIFF header declares {declared} bytes but the file has {size}"
+        elif kind == "mp4":
+            pos = 0
+            while pos + 8 <= size:
+                fh.seek(pos)
+                hdr = fh.read(16)
+                n, box = int.from_bytes(hdr[:4], "big"), hdr[4:8]
+                if n == 1 and len(hdr) >= 16:
+                    n = int.from_bytes(hdr[8:16], "big")
+                elif n == 0:                                  # box runs to the end of the file
+                    return None
+                if n < 8:
+                    return f"its '{box.decode('latin-1')}' box at byte {pos} has an impossible size {n}"
+                if pos + n > size:
+                    return (f"its '{box.decode('latin-1')}' box at byte {pos} declares {n} bytes but the file "
+                            f"ends {pos + n - size} bytes early")
+                pos += n
+    return None
+
+
+def _not_a_video(path: Path, head: bytes) -> str:
+    text = head[:64]
+    if text and all(32 <= b < 127 or b in (9, 10, 13) for b in text):
+        what = f"it starts with text: {text.decode('ascii', 'replace').splitlines()[0][:40]!r}"
+    else:
+        what = f"its first bytes {head[:8].hex(' ')} announce no video container (mp4, avi, mkv, …)"
+    return f"not a video file ({what})"
+
+
 class VideoFile:
     """A video file read with decord (mp4, avi, …)."""
 
@@ -118,11 +185,23 @@ class VideoFile:
             raise DataError(self.path, "video file is empty (0 bytes)")
         decord = import_decord()
 
+        with open(self.path, "rb") as fh:
+            head = fh.read(512)
+        kind = container_of(head)
+        cut = truncation(self.path) if kind else None
+        if cut:
+            raise DataError(self.path, f"truncated or corrupt {kind} video: {cut} (an interrupted download or "
+                            "copy? fetch it again)")
         try:
             self._vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
         except Exception as exc:  # decord raises DECORDError / RuntimeError
-            raise DataError(self.path, f"decord cannot open the video ({exc.__class__.__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else 'no message'})") from exc
+            said = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}"
+            if kind is None and self.path.suffix.lower() in VIDEO_EXTENSIONS:
+                raise DataError(self.path, _not_a_video(self.path, head)) from exc
+            if kind is not None:
+                raise DataError(self.path, f"truncated or corrupt {kind} video: the container is recognised "
+                                f"but decord cannot open it ({said})") from exc
+            raise DataError(self.path, f"decord cannot open the video ({said})") from exc
         if len(self._vr) == 0:
             raise DataError(self.path, "video has no frames")
 
@@ -148,7 +227,8 @@ class VideoFile:
         try:
             return self._vr.get_batch(idx).asnumpy()
         except Exception as exc:
-            raise DataError(self.path, f"failed to decode frames {idx[0]}..{idx[-1]} "
+            raise DataError(self.path, f"truncated or corrupt video: the container opens ({len(self)} frames) but "
+                            f"frames {idx[0]}..{idx[-1]} fail to decode "
                             f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from vadlib.defaults import DEFAULT_FPS
@@ -238,6 +239,7 @@ def _run(args) -> int:
         threshold = calibrate_threshold(ref_scores, args.false_alarm_rate, method=method.name,
                                         source=f"normal footage ({ref_said})").stamp(meta)
         threshold.norm = method.norm if fusion else None
+        refuse_replacing_cited_calibration(out_root / "threshold.json", threshold, set(targets.values()))
         if ckpts:
             for c in ckpts:
                 beside = threshold_beside(c, method.name if fusion else None)
@@ -275,6 +277,35 @@ def _run(args) -> int:
     if args.calibrate:
         threshold.save(out_root / "threshold.json")
     return 0
+
+
+def refuse_replacing_cited_calibration(saved: Path, threshold: Threshold, replaced: set[Path]) -> None:
+    """Raise ConfigError if ``saved`` (``OUT/threshold.json``) holds another calibration that earlier
+    outputs in ``OUT`` cite (their ``events.json``), except those this run replaces (``--overwrite``):
+    the file would no longer hold the value they were thresholded with."""
+    import json
+
+    if not saved.is_file():
+        return
+    old = Threshold.load(saved)
+    plain = json.loads(json.dumps(asdict(threshold), default=lambda o: o.item() if hasattr(o, "item") else list(o)))
+    if old.value == plain["value"] and old.norm == plain["norm"]:
+        return
+    citing = []
+    for ev in sorted(saved.parent.glob("*/events.json")):
+        if ev.parent in replaced:
+            continue
+        try:
+            cited = json.loads(ev.read_text()).get("threshold") or {}
+        except (OSError, ValueError):
+            continue
+        if cited.get("value") == old.value:
+            citing.append(ev.parent.name)
+    if citing:
+        raise ConfigError(f"{saved}: holds the calibration {old.value:.6g} ({old.source}) that earlier outputs in "
+                          f"{saved.parent} cite ({', '.join(citing[:5])}{' …' if len(citing) > 5 else ''}); this "
+                          f"run calibrated {threshold.value:.6g} and would replace it. Use another --out folder, "
+                          "or remove those outputs and the file first")
 
 
 def _video(path: Path):

@@ -89,6 +89,10 @@ class ExtractConfig:
     torch_threads: int | None = None
 
     def validate(self) -> "ExtractConfig":
+        from vadlib.config import check
+
+        checked = check(type(self), self, "extract")   # types: stride 2.5 or batch_size "32" raise, never truncate
+        self.__dict__.update(checked.__dict__)         # 2.0 -> 2
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"unknown sampling '{self.sampling}'; known: {', '.join(SAMPLINGS)}")
         if int(self.crops) not in CROPS:
@@ -536,10 +540,45 @@ def extract_dataset(dataset, backbone, out_root: str | Path, cfg: ExtractConfig 
 # CLI
 
 
+def dataset_options(name: str, root: str | None = None, options: Sequence[str] = (),
+                    params_file: str | Path | None = None) -> dict[str, Any]:
+    """The adapter options of the command line: ``datasets.<name>`` of ``params_file`` (if given),
+    then ``KEY=VALUE`` strings (values read as YAML), then ``root``. Types are checked by the
+    adapter (:func:`vadlib.data.release.check_options`); a malformed option raises ConfigError."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    if params_file is not None:
+        from vadlib.config import validate_datasets
+        from vadlib.pipeline import load_params
+
+        datasets = load_params(params_file).get("datasets") or {}
+        if name not in datasets:
+            raise ConfigError(f"{params_file}: datasets has no entry '{name}' (has: {', '.join(datasets) or 'none'})")
+        out.update(validate_datasets({name: datasets[name]}, str(params_file))[name])
+    for opt in options:
+        key, eq, text = opt.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--dataset-option {opt!r}: expected KEY=VALUE (e.g. gt_root=/data/gt)")
+        try:
+            out[key.strip()] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--dataset-option {opt!r}: the value is not valid YAML ({exc})") from exc
+    if root is not None:
+        out["root"] = root
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m vadlib.features.extract", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", required=True, help="registered dataset name (vadlib.data.list_datasets())")
     ap.add_argument("--root", default=None, help="dataset root folder")
+    ap.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an adapter option (repeatable), the value read as YAML: --dataset-option gt_root=/data/gt "
+                         "--dataset-option end_inclusive=false --dataset-option 'lengths=[1, 2]'")
+    ap.add_argument("--params", default=None, metavar="PARAMS_YAML",
+                    help="take the dataset's root and options from this file's datasets.<dataset> "
+                         "(--root and --dataset-option override them)")
     ap.add_argument("--backbone", default="ViT-B-16")
     ap.add_argument("--pretrained", default="openai", help="open_clip tag, checkpoint path, or 'random'")
     ap.add_argument("--out", default="data/features", help="feature store root")
@@ -584,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vadlib.data import get_dataset
         from vadlib.features.backbone import RandomWeightsWarning, load_backbone
 
-        ds = get_dataset(args.dataset, args.root)
+        ds = get_dataset(args.dataset, **dataset_options(args.dataset, args.root, args.dataset_option, args.params))
         torch.manual_seed(args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)  # logged by extract_dataset instead

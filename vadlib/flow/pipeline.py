@@ -74,10 +74,11 @@ DEFAULTS: dict[str, Any] = asdict(FlowNFParams())
 
 def merge_params(params: Mapping | None) -> dict:
     """``DEFAULTS`` updated (one level deep for dict sections) with ``params``; unknown keys raise."""
+    from vadlib.config import FlowNFParams, check
+
+    check(FlowNFParams, params, "flow_nf")     # unknown keys and wrong types raise ConfigError
     out = copy.deepcopy(DEFAULTS)
     for k, v in (params or {}).items():
-        if k not in out:
-            raise ConfigError(f"flow_nf: unknown parameter '{k}' (known: {', '.join(out)})")
         if isinstance(out[k], dict) and isinstance(v, Mapping):
             out[k] = {**out[k], **v}
         else:
@@ -238,7 +239,9 @@ def region_config(regions: Mapping | None, source: str) -> RegionConfig:
     if bad:
         raise ConfigError(f"flow_nf.regions: unknown field(s) {bad} (RegionConfig fields: {', '.join(sorted(names))}; "
                           "or give one dict of fields per dataset name)")
-    return RegionConfig(**{**flat, **dict(keyed.get(source) or {})})
+    from vadlib.config import check
+
+    return check(RegionConfig, {**flat, **dict(keyed.get(source) or {})}, f"flow_nf.regions.{source}")
 
 
 def _configs(p: Mapping, source: str) -> tuple[FlowConfig, RegionConfig]:

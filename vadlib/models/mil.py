@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Mapping
 
 import numpy as np
@@ -57,12 +57,9 @@ class MILConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> "MILConfig":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ConfigError(f"MIL config: unknown keys {bad}; known: {sorted(known)}")
-        cfg = cls(**d)
+        from vadlib.config import check
+
+        cfg = check(cls, d, "MIL config")         # unknown keys and wrong types raise ConfigError
         if cfg.optimizer not in ("adagrad", "adam"):
             raise ConfigError(f"MIL config: optimizer must be adagrad or adam, got {cfg.optimizer!r}")
         return cfg

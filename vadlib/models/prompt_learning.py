@@ -50,12 +50,9 @@ class PromptLearnerConfig:
 
     @classmethod
     def from_params(cls, p: Mapping | None) -> "PromptLearnerConfig":
-        p = dict(p or {})
-        known = set(cls.__dataclass_fields__)
-        bad = sorted(set(p) - known)
-        if bad:
-            raise ConfigError(f"transfer.prompt_learning: unknown keys {bad} (known: {sorted(known)})")
-        cfg = cls(**p)
+        from vadlib.config import check
+
+        cfg = check(cls, p, "transfer.prompt_learning")   # unknown keys and wrong types raise ConfigError
         if cfg.n_ctx < 1:
             raise ConfigError("transfer.prompt_learning.n_ctx must be >= 1")
         return cfg

@@ -60,12 +60,9 @@ class TemporalConfig:
 
     @classmethod
     def from_params(cls, p: Mapping | None) -> "TemporalConfig":
-        p = dict(p or {})
-        known = set(cls.__dataclass_fields__)
-        bad = sorted(set(p) - known)
-        if bad:
-            raise ConfigError(f"transfer.temporal: unknown keys {bad} (known: {sorted(known)})")
-        cfg = cls(**p)
+        from vadlib.config import check
+
+        cfg = check(cls, p, "transfer.temporal")     # unknown keys and wrong types raise ConfigError
         if cfg.clip_length < 1 or not 1 <= cfg.stride <= cfg.clip_length:
             raise ConfigError(f"transfer.temporal: need clip_length >= 1 and 1 <= stride <= clip_length "
                               f"(got clip_length={cfg.clip_length}, stride={cfg.stride})")

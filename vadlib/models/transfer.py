@@ -115,11 +115,9 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, p: Mapping | None) -> "TrainConfig":
-        p = dict(p or {})
-        bad = sorted(set(p) - set(cls.__dataclass_fields__))
-        if bad:
-            raise ConfigError(f"transfer.train: unknown keys {bad} (known: {sorted(cls.__dataclass_fields__)})")
-        cfg = cls(**p)
+        from vadlib.config import check
+
+        cfg = check(cls, p, "transfer.train")     # unknown keys and wrong types raise ConfigError
         if cfg.objective != "auto":
             OBJECTIVES.get(cfg.objective)
         return cfg

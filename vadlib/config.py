@@ -1,0 +1,507 @@
+"""Typed configuration: one generic check for every ``params.yaml`` section and option set.
+
+A section is a dataclass whose annotations say what each key holds. :func:`check` turns a mapping
+read from YAML (or given on a command line) into that dataclass, or raises :class:`ConfigError`
+naming the file, the key path, what was expected and what was given::
+
+    params.yaml: zeroshot.sigma: expected a number, got 'abc'
+    params.yaml: zeroshot: unknown key 'sigmaa' (did you mean 'sigma'?; known: prompts, run_on, …)
+
+Rules (the same everywhere):
+
+* unknown keys are listed with the known ones; a missing key takes the dataclass default;
+* ``bool`` accepts only ``true``/``false`` (never the string ``"false"``, which Python reads as true);
+* ``int`` accepts integers and integral floats (``2.0``), never ``2.5`` (no silent truncation) nor a bool;
+* ``float`` accepts numbers and numeric strings (YAML 1.1 reads ``1e-3`` as a string), never ``abc``,
+  ``nan`` or ``inf``;
+* ``str`` accepts only strings; ``Path`` accepts strings or paths and returns a :class:`~pathlib.Path`;
+* ``list[X]``/``tuple[X, ...]``/``dict[str, X]`` check every element; a string where a list is
+  expected, or a list where a mapping is expected, is an error;
+* ``X | None`` accepts ``null``; unions try each member in order; ``Literal[...]`` lists the choices;
+* a nested dataclass is checked recursively; ``Any`` accepts anything;
+* ``field(metadata={"min": a, "max": b, "gt": c})`` bounds a number (``gt``: strictly greater).
+
+:data:`SECTIONS` maps each ``params.yaml`` section to its typed config; :func:`validate_section`
+and :func:`validate_params` are what :mod:`vadlib.pipeline` calls before a notebook runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, TypeVar, Union
+
+from vadlib.errors import ConfigError
+
+T = TypeVar("T")
+
+__all__ = ["check", "check_value", "bounded", "SECTIONS", "validate_section", "validate_params", "to_plain",
+           "BackboneParams", "DemoParams", "ExtractParams", "ZeroshotParams", "FlowNFParams", "TrainMILParams",
+           "TransferParams", "ReportParams", "CompareParams"]
+
+
+def bounded(default: Any, *, min: float | None = None, max: float | None = None,  # noqa: A002
+            gt: float | None = None) -> Any:
+    """A dataclass field with numeric bounds checked by :func:`check`."""
+    meta = {k: v for k, v in (("min", min), ("max", max), ("gt", gt)) if v is not None}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _show(value: Any) -> str:
+    s = repr(value)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _where(source: str | None, path: str) -> str:
+    return f"{source}: {path}" if source else path
+
+
+def _type_name(tp: Any) -> str:
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    if tp is Path:
+        return "a path (string)"
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        return "a list"
+    if origin in (dict, Mapping) or tp is dict or tp is Mapping:
+        return "a mapping"
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(tp)))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        return " or ".join(_type_name(a) for a in args if not (a is str and Path in args))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _fail(source: str | None, path: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"{_where(source, path)}: expected {expected}, got {_show(value)}")
+
+
+def check_value(tp: Any, value: Any, path: str, source: str | None = None) -> Any:
+    """``value`` checked (and converted) against the type annotation ``tp``; see the module rules."""
+    if tp is Any or tp is object:
+        return value
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if Path in args:                    # "str | Path": a path given as a string becomes a Path
+            args = (Path, *(a for a in args if a is not Path))
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return check_value(a, value, path, source)
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise _fail(source, path, _type_name(tp), value)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices or isinstance(value, bool) != any(isinstance(c, bool) for c in choices):
+            raise _fail(source, path, _type_name(tp), value)
+        return value
+    if tp is type(None):
+        if value is not None:
+            raise _fail(source, path, "null", value)
+        return None
+    if tp is bool:
+        if not isinstance(value, bool):
+            hint = " (write true or false without quotes)" if isinstance(value, str) else ""
+            raise ConfigError(f"{_where(source, path)}: expected true or false, got {_show(value)}{hint}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
+            raise _fail(source, path, "an integer", value)
+        return int(value)
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise _fail(source, path, "a number", value) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(source, path, "a number", value)
+        if not math.isfinite(value):
+            raise _fail(source, path, "a finite number", value)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _fail(source, path, "a string", value)
+        return value
+    if tp is Path:
+        if not isinstance(value, (str, Path)) or str(value) == "":
+            raise _fail(source, path, "a path (string)", value)
+        return Path(value).expanduser()
+    if dataclasses.is_dataclass(tp):
+        return check(tp, value, path, source)
+    if origin is list or tp is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            raise _fail(source, path, "a list", value)
+        return [check_value(item, v, f"{path}[{i}]", source) for i, v in enumerate(value)]
+    if origin is tuple or tp is tuple:
+        args = typing.get_args(tp) or (Any, ...)
+        if not isinstance(value, (list, tuple)):
+            raise _fail(source, path, "a list", value)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(check_value(args[0], v, f"{path}[{i}]", source) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise _fail(source, path, f"a list of {len(args)} entries", value)
+        return tuple(check_value(a, v, f"{path}[{i}]", source) for i, (a, v) in enumerate(zip(args, value)))
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        kt, vt = typing.get_args(tp) or (Any, Any)
+        if not isinstance(value, Mapping):
+            raise _fail(source, path, "a mapping (key: value lines)", value)
+        return {check_value(kt, k, f"{path} key", source): check_value(vt, v, f"{path}.{k}", source)
+                for k, v in value.items()}
+    if isinstance(tp, type):
+        if not isinstance(value, tp):
+            raise _fail(source, path, _type_name(tp), value)
+        return value
+    raise TypeError(f"vadlib.config: unsupported annotation {tp!r} at {path}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check(cls: type[T], data: Mapping | None, path: str, source: str | None = None, what: str = "key") -> T:
+    """``data`` as a ``cls`` instance: unknown keys, wrong types and out-of-bounds numbers raise
+    :class:`ConfigError` naming ``source`` (e.g. ``params.yaml``) and the key path under ``path``
+    (``what`` names a key in the unknown-key message: ``key``, ``option``…).
+
+    ``data=None`` (an empty YAML section) gives the defaults.
+    """
+    if data is None:
+        data = {}
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        data = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
+    if not isinstance(data, Mapping):
+        raise _fail(source, path, "a mapping (key: value lines)", data)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        k = unknown[0]
+        close = difflib.get_close_matches(str(k), list(fields), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        more = f" (and {', '.join(map(repr, unknown[1:]))})" if len(unknown) > 1 else ""
+        raise ConfigError(f"{_where(source, path)}: unknown {what} {k!r}{hint}{more}; "
+                          f"known: {', '.join(fields)}")
+    hints = _hints(cls)
+    kwargs = {}
+    for k, v in data.items():
+        sub = f"{path}.{k}" if path else str(k)
+        val = check_value(hints[k], v, sub, source)
+        meta = fields[k].metadata
+        if meta and isinstance(val, (int, float)) and not isinstance(val, bool):
+            if "min" in meta and val < meta["min"]:
+                raise ConfigError(f"{_where(source, sub)}: must be >= {meta['min']}, got {_show(v)}")
+            if "gt" in meta and val <= meta["gt"]:
+                raise ConfigError(f"{_where(source, sub)}: must be > {meta['gt']}, got {_show(v)}")
+            if "max" in meta and val > meta["max"]:
+                raise ConfigError(f"{_where(source, sub)}: must be <= {meta['max']}, got {_show(v)}")
+        kwargs[k] = val
+    return cls(**kwargs)
+
+
+def to_plain(value: Any) -> Any:
+    """A checked value back in YAML/JSON terms (paths as strings, tuples as lists, dataclasses as dicts)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# the params.yaml sections (defaults = the values params.yaml ships with)
+# ---------------------------------------------------------------------------------------------
+Prompts = Union[list[str], dict[str, str]]
+
+
+@dataclass
+class BackboneParams:
+    """``backbone``: an open_clip model name and pretrained tag (or checkpoint path)."""
+
+    name: str = "ViT-B-16"
+    pretrained: str = "openai"
+    device: str = "cpu"
+    precision: str = "fp32"
+
+
+@dataclass
+class DemoParams:
+    """``demo``: the generated demo benchmark."""
+
+    root: str = "data/demo"
+    size: str = "small"
+
+
+@dataclass
+class ExtractParams:
+    """``extract``: CLIP feature extraction."""
+
+    run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
+    out: str = "data/features"
+    sampling: Literal["frame", "every", "snippet"] = "every"
+    stride: int = bounded(2, min=1)
+    snippet_len: int = bounded(16, min=1)
+    crops: Literal[1, 5, 10] = 1
+    batch_size: int = bounded(32, min=1)
+    num_workers: int = bounded(0, min=0)
+    precision: str = "fp32"
+    on_error: Literal["raise", "skip"] = "raise"
+    resize: str = "shorter"
+
+
+@dataclass
+class PromptSet:
+    normal: list[str] = field(default_factory=list)
+    anomaly: Prompts = field(default_factory=dict)
+
+
+@dataclass
+class ZeroshotParams:
+    """``zeroshot``: CLIP zero-shot scoring."""
+
+    run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
+    score: Literal["softmax", "max_cos"] = "softmax"
+    tau: float = bounded(0.01, gt=0)
+    sigma: float = bounded(0.0, min=0)
+    templates: list[str] = field(default_factory=lambda: ["{}."])
+    prompts: dict[str, PromptSet] = field(default_factory=dict)
+
+
+@dataclass
+class FlowSection:
+    method: str = "dis"
+    preset: str = "medium"
+    ref_size: Union[tuple[int, int], None] = None
+    quant: int = bounded(32, min=1)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PatchSection:
+    size: int = bounded(8, min=1)
+    stack: int = bounded(1, min=1)
+    rescale: bool = False
+
+
+@dataclass
+class GlowSection:
+    K: int = bounded(8, min=1)
+    L: int = bounded(1, min=1)
+    hidden: int = bounded(64, min=1)
+    epochs: int = bounded(12, min=0)
+    batch_size: int = bounded(256, min=1)
+    lr: float = bounded(1e-3, gt=0)
+    noise: float = bounded(0.03, min=0)
+    max_train: int = bounded(30000, min=1)
+
+
+@dataclass
+class VelocitySection:
+    bins: int = bounded(1, min=1)
+    n_components: int = bounded(2, min=1)
+
+
+@dataclass
+class PoseSection:
+    model: str = "pose_flow"
+    normalize: str = "none"
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    K: int = bounded(8, min=1)
+    hidden: int = bounded(64, min=1)
+    epochs: int = bounded(20, min=0)
+    k: int = bounded(1, min=1)
+
+
+@dataclass
+class FlowNFParams:
+    """``flow_nf``: optical-flow normalizing flows (defaults = ``vadlib.flow.pipeline.DEFAULTS``;
+    ``regions`` is checked field by field by ``flow.pipeline.region_config``)."""
+
+    dataset: str = "demo_a"
+    transfer: list[str] = field(default_factory=lambda: ["demo_b"])
+    model_in: Union[str, None] = None
+    cache: str = "data/flow"
+    workers: int = bounded(2, min=0)
+    seed: int = 0
+    sigma: float = bounded(3.0, min=0)
+    calib_every: int = bounded(5, min=1)
+    norm_quantiles: tuple[float, float] = (0.0, 0.999)
+    naive_top: float = bounded(0.01, gt=0, max=1)
+    flow: FlowSection = field(default_factory=FlowSection)
+    regions: dict[str, Any] = field(default_factory=dict)
+    patch: PatchSection = field(default_factory=PatchSection)
+    glow: GlowSection = field(default_factory=GlowSection)
+    velocity: VelocitySection = field(default_factory=VelocitySection)
+    pose: PoseSection = field(default_factory=PoseSection)
+    fusion: dict[str, float] = field(default_factory=lambda: {"flow_nf": 1.0, "velocity": 1.0, "pose": 1.0})
+
+
+@dataclass
+class TrainMILParams:
+    """``train_mil``: weakly supervised training (``overrides`` are checked by the method's config)."""
+
+    run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
+    method: str = "anomalyclip"
+    preset: Union[str, dict[str, str]] = "demo"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    classes: Union[list[str], None] = None
+    val_fraction: float = bounded(0.2, min=0, max=0.9)
+    checkpoint_in: str = ""
+    timelines: int = bounded(6, min=0)
+
+
+@dataclass
+class GenericPrompts:
+    normal: str = "a normal scene"
+    abnormal: str = "an abnormal event"
+
+
+@dataclass
+class TransferParams:
+    """``transfer``: zero-shot cross-dataset transfer. ``temporal``, ``prompt_learning`` and ``train``
+    are checked by their model configs (:func:`validate_section` does it before the stage runs)."""
+
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    variants: list[str] = field(default_factory=lambda: ["full", "no_temporal", "generic_prompts", "clip_zeroshot"])
+    score: Literal["calibrated", "max_cos"] = "calibrated"
+    tau: float = bounded(0.01, gt=0)
+    sigma: float = bounded(0.0, min=0)
+    templates: list[str] = field(default_factory=lambda: ["{}."])
+    generic_prompts: GenericPrompts = field(default_factory=GenericPrompts)
+    normal_prompts: dict[str, list[str]] = field(default_factory=dict)
+    prompts: dict[str, Prompts] = field(default_factory=dict)
+    temporal: dict[str, Any] = field(default_factory=dict)
+    prompt_learning: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
+    num_threads: int = bounded(1, min=1)
+
+
+@dataclass
+class ReportParams:
+    """``report``: the results page."""
+
+    title: str = "vadlib results"
+    quoted: Literal["matching", "all", "none"] = "matching"
+    matrix_metric: str = "micro_auc"
+    feature_space: Literal["pca", "tsne"] = "pca"
+    figures_dir: str = ""
+    latex_columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CompareParams:
+    """``compare``: experiment comparison (run by hand)."""
+
+    metric: str = "micro_auc"
+    metrics_file: str = ""
+    param: str = ""
+    hue: str = ""
+    runs: list[str] = field(default_factory=list)
+    max_runs: int = bounded(6, min=1)
+    roc_path: str = ""
+    pr_path: str = ""
+    all_commits: bool = False
+
+
+SECTIONS: dict[str, type] = {
+    "backbone": BackboneParams, "demo": DemoParams, "extract": ExtractParams, "zeroshot": ZeroshotParams,
+    "flow_nf": FlowNFParams, "train_mil": TrainMILParams, "transfer": TransferParams, "report": ReportParams,
+    "compare": CompareParams,
+}
+
+
+def _nested_transfer(section: Mapping, source: str | None) -> None:
+    """transfer.temporal / prompt_learning / train against the models' own configs (imports torch)."""
+    from vadlib.models.prompt_learning import PromptLearnerConfig
+    from vadlib.models.temporal import TemporalConfig
+    from vadlib.models.transfer import TrainConfig
+
+    check(TemporalConfig, section.get("temporal"), "transfer.temporal", source)
+    pl = dict(section.get("prompt_learning") or {})
+    check_value(bool, pl.pop("enabled", True), "transfer.prompt_learning.enabled", source)
+    check(PromptLearnerConfig, pl, "transfer.prompt_learning", source)
+    check(TrainConfig, section.get("train"), "transfer.train", source)
+
+
+def validate_datasets(datasets: Any, source: str | None = "params.yaml") -> dict[str, dict]:
+    """``datasets``: ``{name: {root, adapter options…}}``; each entry's options are checked against its
+    adapter's signature (unknown option, wrong type) without reading any data."""
+    from vadlib.data.registry import DATASETS
+    from vadlib.data.release import check_options
+
+    check_value(dict[str, Any], datasets or {}, "datasets", source)
+    out = {}
+    for name, opts in (datasets or {}).items():
+        if opts is None:
+            opts = {}
+        if not isinstance(opts, Mapping):
+            raise _fail(source, f"datasets.{name}", "a mapping of options (root: …)", opts)
+        if name in DATASETS.names():
+            out[name] = to_plain(check_options(name, DATASETS.get(name), dict(opts),
+                                               where=_where(source, f"datasets.{name}")))
+        else:
+            out[name] = dict(opts)
+    return out
+
+
+def validate_section(params: Mapping, name: str, source: str | None = "params.yaml") -> dict[str, Any]:
+    """The section ``name`` of ``params`` checked by its typed config; returns it with checked values
+    (only the keys given: defaults stay where they are defined). Sections without a typed config
+    (and the shared ``seed``/``datasets``) are checked by their own rules."""
+    value = params.get(name)
+    if name == "seed":
+        return check_value(int, value if value is not None else 0, "seed", source)
+    if name == "datasets":
+        return validate_datasets(value, source)
+    cls = SECTIONS.get(name)
+    if cls is None:
+        return value
+    checked = check(cls, value, name, source)
+    if name == "transfer":
+        _nested_transfer(value or {}, source)
+    # the given value where it already equals the checked one (3 stays 3, not 3.0: notebooks and the
+    # outputs that echo parameters are unchanged); the converted value otherwise ("1e-3" -> 0.001)
+    return {k: v if v == (c := to_plain(getattr(checked, k))) else c for k, v in (value or {}).items()}
+
+
+def validate_params(params: Mapping, source: str | None = "params.yaml",
+                    sections: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Every known section of ``params`` (or those in ``sections``) checked; a copy with checked values."""
+    out = dict(params)
+    for name in sections or tuple(params):
+        if name in params and (name in SECTIONS or name in ("seed", "datasets")):
+            out[name] = validate_section(params, name, source)
+    return out
