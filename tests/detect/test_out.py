@@ -8,7 +8,7 @@ from vadlib.detect import main as detect_main
 
 
 def test_out_never_replaces_a_cited_calibration(tmp_path, capsys):
-    from vadlib.flow.synthetic import write_video
+    from vadlib.synthetic.flow import write_video
 
     ref_a, ref_b = tmp_path / "normal_a", tmp_path / "normal_b"
     write_video(ref_a / "n0", n=10, size=(40, 56), seed=10, sq=10)
