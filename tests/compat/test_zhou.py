@@ -1,6 +1,7 @@
 """Zhou et al.'s prompt checkpoint importer, reference-mode switches and zero-shot maps on frames
 (random tiny weights; no figure is claimed)."""
 
+import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -175,3 +176,22 @@ def test_maps_on_real_ped2_frames_align_with_masks(backbone, learner):
     model = zhou.ZhouZeroShot(backbone, learner, zhou.REFERENCE, n_layers=2)
     maps, scores = model.video_maps(video, frames=[60, 61, 62])
     assert maps.shape == video.masks()[[60, 61, 62]].shape and scores.shape == (3,)
+
+
+REF_DPAM = os.environ.get("VADLIB_REFERENCE_DPAM")
+
+
+@pytest.mark.skipif(not REF_DPAM, reason="set VADLIB_REFERENCE_DPAM to a clone of zqhang/AnomalyCLIP to compare "
+                                         "vadlib with the reference code on identical random weights")
+def test_reference_mode_equals_the_reference_code():
+    from vadlib.bench.reference_dpam import TARGET_REL, compare
+
+    res = compare(REF_DPAM, "small")
+    for label, (a, rel) in res["reference"].items():
+        assert rel <= TARGET_REL, (label, a, rel)
+    # every fix changes what it should: the global score, the text, the input, the frame map
+    fixes = res["fixes"]
+    assert fixes["global_ln_post"]["image score (same input)"][1] > 1e-3
+    assert fixes["deep_prompts_fp32"]["text features"][1] > 1e-6
+    assert fixes["resize"]["input (frames -> S x S tensor)"][1] > 1e-3
+    assert fixes["blur_at"]["anomaly map on the frame (H x W)"][1] > 1e-3
