@@ -123,18 +123,21 @@ class ZeroShotMethod(DetectMethod):
         n = len(video.open())
         fired_rows = np.asarray(out.fired, np.int64)
         self.heat = (patch_heat_maps(self.backbone, video, frame_index, fired_rows, self.scorer.normal_text,
-                                     self.scorer.anomaly_text) if self.heatmap else None)
+                                     self.scorer.anomaly_text, zhou_prompts=getattr(self, "heat_prompts", None))
+                     if self.heatmap else None)
         return (_expand(getattr(out, self.score), frame_index, n), _expand(fired_rows, frame_index, n))
 
 
 def patch_heat_maps(backbone, video, frame_index: np.ndarray, fired: np.ndarray, normal_text, anomaly_text,
-                    tau: float = 0.07, max_values: int = 200_000_000) -> tuple[np.ndarray, np.ndarray] | None:
+                    tau: float = 0.07, max_values: int = 200_000_000,
+                    zhou_prompts: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """DPAM patch-level maps (Zhou et al.; :mod:`vadlib.models.dpam`) of the encoded frames
     ``frame_index (N,)``, each against [the mean normal text, the anomaly text ``anomaly_text[fired[i]]``]
     (``normal_text (Kn, D)``, ``anomaly_text (Ka, D)``, frozen CLIP space).
 
     Returns ``(frame_index (N,), maps (N, H, W) float16 in [0, 1])`` (red = anomalous patches), or
-    None when ``N·H·W`` exceeds ``max_values`` (said on stderr)."""
+    None when ``N·H·W`` exceeds ``max_values`` (said on stderr). ``zhou_prompts``: a Zhou et al. prompt
+    checkpoint (``--heatmap-prompts``): its learned prompts draw the map instead (:mod:`vadlib.compat.zhou`)."""
     import torch
 
     from vadlib.models.dpam import DPAMEncoder, frame_anomaly_maps
@@ -146,6 +149,10 @@ def patch_heat_maps(backbone, video, frame_index: np.ndarray, fired: np.ndarray,
     if len(frame_index) * h * w > max_values:
         print(f"{video.name}: heat map skipped ({len(frame_index)} maps of {h}x{w} would not fit)", file=sys.stderr)
         return None
+    if zhou_prompts:
+        from vadlib.compat.zhou import detect_heat_maps
+
+        return detect_heat_maps(zhou_prompts, backbone, video, frame_index)
     enc = DPAMEncoder(backbone)
     normal_text = torch.as_tensor(normal_text, dtype=torch.float32)
     anomaly_text = torch.as_tensor(anomaly_text, dtype=torch.float32)
@@ -311,8 +318,8 @@ class TransferMethod(DetectMethod):
         fired_rows = np.asarray(out["fired"], np.int64)
         # the map: the frame's DPAM patches (frozen CLIP space, before the temporal module) against the
         # normal prompts and the target prompt the model found fired there
-        self.heat = (patch_heat_maps(self.backbone, video, frame_index, fired_rows, self.text_n, self.text_a)
-                     if self.heatmap else None)
+        self.heat = (patch_heat_maps(self.backbone, video, frame_index, fired_rows, self.text_n, self.text_a,
+                                     zhou_prompts=getattr(self, "heat_prompts", None)) if self.heatmap else None)
         return (expand_to_frames(np.asarray(out[self.score], np.float64), frame_index, n),
                 expand_to_frames(fired_rows, frame_index, n))
 
@@ -579,6 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "MP4, held between encoded frames (one more encoder pass over the sampled frames: ≈ 0.7x "
                          "instead of 1.5x real time for ViT-B-16 on 2 CPU cores; off by default; ignored with "
                          "--no-video)")
+    ap.add_argument("--heatmap-prompts", default=None, metavar="EPOCH_PTH",
+                    help="with --heatmap: draw the map with the learned prompts of a Zhou et al. checkpoint "
+                         "(zqhang/AnomalyCLIP checkpoints/*/epoch_*.pth; needs --backbone ViT-L-14-336 --pretrained openai)")
     ap.add_argument("--params", default="params.yaml")
     return ap
 
@@ -667,6 +677,7 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     for m in parts:
         if hasattr(m, "heatmap"):
             m.heatmap = bool(args.heatmap and not args.no_video)
+            m.heat_prompts = getattr(args, "heatmap_prompts", None)
     method = parts[0] if len(parts) == 1 else FusionMethod(parts, args.weights)
     if len(parts) == 1 and args.weights:
         raise ConfigError("--weights is for fusions (--method a+b)")

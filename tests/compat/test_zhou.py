@@ -156,6 +156,14 @@ def test_zero_shot_maps_of_an_imported_checkpoint_on_video_frames(tmp_path, back
             return self.src
 
     frames = _frames(5, 36, 48)
+    # detect's heat-map hook (--heatmap --heatmap-prompts epoch_<k>.pth): detect's heat format
+    from vadlib.detect import patch_heat_maps
+
+    idx, heat = patch_heat_maps(backbone, Video(frames), np.array([0, 3]), np.zeros(2, np.int64), None, None,
+                                zhou_prompts=str(path))
+    assert idx.tolist() == [0, 3] and heat.shape == (2, 36, 48) and heat.dtype == np.float16
+    ref_maps, _ = zhou.ZhouZeroShot(backbone, learner, image_size=zhou.ZHOU_IMAGE_SIZE).frame_maps(frames[[0, 3]])
+    np.testing.assert_allclose(heat.astype(np.float32), ref_maps, atol=2e-3)
     for sw in (zhou.DEFAULT, zhou.REFERENCE):
         model = zhou.ZhouZeroShot.from_checkpoint(path, backbone, sw, image_size=96, n_layers=2)
         maps, scores = model.video_maps(Video(frames), batch_size=2)

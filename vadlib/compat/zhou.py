@@ -285,3 +285,22 @@ def with_switches(model: ZhouZeroShot, **changes) -> ZhouZeroShot:
     """A copy of ``model`` with some switches changed (same learner and settings)."""
     return ZhouZeroShot(model.backbone, model.learner, replace(model.switches, **changes), model.image_size,
                         model.encoder.n_layers, model.sigma, model.tau)
+
+
+_HEAT_MODELS: dict[tuple[str, int], ZhouZeroShot] = {}
+
+
+def detect_heat_maps(checkpoint: str | Path, backbone, video, frame_index: np.ndarray,
+                     switches: ZhouSwitches = DEFAULT, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """``vadlib detect --heatmap --heatmap-prompts epoch_<k>.pth``: the zero-shot DPAM maps of an
+    imported Zhou checkpoint on the encoded frames ``frame_index (N,)`` of ``video``, in detect's heat
+    format ``(frame_index (N,), maps (N, H, W) float16 in [0, 1])`` (input 518 px, 19 DPAM blocks,
+    σ = 4). The backbone must be the checkpoint's CLIP (ViT-L-14-336, openai) or the import refuses."""
+    key = (str(Path(checkpoint).resolve()), id(backbone))
+    if key not in _HEAT_MODELS:
+        _HEAT_MODELS.clear()
+        _HEAT_MODELS[key] = ZhouZeroShot.from_checkpoint(checkpoint, backbone, switches, image_size=ZHOU_IMAGE_SIZE)
+    model = _HEAT_MODELS[key]
+    frame_index = np.asarray(frame_index, np.int64)
+    maps, _ = model.video_maps(video, frames=[int(i) for i in frame_index], batch_size=batch_size)
+    return frame_index, np.clip(maps, 0.0, 1.0).astype(np.float16)
