@@ -229,6 +229,8 @@ ROWS = (("input (frames -> S x S tensor)", "input", "input"), ("text features", 
 
 def compare(repo: str | Path, size_name: str = "small", seed: int = 0) -> dict:
     """Run both sides; returns ``{"reference": {row: (abs, rel)}, "fixes": {switch: {row: (abs, rel)}}, ...}``."""
+    from PIL import Image
+
     size = SIZES[size_name]
     ref = import_reference(repo)
     model, ref_learner, clip_state = build_reference(ref, size, seed)
@@ -237,8 +239,7 @@ def compare(repo: str | Path, size_name: str = "small", seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     h, w = int(size.native * 0.9), int(size.native * 1.3)
     base = rng.integers(0, 256, (size.n_images, h // 8, w // 8, 3), np.uint8)       # smooth-ish content
-    frames = np.stack([np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(b).resize((w, h)))
-                       for b in base])
+    frames = np.stack([np.asarray(Image.fromarray(b).resize((w, h))) for b in base])
     frames = np.clip(frames.astype(np.int16) + rng.integers(-20, 21, frames.shape), 0, 255).astype(np.uint8)
     images = reference_preprocess(ref, frames, size)
     out_ref = reference_inference(ref, model, ref_learner, images, size)

@@ -68,7 +68,6 @@ ZHOU_SIGMA = 4.0
 ZHOU_TAU = 0.07
 
 _DEEP = re.compile(r"^compound_prompts_text\.(\d+)$")
-_PROJ = re.compile(r"^compound_prompt_projections\.(\d+)\.(weight|bias)$")
 
 
 @dataclass(frozen=True)
