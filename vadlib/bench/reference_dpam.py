@@ -7,7 +7,7 @@ user's clone at PATH at run time; nothing of them is copied into vadlib. The ben
 1. builds the reference CLIP + prompt learner with random weights (every parameter perturbed, so
    zero biases and unit norms hide nothing) at a small ViT size (``--size small``, CPU in seconds)
    or at the published size (``--size vit-l-14-336``: ViT-L/14@336px run at 518 px, 19 DPAM
-   layers, 12 context tokens, deep prompts of depth 9; minutes and ~4 GB);
+   layers, 12 context tokens, deep prompts of depth 9; about 10 CPU-minutes and 6.5 GB peak memory);
 2. moves the CLIP weights into an open_clip ``CLIP`` (same key names) and the prompt learner's
    state dict into vadlib through :func:`vadlib.compat.zhou.load_prompt_checkpoint`;
 3. feeds both the same uint8 images (non-square, resized by each side's preprocessing to the
