@@ -118,3 +118,15 @@ def test_real_ped2_pose_matches_frames():
     assert [len(v) for v in pose.values()] == [v.num_frames for v in ds.videos("test")]
     with pytest.raises(DataError, match="training_pose.npz"):
         load_pose(PED2 / "pose" / "training_pose.npz", ds.videos("test"))
+
+
+def test_velocity_keywords_scale_whole_frame_and_resize():
+    f = np.zeros((12, 16, 2), np.float32)
+    f[..., 1] = 2.0                                           # 90°: bin 2 of 8
+    assert velocity_descriptor(f, None, bins=8).tolist() == [0, 0, 2.0, 0, 0, 0, 0, 0]
+    assert velocity_descriptor(f, (0, 0, 16, 12), bins=1, scale=4.0)[0] == pytest.approx(0.5)
+    assert velocity_descriptor(f, (0, 0, 16, 12), bins=1, crop_size=7)[0] == pytest.approx(2.0)
+    with pytest.raises(ConfigError):
+        velocity_descriptor(f, (0, 0, 4, 4), orientation="turns")
+    with pytest.raises(ConfigError):
+        velocity_descriptor(f, (0, 0, 4, 4), box_rounding="round")

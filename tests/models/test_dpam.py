@@ -175,3 +175,30 @@ def test_ped2_maps_align_with_masks(backbone):
     # the evaluation helper runs on the real masks (value: random weights, no claim)
     res = evaluate_maps(enc, [video], text, backbone, max_frames=6)
     assert res["n_frames"] == 6 and 0 <= res["pixel_auroc"] <= 1 and 0 <= res["aupro"] <= 1
+
+
+def test_non_native_input_size_interpolates_the_positional_embedding(backbone):
+    from vadlib.models.dpam import interpolate_pos_embed
+
+    pos = backbone.model.visual.positional_embedding
+    assert interpolate_pos_embed(pos, (4, 4)) is pos                   # native 4x4 grid: unchanged
+    const = torch.cat([torch.zeros(1, 3), torch.ones(16, 3) * 2.5])
+    big = interpolate_pos_embed(const, (6, 6))
+    assert big.shape == (37, 3) and torch.allclose(big[1:], torch.full((36, 3), 2.5)) and torch.equal(big[0], const[0])
+    # a ramp along x stays a monotone ramp along x (row-major layout kept)
+    ramp = torch.cat([torch.zeros(1, 1), torch.arange(4.0).repeat(4)[:, None]])
+    r = interpolate_pos_embed(ramp, (8, 8))[1:].reshape(8, 8)
+    assert (r.diff(dim=1) >= 0).all() and torch.allclose(r[0], r[5])
+    enc = DPAMEncoder(backbone, n_layers=2)
+    out = enc(torch.randn(2, 3, 96, 96))
+    assert out.grid == (6, 6) and out.patches.shape == (2, 36, backbone.embed_dim)
+
+
+def test_global_embedding_without_ln_post_is_the_reference_flaw(backbone):
+    x = torch.randn(2, 3, 64, 64)
+    vis = backbone.model.visual
+    fixed = DPAMEncoder(backbone, n_layers=2)(x).image
+    flawed = DPAMEncoder(backbone, n_layers=2, global_ln_post=False)(x).image
+    raw = vis.transformer(vis._embeds(x))[:, 0] @ vis.proj
+    assert torch.allclose(flawed, raw, atol=1e-5)
+    assert not torch.allclose(fixed, flawed, atol=1e-3)

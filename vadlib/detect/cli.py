@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "MP4, held between encoded frames (one more encoder pass over the sampled frames: ≈ 0.7x "
                          "instead of 1.5x real time for ViT-B-16 on 2 CPU cores; off by default; ignored with "
                          "--no-video)")
+    ap.add_argument("--heatmap-prompts", default=None, metavar="EPOCH_PTH",
+                    help="with --heatmap: draw the map with the learned prompts of a Zhou et al. checkpoint "
+                         "(zqhang/AnomalyCLIP checkpoints/*/epoch_*.pth; needs --backbone ViT-L-14-336 --pretrained openai)")
     ap.add_argument("--params", default="params.yaml")
     return ap
 
@@ -114,6 +117,7 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     for m in parts:
         if hasattr(m, "heatmap"):
             m.heatmap = bool(args.heatmap and not args.no_video)
+            m.heat_prompts = getattr(args, "heatmap_prompts", None)
     method = parts[0] if len(parts) == 1 else FusionMethod(parts, args.weights)
     if len(parts) == 1 and args.weights:
         raise ConfigError("--weights is for fusions (--method a+b)")

@@ -126,7 +126,8 @@ class ZeroShotMethod(DetectMethod):
         n = len(video.open())
         fired_rows = np.asarray(out.fired, np.int64)
         self.heat = (patch_heat_maps(self.backbone, video, frame_index, fired_rows, self.scorer.normal_text,
-                                     self.scorer.anomaly_text) if self.heatmap else None)
+                                     self.scorer.anomaly_text, zhou_prompts=getattr(self, "heat_prompts", None))
+                     if self.heatmap else None)
         return (_expand(getattr(out, self.score), frame_index, n), _expand(fired_rows, frame_index, n))
 
 
@@ -298,8 +299,8 @@ class TransferMethod(DetectMethod):
         fired_rows = np.asarray(out["fired"], np.int64)
         # the map: the frame's DPAM patches (frozen CLIP space, before the temporal module) against the
         # normal prompts and the target prompt the model found fired there
-        self.heat = (patch_heat_maps(self.backbone, video, frame_index, fired_rows, self.text_n, self.text_a)
-                     if self.heatmap else None)
+        self.heat = (patch_heat_maps(self.backbone, video, frame_index, fired_rows, self.text_n, self.text_a,
+                                     zhou_prompts=getattr(self, "heat_prompts", None)) if self.heatmap else None)
         return (expand_to_frames(np.asarray(out[self.score], np.float64), frame_index, n),
                 expand_to_frames(fired_rows, frame_index, n))
 

@@ -15,13 +15,15 @@ from vadlib.events import Threshold
 
 
 def patch_heat_maps(backbone, video, frame_index: np.ndarray, fired: np.ndarray, normal_text, anomaly_text,
-                    tau: float = 0.07, max_values: int = 200_000_000) -> tuple[np.ndarray, np.ndarray] | None:
+                    tau: float = 0.07, max_values: int = 200_000_000,
+                    zhou_prompts: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """DPAM patch-level maps (Zhou et al.; :mod:`vadlib.models.dpam`) of the encoded frames
     ``frame_index (N,)``, each against [the mean normal text, the anomaly text ``anomaly_text[fired[i]]``]
     (``normal_text (Kn, D)``, ``anomaly_text (Ka, D)``, frozen CLIP space).
 
     Returns ``(frame_index (N,), maps (N, H, W) float16 in [0, 1])`` (red = anomalous patches), or
-    None when ``N·H·W`` exceeds ``max_values`` (said on stderr)."""
+    None when ``N·H·W`` exceeds ``max_values`` (said on stderr). ``zhou_prompts``: a Zhou et al. prompt
+    checkpoint (``--heatmap-prompts``): its learned prompts draw the map instead (:mod:`vadlib.compat.zhou`)."""
     import torch
 
     from vadlib.models.dpam import DPAMEncoder, frame_anomaly_maps
@@ -33,6 +35,10 @@ def patch_heat_maps(backbone, video, frame_index: np.ndarray, fired: np.ndarray,
     if len(frame_index) * h * w > max_values:
         print(f"{video.name}: heat map skipped ({len(frame_index)} maps of {h}x{w} would not fit)", file=sys.stderr)
         return None
+    if zhou_prompts:
+        from vadlib.compat.zhou import detect_heat_maps
+
+        return detect_heat_maps(zhou_prompts, backbone, video, frame_index)
     enc = DPAMEncoder(backbone)
     normal_text = torch.as_tensor(normal_text, dtype=torch.float32)
     anomaly_text = torch.as_tensor(anomaly_text, dtype=torch.float32)

@@ -8,7 +8,8 @@
   from ``cv2.cartToPolar`` in ``bins`` bins over 0–360°; bin value = sum of the magnitudes whose
   orientation falls in the bin divided by the number of pixels of the box (box-averaged,
   magnitude-weighted histogram; ``bins=1`` = mean L1 speed, their Ped2 setting). Computed on the
-  native-resolution crop, no resize.
+  native-resolution crop, no resize (the reference resizes the crop to 224×224 first; that and
+  its other deviations are keywords, named as switches in :mod:`vadlib.compat.aivad`).
 * :func:`load_pose` — per-frame, per-object 34-d keypoint vectors of a ``*_pose.npz`` file
   (UCSD Ped2's, see its README): they come WITHOUT boxes, so pose objects cannot be matched to
   motion regions; the pose score of a frame is the max over that file's objects of the frame.
@@ -49,20 +50,61 @@ def flow_patch(flows: np.ndarray, index: int, box: Sequence[int], size: int = 16
     return out
 
 
-def velocity_descriptor(flow: np.ndarray, box: Sequence[int], bins: int = 1) -> np.ndarray:
-    """``(bins,)`` float32 magnitude-weighted orientation histogram of ``flow`` ``(H, W, 2)`` in ``box``."""
+BOX_ROUNDING = ("floor", "ceil")
+ORIENTATIONS = ("degrees", "radians")
+
+
+def _round_box(box: Sequence[float], rounding: str) -> tuple[int, int, int, int]:
+    if rounding not in BOX_ROUNDING:
+        raise ConfigError(f"unknown box rounding '{rounding}' (known: {', '.join(BOX_ROUNDING)})")
+    f = np.floor if rounding == "floor" else np.ceil
+    return tuple(int(f(float(b))) for b in box)
+
+
+def velocity_descriptor(flow: np.ndarray, box: Sequence[float], bins: int = 1, *, scale: float = 1.0,
+                        crop_size: int | None = None, box_rounding: str = "floor",
+                        orientation: str = "degrees") -> np.ndarray:
+    """``(bins,)`` float32 magnitude-weighted orientation histogram of ``flow`` ``(H, W, 2)`` in ``box``
+    (``x0, y0, x1, y1``; ``None`` = the whole frame).
+
+    Args:
+        scale: magnitudes are divided by it (Reiss & Hoshen on ShanghaiTech: a person box's height,
+            for perspective; 1 elsewhere).
+        crop_size: None (vadlib) = the native-resolution crop; ``n`` = the crop resized to ``n×n``
+            with ``cv2.INTER_LINEAR`` first, displacements not rescaled (the reference: 224).
+        box_rounding: ``"floor"`` (vadlib) or ``"ceil"`` (the reference's ``np.ceil`` of each corner).
+        orientation: ``"degrees"`` (vadlib: ``cartToPolar`` in degrees, an angle at 360° goes to
+            the last bin) or ``"radians"`` (the reference: radians × 180/π in float32, bins
+            ``[360·i/B, 360·(i+1)/B)``, so an angle that rounds to 360° is counted in no bin).
+    """
     import cv2
 
     if bins < 1:
         raise ConfigError(f"velocity bins must be >= 1, got {bins}")
-    x0, y0, x1, y1 = (int(b) for b in box)
-    crop = np.asarray(flow[y0:y1, x0:x1], np.float32)
+    if orientation not in ORIENTATIONS:
+        raise ConfigError(f"unknown orientation '{orientation}' (known: {', '.join(ORIENTATIONS)})")
+    if box is None:
+        crop = np.asarray(flow, np.float32)
+    else:
+        x0, y0, x1, y1 = _round_box(box, box_rounding)
+        crop = np.asarray(flow[max(y0, 0):y1, max(x0, 0):x1], np.float32)
     if crop.size == 0:
         raise ConfigError(f"empty box {tuple(box)}")
-    _, ang = cv2.cartToPolar(crop[..., 0], crop[..., 1], angleInDegrees=True)
-    mag = np.abs(crop[..., 0]) + np.abs(crop[..., 1])
-    b = np.minimum((ang / (360.0 / bins)).astype(np.int64), bins - 1)
-    hist = np.bincount(b.ravel(), weights=mag.ravel(), minlength=bins)
+    if crop_size:
+        crop = cv2.resize(crop, (int(crop_size), int(crop_size)))
+    u, v = np.ascontiguousarray(crop[..., 0]), np.ascontiguousarray(crop[..., 1])
+    mag = np.abs(u) + np.abs(v)
+    if scale != 1.0:
+        mag = mag / scale
+    if orientation == "degrees":
+        _, ang = cv2.cartToPolar(u, v, angleInDegrees=True)
+        b = np.minimum((ang / (360.0 / bins)).astype(np.int64), bins - 1)
+        hist = np.bincount(b.ravel(), weights=mag.ravel(), minlength=bins)
+    else:
+        _, ang = cv2.cartToPolar(u, v)
+        ang *= 180 / np.pi
+        hist = np.array([mag[(ang >= 360 / bins * i) & (ang < 360 / bins * (i + 1))].sum(dtype=np.float64)
+                         for i in range(bins)])
     return (hist / mag.size).astype(np.float32)
 
 
