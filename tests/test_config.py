@@ -8,9 +8,10 @@ from typing import Literal
 
 import pytest
 
-from vadlib.config import (SECTIONS, FlowNFParams, bounded, check, to_plain, validate_params,
+from vadlib.config import (SECTIONS, bounded, check, to_plain, validate_params,
                            validate_section)
 from vadlib.errors import ConfigError
+from vadlib.flow.pipeline import FlowNFParams
 from vadlib.pipeline import load_params, notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
