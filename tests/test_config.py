@@ -121,7 +121,7 @@ def test_notebook_parameters_inject_checked_values():
 
 
 def test_flow_nf_config_defaults_match_the_flow_pipeline_defaults():
-    """Two places hold the flow_nf defaults until one derives from the other: they must agree."""
+    """DEFAULTS (the dict form) is derived from the one declaration, FlowNFParams: they agree."""
     from vadlib.flow.pipeline import DEFAULTS
 
     typed = to_plain(FlowNFParams())
