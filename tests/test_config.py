@@ -8,9 +8,10 @@ from typing import Literal
 
 import pytest
 
-from vadlib.config import (SECTIONS, FlowNFParams, bounded, check, to_plain, validate_params,
+from vadlib.config import (SECTIONS, bounded, check, to_plain, validate_params,
                            validate_section)
 from vadlib.errors import ConfigError
+from vadlib.flow.pipeline import FlowNFParams
 from vadlib.pipeline import load_params, notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +121,7 @@ def test_notebook_parameters_inject_checked_values():
 
 
 def test_flow_nf_config_defaults_match_the_flow_pipeline_defaults():
-    """Two places hold the flow_nf defaults until one derives from the other: they must agree."""
+    """DEFAULTS (the dict form) is derived from the one declaration, FlowNFParams: they agree."""
     from vadlib.flow.pipeline import DEFAULTS
 
     typed = to_plain(FlowNFParams())

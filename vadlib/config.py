@@ -19,10 +19,14 @@ Rules (the same everywhere):
   expected, or a list where a mapping is expected, is an error;
 * ``X | None`` accepts ``null``; unions try each member in order; ``Literal[...]`` lists the choices;
 * a nested dataclass is checked recursively; ``Any`` accepts anything;
-* ``field(metadata={"min": a, "max": b, "gt": c})`` bounds a number (``gt``: strictly greater).
+* ``field(metadata={"min": a, "max": b, "gt": c})`` (:func:`bounded`) bounds a number (``gt``: strictly
+  greater); :func:`section_dict` checks a dict field by a dataclass and keeps it a dict;
+* a dataclass may define ``_config_check(self, path, source)`` for checks its annotations cannot
+  express; :func:`check` calls it on the checked instance.
 
-:data:`SECTIONS` maps each ``params.yaml`` section to its typed config; :func:`validate_section`
-and :func:`validate_params` are what :mod:`vadlib.pipeline` calls before a notebook runs.
+Each stage's ``params.yaml`` section is declared once, by ``vadlib.stages.<stage>.Params`` (its types,
+bounds and defaults); :data:`SECTIONS`/:func:`section_class` find it by the section's name, and
+:func:`validate_section`/:func:`validate_params` check sections before a notebook runs.
 """
 
 from __future__ import annotations
@@ -40,9 +44,8 @@ from vadlib.errors import ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["check", "check_value", "bounded", "SECTIONS", "validate_section", "validate_params", "to_plain",
-           "BackboneParams", "DemoParams", "ExtractParams", "ZeroshotParams", "FlowNFParams", "TrainMILParams",
-           "TransferParams", "ReportParams", "CompareParams"]
+__all__ = ["check", "check_value", "bounded", "section_dict", "SECTIONS", "section_class", "validate_section",
+           "validate_params", "validate_datasets", "to_plain", "BackboneParams", "CompareParams"]
 
 
 def bounded(default: Any, *, min: float | None = None, max: float | None = None,  # noqa: A002
@@ -52,6 +55,26 @@ def bounded(default: Any, *, min: float | None = None, max: float | None = None,
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def section_dict(schema: type, default: Mapping | None = None, *, each: bool = False) -> Any:
+    """A dict field checked by the dataclass ``schema`` (unknown keys, types, bounds) that stays a plain
+    dict: the given keys with checked values (missing keys are not filled in; the field's default,
+    ``default`` or ``schema()``'s values, is where a stage merges them from). ``each=True``: a dict of
+    such dicts (``{dataset: {...}}``), each checked by ``schema``; the default is then ``{}``."""
+    meta = {"schema": schema, "each": each}
+    if each:
+        return field(default_factory=lambda: dict(default or {}), metadata=meta)
+    return field(default_factory=lambda: dict(default) if default is not None else to_plain(schema()),
+                 metadata=meta)
+
+
+def _check_schema(schema: type, each: bool, value: Any, path: str, source: str | None) -> Any:
+    if each:
+        check_value(dict[str, Any], value, path, source)
+        return {k: _check_schema(schema, False, v, f"{path}.{k}", source) for k, v in value.items()}
+    checked = check(schema, value, path, source)
+    return {k: to_plain(getattr(checked, k)) for k in (value or {})}
 
 
 def _show(value: Any) -> str:
@@ -214,8 +237,11 @@ def check(cls: type[T], data: Mapping | None, path: str, source: str | None = No
     kwargs = {}
     for k, v in data.items():
         sub = f"{path}.{k}" if path else str(k)
-        val = check_value(hints[k], v, sub, source)
         meta = fields[k].metadata
+        if "schema" in meta:
+            kwargs[k] = _check_schema(meta["schema"], meta.get("each", False), v, sub, source)
+            continue
+        val = check_value(hints[k], v, sub, source)
         if meta and isinstance(val, (int, float)) and not isinstance(val, bool):
             if "min" in meta and val < meta["min"]:
                 raise ConfigError(f"{_where(source, sub)}: must be >= {meta['min']}, got {_show(v)}")
@@ -224,7 +250,11 @@ def check(cls: type[T], data: Mapping | None, path: str, source: str | None = No
             if "max" in meta and val > meta["max"]:
                 raise ConfigError(f"{_where(source, sub)}: must be <= {meta['max']}, got {_show(v)}")
         kwargs[k] = val
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    extra = getattr(obj, "_config_check", None)
+    if callable(extra):         # checks the annotations cannot say (e.g. a nested model config)
+        extra(path, source)
+    return obj
 
 
 def to_plain(value: Any) -> Any:
@@ -241,9 +271,10 @@ def to_plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# the params.yaml sections (defaults = the values params.yaml ships with)
+# the params.yaml sections: each stage's section is declared (types, bounds, defaults) once, by the
+# ``Params`` dataclass of its module ``vadlib.stages.<stage>``; here only the shared sections that
+# belong to no stage (``backbone``; ``seed`` is a plain integer) and ``compare`` (a hand-run notebook)
 # ---------------------------------------------------------------------------------------------
-Prompts = Union[list[str], dict[str, str]]
 
 
 @dataclass
@@ -257,173 +288,8 @@ class BackboneParams:
 
 
 @dataclass
-class DemoParams:
-    """``demo``: the generated demo benchmark."""
-
-    root: str = "data/demo"
-    size: str = "small"
-
-
-@dataclass
-class ExtractParams:
-    """``extract``: CLIP feature extraction."""
-
-    run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
-    out: str = "data/features"
-    sampling: Literal["frame", "every", "snippet"] = "every"
-    stride: int = bounded(2, min=1)
-    snippet_len: int = bounded(16, min=1)
-    crops: Literal[1, 5, 10] = 1
-    batch_size: int = bounded(32, min=1)
-    num_workers: int = bounded(0, min=0)
-    precision: str = "fp32"
-    on_error: Literal["raise", "skip"] = "raise"
-    resize: str = "shorter"
-
-
-@dataclass
-class PromptSet:
-    normal: list[str] = field(default_factory=list)
-    anomaly: Prompts = field(default_factory=dict)
-
-
-@dataclass
-class ZeroshotParams:
-    """``zeroshot``: CLIP zero-shot scoring."""
-
-    run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
-    score: Literal["softmax", "max_cos"] = "softmax"
-    tau: float = bounded(0.01, gt=0)
-    sigma: float = bounded(0.0, min=0)
-    templates: list[str] = field(default_factory=lambda: ["{}."])
-    prompts: dict[str, PromptSet] = field(default_factory=dict)
-
-
-@dataclass
-class FlowSection:
-    method: str = "dis"
-    preset: str = "medium"
-    ref_size: Union[tuple[int, int], None] = None
-    quant: int = bounded(32, min=1)
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class PatchSection:
-    size: int = bounded(8, min=1)
-    stack: int = bounded(1, min=1)
-    rescale: bool = False
-
-
-@dataclass
-class GlowSection:
-    K: int = bounded(8, min=1)
-    L: int = bounded(1, min=1)
-    hidden: int = bounded(64, min=1)
-    epochs: int = bounded(12, min=0)
-    batch_size: int = bounded(256, min=1)
-    lr: float = bounded(1e-3, gt=0)
-    noise: float = bounded(0.03, min=0)
-    max_train: int = bounded(30000, min=1)
-
-
-@dataclass
-class VelocitySection:
-    bins: int = bounded(1, min=1)
-    n_components: int = bounded(2, min=1)
-
-
-@dataclass
-class PoseSection:
-    model: str = "pose_flow"
-    normalize: str = "none"
-    files: dict[str, dict[str, str]] = field(default_factory=dict)
-    K: int = bounded(8, min=1)
-    hidden: int = bounded(64, min=1)
-    epochs: int = bounded(20, min=0)
-    k: int = bounded(1, min=1)
-
-
-@dataclass
-class FlowNFParams:
-    """``flow_nf``: optical-flow normalizing flows (defaults = ``vadlib.flow.pipeline.DEFAULTS``;
-    ``regions`` is checked field by field by ``flow.pipeline.region_config``)."""
-
-    dataset: str = "demo_a"
-    transfer: list[str] = field(default_factory=lambda: ["demo_b"])
-    model_in: Union[str, None] = None
-    cache: str = "data/flow"
-    workers: int = bounded(2, min=0)
-    seed: int = 0
-    sigma: float = bounded(3.0, min=0)
-    calib_every: int = bounded(5, min=1)
-    norm_quantiles: tuple[float, float] = (0.0, 0.999)
-    naive_top: float = bounded(0.01, gt=0, max=1)
-    flow: FlowSection = field(default_factory=FlowSection)
-    regions: dict[str, Any] = field(default_factory=dict)
-    patch: PatchSection = field(default_factory=PatchSection)
-    glow: GlowSection = field(default_factory=GlowSection)
-    velocity: VelocitySection = field(default_factory=VelocitySection)
-    pose: PoseSection = field(default_factory=PoseSection)
-    fusion: dict[str, float] = field(default_factory=lambda: {"flow_nf": 1.0, "velocity": 1.0, "pose": 1.0})
-
-
-@dataclass
-class TrainMILParams:
-    """``train_mil``: weakly supervised training (``overrides`` are checked by the method's config)."""
-
-    run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
-    method: str = "anomalyclip"
-    preset: Union[str, dict[str, str]] = "demo"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    classes: Union[list[str], None] = None
-    val_fraction: float = bounded(0.2, min=0, max=0.9)
-    checkpoint_in: str = ""
-    timelines: int = bounded(6, min=0)
-
-
-@dataclass
-class GenericPrompts:
-    normal: str = "a normal scene"
-    abnormal: str = "an abnormal event"
-
-
-@dataclass
-class TransferParams:
-    """``transfer``: zero-shot cross-dataset transfer. ``temporal``, ``prompt_learning`` and ``train``
-    are checked by their model configs (:func:`validate_section` does it before the stage runs)."""
-
-    pairs: list[tuple[str, str]] = field(default_factory=list)
-    variants: list[str] = field(default_factory=lambda: ["full", "no_temporal", "generic_prompts", "clip_zeroshot"])
-    score: Literal["calibrated", "max_cos"] = "calibrated"
-    tau: float = bounded(0.01, gt=0)
-    sigma: float = bounded(0.0, min=0)
-    templates: list[str] = field(default_factory=lambda: ["{}."])
-    generic_prompts: GenericPrompts = field(default_factory=GenericPrompts)
-    normal_prompts: dict[str, list[str]] = field(default_factory=dict)
-    prompts: dict[str, Prompts] = field(default_factory=dict)
-    temporal: dict[str, Any] = field(default_factory=dict)
-    prompt_learning: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-    features: dict[str, Any] = field(default_factory=dict)
-    num_threads: int = bounded(1, min=1)
-
-
-@dataclass
-class ReportParams:
-    """``report``: the results page."""
-
-    title: str = "vadlib results"
-    quoted: Literal["matching", "all", "none"] = "matching"
-    matrix_metric: str = "micro_auc"
-    feature_space: Literal["pca", "tsne"] = "pca"
-    figures_dir: str = ""
-    latex_columns: list[str] = field(default_factory=list)
-
-
-@dataclass
 class CompareParams:
-    """``compare``: experiment comparison (run by hand)."""
+    """``compare``: experiment comparison (``notebooks/compare.py``, run by hand; no stage module)."""
 
     metric: str = "micro_auc"
     metrics_file: str = ""
@@ -436,24 +302,42 @@ class CompareParams:
     all_commits: bool = False
 
 
-SECTIONS: dict[str, type] = {
-    "backbone": BackboneParams, "demo": DemoParams, "extract": ExtractParams, "zeroshot": ZeroshotParams,
-    "flow_nf": FlowNFParams, "train_mil": TrainMILParams, "transfer": TransferParams, "report": ReportParams,
-    "compare": CompareParams,
-}
+#: the stages whose section is their module's ``Params`` (``vadlib.stages.<name>``)
+STAGE_SECTIONS = ("demo", "extract", "zeroshot", "flow_nf", "train_mil", "transfer", "report")
+_OWN_SECTIONS: dict[str, type] = {"backbone": BackboneParams, "compare": CompareParams}
 
 
-def _nested_transfer(section: Mapping, source: str | None) -> None:
-    """transfer.temporal / prompt_learning / train against the models' own configs (imports torch)."""
-    from vadlib.models.prompt_learning import PromptLearnerConfig
-    from vadlib.models.temporal import TemporalConfig
-    from vadlib.models.transfer import TrainConfig
+def section_class(name: str) -> type | None:
+    """The typed declaration of ``params.yaml`` section ``name``: ``vadlib.stages.<name>.Params`` for a
+    stage (imported by name, so checking one stage imports only that stage's module), the classes above
+    for the shared sections, ``None`` for a section without one."""
+    if name in STAGE_SECTIONS:
+        import importlib
 
-    check(TemporalConfig, section.get("temporal"), "transfer.temporal", source)
-    pl = dict(section.get("prompt_learning") or {})
-    check_value(bool, pl.pop("enabled", True), "transfer.prompt_learning.enabled", source)
-    check(PromptLearnerConfig, pl, "transfer.prompt_learning", source)
-    check(TrainConfig, section.get("train"), "transfer.train", source)
+        return importlib.import_module(f"vadlib.stages.{name}").Params
+    return _OWN_SECTIONS.get(name)
+
+
+class _Sections(Mapping):
+    """``{section: typed class}``; a stage's class is imported when it is looked up."""
+
+    def __getitem__(self, name: str) -> type:
+        if name not in self:
+            raise KeyError(name)
+        return section_class(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in STAGE_SECTIONS or name in _OWN_SECTIONS
+
+    def __iter__(self):
+        return iter((*_OWN_SECTIONS, *STAGE_SECTIONS))
+
+    def __len__(self) -> int:
+        return len(_OWN_SECTIONS) + len(STAGE_SECTIONS)
+
+
+#: each ``params.yaml`` section with a typed declaration (see :func:`section_class`)
+SECTIONS: Mapping[str, type] = _Sections()
 
 
 def validate_datasets(datasets: Any, source: str | None = "params.yaml") -> dict[str, dict]:
@@ -477,21 +361,20 @@ def validate_datasets(datasets: Any, source: str | None = "params.yaml") -> dict
     return out
 
 
-def validate_section(params: Mapping, name: str, source: str | None = "params.yaml") -> dict[str, Any]:
-    """The section ``name`` of ``params`` checked by its typed config; returns it with checked values
-    (only the keys given: defaults stay where they are defined). Sections without a typed config
-    (and the shared ``seed``/``datasets``) are checked by their own rules."""
+def validate_section(params: Mapping, name: str, source: str | None = "params.yaml",
+                     cls: type | None = None) -> Any:
+    """The section ``name`` of ``params`` checked by ``cls`` (default: :func:`section_class`); returns it
+    with checked values (only the keys given: defaults stay where they are defined). Sections without a
+    typed config (and the shared ``seed``/``datasets``) are checked by their own rules."""
     value = params.get(name)
     if name == "seed":
         return check_value(int, value if value is not None else 0, "seed", source)
     if name == "datasets":
         return validate_datasets(value, source)
-    cls = SECTIONS.get(name)
+    cls = cls or section_class(name)
     if cls is None:
         return value
     checked = check(cls, value, name, source)
-    if name == "transfer":
-        _nested_transfer(value or {}, source)
     # the given value where it already equals the checked one (3 stays 3, not 3.0: notebooks and the
     # outputs that echo parameters are unchanged); the converted value otherwise ("1e-3" -> 0.001)
     return {k: v if v == (c := to_plain(getattr(checked, k))) else c for k, v in (value or {}).items()}

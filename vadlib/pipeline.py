@@ -16,6 +16,7 @@ One name per concept: stage ``zeroshot`` = ``notebooks/zeroshot.py`` = ``params.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -47,7 +48,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
 def notebook_parameters(params: dict[str, Any], stage: str, item: str | None = None,
                         reports: str | Path = "reports") -> dict[str, Any]:
     """The parameters papermill injects for ``stage`` (see module docstring); the stage's section and
-    the shared ones are checked by their typed configs first (:mod:`vadlib.config`)."""
+    the shared ones are checked first (:func:`_validated`: the stage's section by its ``Params``)."""
     if stage not in params:
         raise ConfigError(f"params.yaml has no section '{stage}' (sections: {', '.join(params)})")
     section = params[stage] or {}
@@ -57,13 +58,34 @@ def notebook_parameters(params: dict[str, Any], stage: str, item: str | None = N
     if clash:
         raise ConfigError(f"params.yaml: section '{stage}' redefines the shared section(s) {clash}; "
                           "rename the key (a stage's list of datasets is 'run_on')")
-    from vadlib.config import validate_params
-
-    params = validate_params(params, "params.yaml", sections=(*SHARED_SECTIONS, stage))   # typed check
+    params = _validated(params, stage)
     out = {k: params[k] for k in SHARED_SECTIONS if k in params}
     out.update(params[stage] or {})
     out_dir = Path(reports) / stage / item if item else Path(reports) / stage
     out.update(item=item or "", out_dir=str(out_dir), stage=stage, reports=str(reports))
+    return out
+
+
+def _validated(params: dict[str, Any], stage: str) -> dict[str, Any]:
+    """``params`` with the shared sections and ``stage``'s section checked (a copy, checked values).
+
+    The stage's section is checked by its own declaration, ``vadlib.stages.<stage>.Params``, found by
+    name so that running a stage imports only its own module; a notebook without a stage module
+    (``compare``) is checked by :func:`vadlib.config.section_class`'s class, if any."""
+    import importlib.util
+
+    from vadlib.config import section_class, validate_section
+
+    out = dict(params)
+    for name in SHARED_SECTIONS:
+        if name in params:
+            out[name] = validate_section(params, name, "params.yaml")
+    if importlib.util.find_spec(f"vadlib.stages.{stage}") is not None:
+        cls = importlib.import_module(f"vadlib.stages.{stage}").Params
+    else:
+        cls = section_class(stage)
+    if cls is not None:
+        out[stage] = validate_section(params, stage, "params.yaml", cls=cls)
     return out
 
 

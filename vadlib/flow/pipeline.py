@@ -28,10 +28,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
+from vadlib.config import bounded, check, check_value, section_dict, to_plain
 from vadlib.errors import ConfigError, DataError
 from vadlib.flow.descriptors import flow_patch, load_pose, normalize_pose, top_magnitude, velocity_descriptor
 from vadlib.flow.optical import (FlowConfig, compute_dataset_flow, frame_flow_index, load_flow, read_gray_video,
@@ -42,30 +43,89 @@ from vadlib.io import atomic_dir, write_json
 METHODS = ("naive", "flow_nf", "velocity", "pose", "fusion")
 
 @dataclass
+class FlowSection:
+    """``flow_nf.flow``: how optical flow is computed (:class:`~vadlib.flow.optical.FlowConfig`)."""
+
+    method: str = "dis"
+    preset: str = "medium"
+    ref_size: Union[tuple[int, int], None] = None
+    quant: int = bounded(32, min=1)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PatchSection:
+    """``flow_nf.patch``: the flow patch of a region."""
+
+    size: int = bounded(8, min=1)
+    stack: int = bounded(1, min=1)
+    rescale: bool = False
+
+
+@dataclass
+class GlowSection:
+    """``flow_nf.glow``: the Glow density of flow patches."""
+
+    K: int = bounded(8, min=1)
+    L: int = bounded(1, min=1)
+    hidden: int = bounded(64, min=1)
+    epochs: int = bounded(12, min=0)
+    batch_size: int = bounded(256, min=1)
+    lr: float = bounded(1e-3, gt=0)
+    noise: float = bounded(0.03, min=0)
+    max_train: int = bounded(30000, min=1)
+
+
+@dataclass
+class VelocitySection:
+    """``flow_nf.velocity``: the velocity GMM."""
+
+    bins: int = bounded(1, min=1)
+    n_components: int = bounded(2, min=1)
+
+
+@dataclass
+class PoseSection:
+    """``flow_nf.pose``: the pose density (``files``: ``{dataset: {split: path}}``)."""
+
+    model: str = "pose_flow"
+    normalize: str = "none"
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    K: int = bounded(8, min=1)
+    hidden: int = bounded(64, min=1)
+    epochs: int = bounded(20, min=0)
+    k: int = bounded(1, min=1)
+
+
+@dataclass
 class FlowNFParams:
-    """The ``flow_nf`` parameters (``params.yaml: flow_nf`` + the shared ``seed``) and their defaults,
-    the only ones: the stage (:mod:`vadlib.stages.flow_nf`), its notebook and :func:`merge_params` use
-    these. Meanings: see ``params.yaml`` and the module docstring."""
+    """The ``flow_nf`` parameters (``params.yaml: flow_nf`` + the shared ``seed``): their types, bounds
+    and defaults, the only ones: the stage (:mod:`vadlib.stages.flow_nf`), its notebook and
+    :func:`merge_params` use these. The dict sections stay dicts (their defaults and checks come from
+    the ``*Section`` classes above); ``regions`` is checked field by field by :func:`region_config`.
+    Meanings: see ``params.yaml`` and the module docstring."""
 
     dataset: str = "demo_a"
     transfer: list[str] = field(default_factory=lambda: ["demo_b"])
-    model_in: str | None = None
+    model_in: Union[str, None] = None
     cache: str = "data/flow"
-    workers: int = 2
+    workers: int = bounded(2, min=0)
     seed: int = 0
-    sigma: float = 3
-    calib_every: int = 5
-    norm_quantiles: list[float] = field(default_factory=lambda: [0.0, 0.999])
-    naive_top: float = 0.01
-    flow: dict = field(default_factory=lambda: {"method": "dis", "preset": "medium", "ref_size": None, "quant": 32})
-    regions: dict = field(default_factory=dict)
-    patch: dict = field(default_factory=lambda: {"size": 8, "stack": 1, "rescale": False})
-    glow: dict = field(default_factory=lambda: {"K": 8, "L": 1, "hidden": 64, "epochs": 12, "batch_size": 256,
-                                                "lr": 1e-3, "noise": 0.03, "max_train": 30000})
-    velocity: dict = field(default_factory=lambda: {"bins": 1, "n_components": 2})
-    pose: dict = field(default_factory=lambda: {"model": "pose_flow", "normalize": "none", "files": {}, "K": 8,
-                                                "hidden": 64, "epochs": 20, "k": 1})
-    fusion: dict = field(default_factory=lambda: {"flow_nf": 1.0, "velocity": 1.0, "pose": 1.0})
+    sigma: float = bounded(3, min=0)
+    calib_every: int = bounded(5, min=1)
+    norm_quantiles: list[float] = field(default_factory=lambda: [0.0, 0.999])   # two: see _config_check
+    naive_top: float = bounded(0.01, gt=0, max=1)
+    flow: dict = section_dict(FlowSection)
+    regions: dict[str, Any] = field(default_factory=dict)
+    patch: dict = section_dict(PatchSection)
+    glow: dict = section_dict(GlowSection)
+    velocity: dict = section_dict(VelocitySection)
+    pose: dict = section_dict(PoseSection)
+    fusion: dict[str, float] = field(default_factory=lambda: {"flow_nf": 1.0, "velocity": 1.0, "pose": 1.0})
+
+    def _config_check(self, path: str, source: str | None) -> None:
+        """``norm_quantiles`` is a pair (kept a list, as given); :func:`vadlib.config.check` calls this."""
+        check_value(tuple[float, float], self.norm_quantiles, f"{path}.norm_quantiles", source)
 
 
 #: :class:`FlowNFParams`' defaults as a dict (the form :func:`merge_params` returns)
@@ -73,12 +133,12 @@ DEFAULTS: dict[str, Any] = asdict(FlowNFParams())
 
 
 def merge_params(params: Mapping | None) -> dict:
-    """``DEFAULTS`` updated (one level deep for dict sections) with ``params``; unknown keys raise."""
-    from vadlib.config import FlowNFParams, check
-
-    check(FlowNFParams, params, "flow_nf")     # unknown keys and wrong types raise ConfigError
+    """``DEFAULTS`` updated (one level deep for dict sections) with ``params`` (checked: unknown keys,
+    wrong types and out-of-range values raise ConfigError; values as plain YAML/JSON types)."""
+    checked = check(FlowNFParams, params, "flow_nf")
     out = copy.deepcopy(DEFAULTS)
-    for k, v in (params or {}).items():
+    for k in params or {}:
+        v = to_plain(getattr(checked, k))
         if isinstance(out[k], dict) and isinstance(v, Mapping):
             out[k] = {**out[k], **v}
         else:
@@ -239,8 +299,6 @@ def region_config(regions: Mapping | None, source: str) -> RegionConfig:
     if bad:
         raise ConfigError(f"flow_nf.regions: unknown field(s) {bad} (RegionConfig fields: {', '.join(sorted(names))}; "
                           "or give one dict of fields per dataset name)")
-    from vadlib.config import check
-
     return check(RegionConfig, {**flat, **dict(keyed.get(source) or {})}, f"flow_nf.regions.{source}")
 
 

@@ -1,17 +1,16 @@
-"""Typed stage parameters: one dataclass per ``params.yaml`` section holds the defaults (the one
-source of each default), and :func:`from_section` checks a section against it (unknown keys and
-wrong types raise, naming ``params.yaml: <stage>.<key>``)."""
+"""Typed stage parameters: each stage's ``Params`` dataclass is the one declaration of its
+``params.yaml`` section (types, bounds, choices and the one source of each default), and
+:func:`from_section` checks a section against it with :func:`vadlib.config.check` (unknown keys, wrong
+types and out-of-range values raise, naming ``params.yaml: <stage>.<key>``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Mapping, TypeVar
 
-from vadlib.errors import ConfigError
+from vadlib.config import check
 
 P = TypeVar("P")
 
@@ -40,49 +39,22 @@ class StageContext:
         return str(self.backbone.get("device", "cpu"))
 
 
-def _type_ok(value: Any, tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    base = origin or tp
-    if base is list:
-        return isinstance(value, (list, tuple))
-    return isinstance(value, base)
-
-
-def from_section(cls: type[P], section: Mapping | None, where: str) -> P:
-    """``cls`` (a dataclass of defaults) updated with the ``params.yaml`` section ``where``.
+def from_section(cls: type[P], section: Mapping | None, where: str, source: str | None = "params.yaml") -> P:
+    """``cls`` (a stage's ``Params``: the one declaration of its section) from the ``params.yaml``
+    section ``where``, checked by :func:`vadlib.config.check` (unknown keys with close matches, types,
+    bounds, choices; :class:`ConfigError` naming ``params.yaml: <where>.<key>``).
 
     A dict-valued field with non-empty defaults is updated one level deep (``{glow: {K: 3}}`` keeps
-    the other Glow defaults); any other value replaces the default. Raises :class:`ConfigError`
-    naming ``params.yaml: <where>.<key>`` for a key the stage does not have (a typo papermill would
-    silently ignore) or a value of the wrong type."""
-    if section is not None and not isinstance(section, Mapping):
-        raise ConfigError(f"params.yaml: section '{where}' must be a mapping, got {type(section).__name__}")
-    section = dict(section or {})
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(section) - set(names))
-    if unknown:
-        raise ConfigError(f"params.yaml: {where}.{unknown[0]} is not a parameter of stage '{where}' "
-                          f"(its parameters: {', '.join(names)})")
-    hints = typing.get_type_hints(cls)
-    defaults = cls()
-    kw = {}
-    for k, v in section.items():
-        if not _type_ok(v, hints[k]):
-            raise ConfigError(f"params.yaml: {where}.{k} = {v!r} has the wrong type "
-                              f"(expected {getattr(hints[k], '__name__', None) or hints[k]})")
-        d = getattr(defaults, k)
-        kw[k] = {**d, **v} if isinstance(d, dict) and d and isinstance(v, Mapping) else v
-    return cls(**kw)
+    the other Glow defaults); any other value replaces the default."""
+    if section is not None and isinstance(section, Mapping):
+        defaults = cls()
+        names = {f.name for f in dataclasses.fields(cls)}
+        merged = {}
+        for k, v in section.items():
+            d = getattr(defaults, k) if k in names else None
+            merged[k] = {**d, **v} if isinstance(d, dict) and d and isinstance(v, Mapping) else v
+        section = merged
+    return check(cls, section, where, source)
 
 
 def split_params(params: Mapping, stage: str) -> tuple[dict, StageContext]:

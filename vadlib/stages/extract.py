@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
+from vadlib.config import bounded
 from vadlib.io import write_json
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 
@@ -24,13 +25,15 @@ class Params:
 
     run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
     out: str = "data/features"
-    sampling: str = "every"          # frame | every | snippet
-    stride: int = 2
-    crops: int = 1                   # 1, 5 or 10
-    batch_size: int = 32
-    num_workers: int = 0
-    precision: str = "fp32"          # fp16 / bf16 autocast on GPU
-    on_error: str = "raise"          # raise | skip
+    sampling: Literal["frame", "every", "snippet"] = "every"
+    stride: int = bounded(2, min=1)              # every n-th frame (sampling=every)
+    snippet_len: int = bounded(16, min=1)        # frames per snippet (sampling=snippet)
+    crops: Literal[1, 5, 10] = 1
+    batch_size: int = bounded(32, min=1)
+    num_workers: int = bounded(0, min=0)
+    precision: str = "fp32"                      # fp16 / bf16 autocast on GPU
+    on_error: Literal["raise", "skip"] = "raise"
+    resize: Literal["shorter", "squash"] = "shorter"   # shorter side then centre crop | whole frame squashed
 
 
 def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
@@ -49,8 +52,9 @@ def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
     bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
     if not bb.real_weights:
         print("WARNING — RANDOM WEIGHTS: every feature of this run comes from an untrained backbone.")
-    cfg = ExtractConfig(sampling=p.sampling, stride=p.stride, crops=p.crops, batch_size=p.batch_size,
-                        num_workers=p.num_workers, device=ctx.device, precision=p.precision, on_error=p.on_error)
+    cfg = ExtractConfig(sampling=p.sampling, stride=p.stride, snippet_len=p.snippet_len, crops=p.crops,
+                        batch_size=p.batch_size, num_workers=p.num_workers, device=ctx.device,
+                        precision=p.precision, on_error=p.on_error, resize=p.resize)
     store = extract_dataset(dataset, bb, Path(p.out), cfg)
     rows = [{"video": v, "rows": store.load(v).shape[0], "frames": store.num_frames(v)} for v in store.videos()]
     write_json(ctx.out_dir / "store.json", {"store": str(store.path), "dataset": item,

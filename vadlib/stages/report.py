@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from vadlib.io import atomic_path, write_json
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
@@ -26,9 +26,9 @@ class Params:
     """``params.yaml: report`` and its defaults (meanings there)."""
 
     title: str = "vadlib results"
-    quoted: str = "matching"        # matching | all | none
+    quoted: Literal["matching", "all", "none"] = "matching"
     matrix_metric: str = "micro_auc"
-    feature_space: str = "pca"      # pca | tsne
+    feature_space: Literal["pca", "tsne"] = "pca"
     figures_dir: str = ""           # "" = <reports>/figures
     latex_columns: list[str] = field(default_factory=lambda: [
         "method", "dataset", "micro_auc", "macro_auc", "micro_ap", "mauc", "sigma", "gt_file", "backbone",

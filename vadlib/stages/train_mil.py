@@ -12,10 +12,11 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 import numpy as np
 
+from vadlib.config import bounded
 from vadlib.io import atomic_path, write_json
 from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
 from vadlib.stages._inputs import feature_store, per_item
@@ -30,12 +31,12 @@ class Params:
 
     run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
     method: str = "anomalyclip"              # anomalyclip | sultani | rtfm
-    preset: str | dict = "demo"              # one preset name, or {dataset: preset}
-    overrides: dict = field(default_factory=dict)
-    classes: list[str] | None = None         # the configured class list (default: the dataset's)
-    val_fraction: float = 0.2
-    checkpoint_in: str = ""                  # evaluate this checkpoint instead of training
-    timelines: int = 6
+    preset: Union[str, dict[str, str]] = "demo"   # one preset name, or {dataset: preset}
+    overrides: dict[str, Any] = field(default_factory=dict)   # checked by the method's config
+    classes: Union[list[str], None] = None        # the configured class list (default: the dataset's)
+    val_fraction: float = bounded(0.2, min=0, max=0.9)
+    checkpoint_in: str = ""                       # evaluate this checkpoint instead of training
+    timelines: int = bounded(6, min=0)
 
 
 def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True) -> dict:

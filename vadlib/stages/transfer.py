@@ -13,10 +13,11 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, Union
 
 import numpy as np
 
+from vadlib.config import bounded, check, check_value, section_dict
 from vadlib.errors import ConfigError
 from vadlib.io import atomic_path, write_json
 from vadlib.stages._inputs import feature_store
@@ -26,27 +27,49 @@ STAGE = "transfer"
 
 
 @dataclass
+class GenericPrompts:
+    """``transfer.generic_prompts``: the texts of the ``generic_prompts`` variant."""
+
+    normal: str = "a normal scene"
+    abnormal: str = "an abnormal event"
+
+
+@dataclass
 class Params:
     """``params.yaml: transfer`` and its defaults (meanings there). ``temporal``, ``prompt_learning`` and
     ``train`` are given to :meth:`vadlib.models.transfer.TransferConfig.from_params`, whose defaults fill
-    what they leave out."""
+    what they leave out; :meth:`_config_check` checks them against those model configs."""
 
     pairs: list[list[str]] = field(default_factory=lambda: [["demo_a", "demo_b"], ["demo_b", "demo_a"]])
     variants: list[str] = field(default_factory=lambda: ["full", "no_temporal", "generic_prompts", "clip_zeroshot"])
-    score: str = "calibrated"            # headline: calibrated | max_cos
-    tau: float = 0.01                    # test softmax temperature; never fitted on the target
-    sigma: float = 0                     # Gaussian smoothing (frames) per video
+    score: Literal["calibrated", "max_cos"] = "calibrated"   # headline score
+    tau: float = bounded(0.01, gt=0)     # test softmax temperature; never fitted on the target
+    sigma: float = bounded(0, min=0)     # Gaussian smoothing (frames) per video
     templates: list[str] = field(default_factory=lambda: ["{}.", "a photo of {}.",
                                                           "a surveillance camera frame of {}."])
-    generic_prompts: dict = field(default_factory=lambda: {"normal": "a normal scene",
-                                                           "abnormal": "an abnormal event"})
-    normal_prompts: dict = field(default_factory=dict)    # per target (default: generic_prompts.normal)
-    prompts: dict = field(default_factory=dict)           # per target: a list, or {name: text}
-    temporal: dict = field(default_factory=dict)
-    prompt_learning: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
-    features: dict = field(default_factory=dict)          # per dataset: a feature store path (default: extract's)
-    num_threads: int = 1
+    generic_prompts: dict = section_dict(GenericPrompts)
+    normal_prompts: dict[str, list[str]] = field(default_factory=dict)   # per target (default: generic_prompts.normal)
+    prompts: dict[str, Union[list[str], dict[str, str]]] = field(default_factory=dict)  # per target: a list, or {name: text}
+    temporal: dict[str, Any] = field(default_factory=dict)
+    prompt_learning: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)   # per dataset: a feature store path (default: extract's)
+    num_threads: int = bounded(1, min=1)
+
+    def _config_check(self, path: str, source: str | None) -> None:
+        """``temporal``, ``prompt_learning`` (+ its ``enabled`` switch) and ``train`` against the model
+        configs (:func:`vadlib.config.check` calls this; imports torch)."""
+        from vadlib.models.prompt_learning import PromptLearnerConfig
+        from vadlib.models.temporal import TemporalConfig
+        from vadlib.models.transfer import TrainConfig
+
+        for i, pair in enumerate(self.pairs):     # [source, target], kept a list as given
+            check_value(tuple[str, str], pair, f"{path}.pairs[{i}]", source)
+        check(TemporalConfig, self.temporal, f"{path}.temporal", source)
+        pl = dict(self.prompt_learning or {})
+        check_value(bool, pl.pop("enabled", True), f"{path}.prompt_learning.enabled", source)
+        check(PromptLearnerConfig, pl, f"{path}.prompt_learning", source)
+        check(TrainConfig, self.train, f"{path}.train", source)
 
 
 def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True) -> dict:

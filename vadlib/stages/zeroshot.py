@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, Union
 
 import numpy as np
 
+from vadlib.config import bounded, section_dict
 from vadlib.errors import ConfigError
 from vadlib.io import write_json
 from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
@@ -27,16 +28,24 @@ STAGE = "zeroshot"
 
 
 @dataclass
+class DatasetPrompts:
+    """``zeroshot.prompts.<dataset>``: normal texts and anomaly texts (``{class: text}`` or a list)."""
+
+    normal: list[str] = field(default_factory=list)
+    anomaly: Union[list[str], dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass
 class Params:
     """``params.yaml: zeroshot`` and its defaults (meanings there)."""
 
     run_on: list[str] = field(default_factory=lambda: ["demo_a", "demo_b"])
-    score: str = "softmax"            # headline score: softmax | max_cos
-    tau: float = 0.01                 # softmax temperature
-    sigma: float = 0                  # Gaussian smoothing (frames) per video; 0 = none
+    score: Literal["softmax", "max_cos"] = "softmax"   # headline score
+    tau: float = bounded(0.01, gt=0)                   # softmax temperature
+    sigma: float = bounded(0, min=0)                   # Gaussian smoothing (frames) per video; 0 = none
     templates: list[str] = field(default_factory=lambda: ["{}.", "a photo of {}.",
                                                           "a surveillance camera frame of {}."])
-    prompts: dict = field(default_factory=dict)   # per dataset: {normal: [...], anomaly: {class: text}}
+    prompts: dict = section_dict(DatasetPrompts, each=True)   # per dataset: {normal: [...], anomaly: {class: text}}
 
 
 def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True) -> dict:
