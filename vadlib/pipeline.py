@@ -81,6 +81,8 @@ def run_notebook(stage: str, item: str | None = None, params_file: str | Path = 
     # The kernel must be this interpreter's (a venv's python need not be first on PATH).
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # No creation dates in figure files written by the kernel (matplotlib honours SOURCE_DATE_EPOCH).
+    os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
     nb = jupytext.read(src)
     params = _declared_only(params, src, nb, stage_keys=set((load_params(params_file).get(stage) or {})))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -98,6 +100,7 @@ def run_notebook(stage: str, item: str | None = None, params_file: str | Path = 
                 raise SystemExit(f"stage '{stage}'{' [' + item + ']' if item else ''} failed in "
                                  f"{src} (cell {exc.exec_count}): {exc.ename}: {exc.evalue}\n"
                                  f"executed notebook with the traceback: {failed}") from None
+            strip_run_metadata(tmp_out, src, target)
     if html:
         write_html(target)
     return target
@@ -122,6 +125,32 @@ def _declared_only(params: dict[str, Any], src: Path, nb, stage_keys: set[str]) 
         raise ConfigError(f"params.yaml: {src.stem}.{unknown[0]} is not a parameter of {src} "
                           f"(its parameters: {', '.join(sorted(declared))})")
     return {k: v for k, v in params.items() if k in declared}
+
+
+# Per-run values papermill and nbclient record in an executed notebook's metadata.
+_RUN_KEYS = ("start_time", "end_time", "duration")
+
+
+def strip_run_metadata(notebook: Path, src: Path, target: Path) -> None:
+    """Drop what differs between two runs of an unchanged stage from an executed notebook.
+
+    Timestamps and durations (notebook and cell level, papermill and nbclient ``execution``)
+    go; papermill's temporary input/output paths become ``src`` and ``target``. What the cells
+    printed and drew stays: the notebook is byte-identical when the results are.
+    """
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    pm_meta = nb.metadata.get("papermill", {})
+    for k in _RUN_KEYS:
+        pm_meta.pop(k, None)
+    if pm_meta:
+        pm_meta["input_path"], pm_meta["output_path"] = Path(src).as_posix(), Path(target).as_posix()
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        for k in _RUN_KEYS:
+            cell.metadata.get("papermill", {}).pop(k, None)
+    nbformat.write(nb, notebook)
 
 
 def write_html(notebook: Path) -> Path:
