@@ -45,7 +45,8 @@ from vadlib.features import load_backbone
 from vadlib.features.store import FeatureStore
 from vadlib.io import write_json
 from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
-from vadlib.report.plots import plot_roc_pr, plot_timelines, protocol_caption, save_figure
+from vadlib.report.plots import (plot_roc_pr, plot_timelines, plot_training, protocol_caption, save_figure,
+                                 validation_signal)
 from vadlib.train import run_train_mil
 
 if isinstance(preset, dict):
@@ -76,8 +77,10 @@ if checkpoint_in and Path(checkpoint_in).resolve() != (out / "model.pt").resolve
     with atomic_path(out / "model.pt") as tmp:   # the evaluated checkpoint is this stage's model output
         shutil.copyfile(checkpoint_in, tmp)
 history = pd.DataFrame(res["history"])
-print(f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos); "
-      f"{res['seconds']:.1f} s; checkpoint {res['checkpoint']}")
+chosen = validation_signal(history)   # no finite validation score: no epoch is chosen, the last is kept
+print((f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos)" if chosen else
+       f"no validation signal on {res['n_val']} validation TRAINING video(s): no epoch chosen, the last kept")
+      + f"; {res['seconds']:.1f} s; checkpoint {res['checkpoint']}")
 history.tail()
 
 # %% [markdown]
@@ -85,14 +88,8 @@ history.tail()
 
 # %%
 if len(history):
-    import matplotlib.pyplot as plt
-
-    terms = [c for c in history.columns if c not in ("epoch", "lr", "seconds") and not c.startswith("val_")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    history.plot(x="epoch", y=terms, ax=axes[0], logy=False, title="training loss terms")
-    vals = [c for c in history.columns if c.startswith("val_")]
-    if vals:
-        history.plot(x="epoch", y=vals, ax=axes[1], title="validation (training videos)")
+    fig = plot_training(history, res["best_epoch"] if chosen else None, res["n_val"], title=f"{method} — {item}",
+                        real_weights=real)
     save_figure(fig, out / "figures" / "training")
 
 # %% [markdown]
@@ -104,7 +101,9 @@ labels = {v.name: v.frame_labels for v in test}
 det = evaluate_frames(preds.scores(), labels)
 protocol = {"dataset": item, "gt_file": dataset.gt_file or "generated", "method": method, "preset": preset,
             "seed": seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
-            "ap_definition": "sklearn average_precision_score", "selection": "validation split of training videos"}
+            "ap_definition": "sklearn average_precision_score",
+            "selection": "validation split of training videos" if chosen or checkpoint_in else
+                         "none: no validation signal, last epoch"}
 print(protocol_caption(protocol))
 pd.DataFrame([{k: det[k] for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "n_frames", "n_videos")}])
 
@@ -128,7 +127,7 @@ else:
 
 # %%
 metrics = {k: det[k] for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "n_frames", "n_videos")}
-metrics.update(best_epoch=res["best_epoch"], train_seconds=res["seconds"], n_train=res["n_train"], n_val=res["n_val"])
+metrics.update(best_epoch=res["best_epoch"] if chosen else None, train_seconds=res["seconds"], n_train=res["n_train"], n_val=res["n_val"])
 if recog is not None:
     metrics.update(mauc=recog["mAUC"], map=recog["mAP"], top1=recog["top1"], top5=recog["top5"])
 write_json(out / "metrics.json", json_safe({**metrics, "protocol": protocol, "config": res["config"]}))
