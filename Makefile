@@ -30,7 +30,7 @@ demo: setup
 	$(RUN) $(BIN)/python -m vadlib.workspace $(DEMO) --overrides params.demo.yaml $(foreach s,$(DEMO_SET),--set $(s))
 	cd $(DEMO) && $(RUN) dvc repro
 	$(BIN)/python -c "import pandas as pd; t = pd.read_csv('$(DEMO)/reports/report/results.csv'); \
-	  t = t[t.kind == 'measured']; t['weights'] = t.real_weights.map({True: 'real', False: 'RANDOM'}).fillna('n/a'); \
+	  t = t[t.kind == 'measured']; t['weights'] = t.real_weights.map({True: 'real', False: 'RANDOM'}).where(~t.backbone.astype(str).str.startswith('none'), 'n/a').fillna('n/a'); \
 	  print(t[['stage', 'method', 'dataset', 'micro_auc', 'weights']].to_string(index=False, float_format='%.1f'))"
 	@echo "The demo's page: $(DEMO)/reports/report/index.html"
 

@@ -104,7 +104,7 @@ def test_executed_notebook_run_metadata_stripped(tmp_path):
     out = nbformat.read(path, as_version=4)
     assert out.metadata["papermill"] == {"input_path": "notebooks/a.py", "output_path": "reports/a/a.ipynb",
                                          "parameters": {"a": 1}}
-    assert out.cells[0].metadata == {"papermill": {"status": "completed"}}
+    assert out.cells[0].metadata == {"papermill": {"status": "completed"}} and out.cells[0].id == "cell-0"
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:

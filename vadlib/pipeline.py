@@ -135,7 +135,8 @@ def strip_run_metadata(notebook: Path, src: Path, target: Path) -> None:
     """Drop what differs between two runs of an unchanged stage from an executed notebook.
 
     Timestamps and durations (notebook and cell level, papermill and nbclient ``execution``)
-    go; papermill's temporary input/output paths become ``src`` and ``target``. What the cells
+    go; random cell ids become ``cell-<index>``; papermill's temporary input/output paths become
+    ``src`` and ``target``. What the cells
     printed and drew stays: the notebook is byte-identical when the results are.
     """
     import nbformat
@@ -146,7 +147,8 @@ def strip_run_metadata(notebook: Path, src: Path, target: Path) -> None:
         pm_meta.pop(k, None)
     if pm_meta:
         pm_meta["input_path"], pm_meta["output_path"] = Path(src).as_posix(), Path(target).as_posix()
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"          # nbformat / papermill draw random ids
         cell.metadata.pop("execution", None)
         for k in _RUN_KEYS:
             cell.metadata.get("papermill", {}).pop(k, None)

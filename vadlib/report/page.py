@@ -135,10 +135,11 @@ def table_html(df: pd.DataFrame, columns: Sequence[str] | None = None, css_id: s
                 text = f'<span class="badge quoted-badge">quoted {html.escape(str(r.get("source", "")))}</span>'
             elif c == "method" and random:
                 text += ' <span class="badge random-badge">RANDOM WEIGHTS</span>'
-            elif c == "real_weights":
+            elif c == "real_weights":   # n/a: no pretrained backbone (e.g. optical flow)
+                no_backbone = str(r.get("backbone") or "").startswith("none")
                 text = ('<span class="badge random-badge">RANDOM</span>' if random else
-                        '<span class="badge real-badge">real</span>' if str(v) == "True" else
-                        "—" if quoted else "n/a")
+                        "—" if quoted else "n/a" if no_backbone or str(v) != "True" else
+                        '<span class="badge real-badge">real</span>')
             elif c == "source" and quoted:
                 text = f'<span class="badge quoted-badge">quoted {html.escape(str(v))}</span>'
             elif c == "source" and reports is not None and page_dir is not None and not _empty(v):

@@ -155,7 +155,7 @@ def plot_training(history, best_epoch: int | None = None, n_val: int | None = No
         ax.plot(history["epoch"], history[c], label=c)
     ax.set(xlabel="epoch", title="training loss terms")
     if terms:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, ncol=3 if len(terms) > 4 else 1, loc="upper right", framealpha=0.7)
     if signal:
         a2 = axes[0, 1]
         for c in vals:
