@@ -119,7 +119,7 @@ def _remedy(kind: str) -> str:
     if stage:
         return ("run the stages with -S backbone.name=vadlib-tiny -S backbone.pretrained=random "
                 "(dvc exp run), or `make demo` (the whole pipeline offline, in build/demo/)")
-    return "add --backbone vadlib-tiny --pretrained random to the command"
+    return "run the command with --backbone vadlib-tiny --pretrained random"
 
 
 def load_backbone(name: str, pretrained: str | None, device: str | torch.device = "cpu",
