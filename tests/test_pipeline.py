@@ -97,6 +97,11 @@ def test_executed_notebook_run_metadata_stripped(tmp_path):
     cell = nbformat.v4.new_code_cell("1")
     cell.metadata["papermill"] = {"start_time": "t0", "end_time": "t1", "duration": 0.1, "status": "completed"}
     cell.metadata["execution"] = {"iopub.execute_input": "t0"}
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="x:   0%|   | 0/600 [00:00<?, ?frame/s]\r"
+                                           "x: 100%|███| 600/600 [00:01<00:00, 519.59frame/s, a_test_007]\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="RandomWeightsWarning: RANDOM WEIGHTS\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="10/20 [kept: stdout]\n")]
     nb.cells.append(cell)
     path = tmp_path / "a.ipynb"
     nbformat.write(nb, path)
@@ -105,6 +110,11 @@ def test_executed_notebook_run_metadata_stripped(tmp_path):
     assert out.metadata["papermill"] == {"input_path": "notebooks/a.py", "output_path": "reports/a/a.ipynb",
                                          "parameters": {"a": 1}}
     assert out.cells[0].metadata == {"papermill": {"status": "completed"}} and out.cells[0].id == "cell-0"
+    assert [o["text"] for o in out.cells[0].outputs] == ["RandomWeightsWarning: RANDOM WEIGHTS\n", "10/20 [kept: stdout]\n"]
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=t) for t in ("a\n", "b\n")]
+    nbformat.write(nb, path)
+    strip_run_metadata(path, Path("notebooks/a.py"), Path("reports/a/a.ipynb"))
+    assert [o["text"] for o in nbformat.read(path, as_version=4).cells[0].outputs] == ["a\nb\n"]
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
