@@ -110,10 +110,7 @@ page = write_index(out / "index.html", table, title=title, figures=sections,
                    notebooks=find_notebooks(reports) + [out / "report.html"],   # this notebook, exported after it runs
                    downloads=[out / n for n in ("results.csv", "results.md", "results.tex", "results_matrix.csv",
                                                 "results_matrix.tex", "published.md", "environment.json")],
-                   environment=env, skipped=skipped,
-                   columns=["kind", "stage", "method", "dataset", "setting", "micro_auc", "macro_auc", "micro_ap",
-                            "macro_ap", "mauc", "map", "sigma", "ap_definition", "gt_file", "backbone",
-                            "real_weights", "source", "note"])
+                   environment=env, skipped=skipped, reports=reports)
 print(f"open {page}")
 
 # %%

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -107,6 +108,8 @@ def run_notebook(stage: str, item: str | None = None, params_file: str | Path = 
     # The kernel must be this interpreter's (a venv's python need not be first on PATH).
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # No creation dates in figure files written by the kernel (matplotlib honours SOURCE_DATE_EPOCH).
+    os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
     nb = jupytext.read(src)
     params = _declared_only(params, src, nb, stage_keys=set((load_params(params_file).get(stage) or {})))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -124,6 +127,7 @@ def run_notebook(stage: str, item: str | None = None, params_file: str | Path = 
                 raise SystemExit(f"stage '{stage}'{' [' + item + ']' if item else ''} failed in "
                                  f"{src} (cell {exc.exec_count}): {exc.ename}: {exc.evalue}\n"
                                  f"executed notebook with the traceback: {failed}") from None
+            strip_run_metadata(tmp_out, src, target)
     if html:
         write_html(target)
     return target
@@ -157,6 +161,57 @@ def _declared_only(params: dict[str, Any], src: Path, nb, stage_keys: set[str]) 
         raise ConfigError(f"params.yaml: {src.stem}.{unknown[0]} is not a parameter of {src} "
                           f"(its parameters: {', '.join(sorted(declared))})")
     return {k: v for k, v in params.items() if k in declared}
+
+
+# Per-run values papermill and nbclient record in an executed notebook's metadata.
+_RUN_KEYS = ("start_time", "end_time", "duration")
+# A tqdm progress-bar line ("name:  95%|█████▌| 570/600 [00:01<00:00, 529.80frame/s]"): its rate and times
+# differ on every run, and how many lines it prints depends on the speed.
+_PROGRESS = re.compile(r"\d+%\|.*\|\s*\d+/\d+ \[|^\s*\d+/\d+ \[\d+:\d+")
+
+
+def _without_progress(text: str) -> str:
+    """``text`` without its progress-bar lines (a bar redraws with ``\\r``)."""
+    return "".join(line for line in re.split(r"(?<=[\r\n])", text) if not _PROGRESS.search(line))
+
+
+def strip_run_metadata(notebook: Path, src: Path, target: Path) -> None:
+    """Drop what differs between two runs of an unchanged stage from an executed notebook.
+
+    Timestamps and durations (notebook and cell level, papermill and nbclient ``execution``)
+    go; random cell ids become ``cell-<index>``; tqdm progress-bar lines (rates, times) are
+    removed from stderr outputs and consecutive stream outputs merged (their chunking depends
+    on timing); papermill's temporary input/output paths become ``src`` and
+    ``target``. What the cells
+    printed and drew stays: the notebook is byte-identical when the results are.
+    """
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    pm_meta = nb.metadata.get("papermill", {})
+    for k in _RUN_KEYS:
+        pm_meta.pop(k, None)
+    if pm_meta:
+        pm_meta["input_path"], pm_meta["output_path"] = Path(src).as_posix(), Path(target).as_posix()
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"          # nbformat / papermill draw random ids
+        cell.metadata.pop("execution", None)
+        if cell.get("outputs"):           # progress bars (stderr) go; warnings and prints stay
+            kept = []
+            for o in cell.outputs:
+                if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                    o["text"] = _without_progress(o["text"])
+                    if not o["text"].strip():
+                        continue
+                if (o.get("output_type") == "stream" and kept and kept[-1].get("output_type") == "stream"
+                        and kept[-1].get("name") == o.get("name")):   # how text was chunked depends on timing
+                    kept[-1]["text"] += o["text"]
+                    continue
+                kept.append(o)
+            cell["outputs"] = kept
+        for k in _RUN_KEYS:
+            cell.metadata.get("papermill", {}).pop(k, None)
+    nbformat.write(nb, notebook)
 
 
 def write_html(notebook: Path) -> Path:

@@ -11,6 +11,7 @@ every output of such a backbone is marked ``real_weights = False`` and warned ab
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,10 +104,22 @@ def _weights_error(name: str, pretrained: str, exc: BaseException) -> WeightsUna
         f"  1. pre-download on a machine with network: python -c \"import open_clip; "
         f"open_clip.create_model_and_transforms('{name}', pretrained='{pretrained}')\" "
         "(the weights land in the Hugging Face / torch cache; copy that cache here);\n"
-        "  2. point backbone.pretrained at a local checkpoint file (.pt/.bin/.safetensors);\n"
-        "  3. for plumbing checks only, choose random weights explicitly: "
-        "-S backbone.name=vadlib-tiny -S backbone.pretrained=random (outputs are marked RANDOM WEIGHTS)."
+        f"  2. {_remedy('local')} a local checkpoint file (.pt/.bin/.safetensors);\n"
+        f"  3. for plumbing checks only, choose random weights explicitly: {_remedy('random')} "
+        "(outputs are marked RANDOM WEIGHTS)."
     )
+
+
+def _remedy(kind: str) -> str:
+    """A remedy in the syntax of what failed: a pipeline stage (a notebook kernel; its backbone
+    comes from params.yaml) or a command line (``--backbone`` / ``--pretrained``)."""
+    stage = "ipykernel" in sys.modules
+    if kind == "local":
+        return "point backbone.pretrained in params.yaml at" if stage else "give --pretrained"
+    if stage:
+        return ("run the stages with -S backbone.name=vadlib-tiny -S backbone.pretrained=random "
+                "(dvc exp run), or `make demo` (the whole pipeline offline, in build/demo/)")
+    return "run the command with --backbone vadlib-tiny --pretrained random"
 
 
 def load_backbone(name: str, pretrained: str | None, device: str | torch.device = "cpu",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -83,12 +82,12 @@ def device_info() -> dict[str, Any]:
 def capture_environment(params_path: str | Path | None = "params.yaml", cwd: str | Path = ".") -> dict[str, Any]:
     """Everything needed to say what produced a report.
 
-    Returns ``{"time_utc", "python", "platform", "packages", "git", "device", "params"}``;
+    Returns ``{"python", "platform", "packages", "git", "device", "params"}``;
     ``params`` is the parsed ``params_path`` (``None`` when absent or unreadable — the reason
-    is kept in ``params_error``).
+    is kept in ``params_error``). No clock time: the git commit says when, and an unchanged
+    report re-run writes byte-identical files (so ``dvc status`` stays clean).
     """
     env: dict[str, Any] = {
-        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),

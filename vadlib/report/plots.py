@@ -16,6 +16,19 @@ import numpy as np  # noqa: E402
 
 RANDOM_BANNER = "RANDOM WEIGHTS — plumbing check, not a result"
 
+# Byte-identical figure files when nothing changed (a re-run stage leaves `dvc status` clean):
+# no creation date in PDF / SVG / EPS, and SVG element ids from a fixed salt instead of a random one.
+matplotlib.rcParams["svg.hashsalt"] = "vadlib"
+
+
+def savefig_metadata(fmt: str) -> dict | None:
+    """``metadata=`` for ``fig.savefig(format=fmt)`` without the time-dependent entries.
+
+    PDF: no ``CreationDate``; SVG: no ``Date``; PNG's ``Software`` entry names the matplotlib
+    version, which is stable. Other formats: ``None`` (matplotlib's default).
+    """
+    return {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt.lower().lstrip("."))
+
 
 def mark_random(fig, real_weights: bool) -> None:
     """Stamp a red banner across ``fig`` when the backbone's weights were not real."""
@@ -111,5 +124,51 @@ def save_figure(fig, path) -> None:
     path = Path(path)
     for suffix in (".png", ".pdf"):
         with atomic_path(path.with_suffix(suffix)) as tmp:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=suffix[1:])
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=suffix[1:], metadata=savefig_metadata(suffix))
     plt.close(fig)
+
+
+def validation_signal(history) -> bool:
+    """Whether a training history (DataFrame of epoch rows) holds a finite validation score to
+    choose an epoch on (``val_score``, else ``val_auc``). NaN everywhere (e.g. one validation
+    video: its frame AUC is undefined) is no signal."""
+    for col in ("val_score", "val_auc"):
+        if col in getattr(history, "columns", ()):
+            return bool(np.isfinite(np.asarray(history[col], float)).any())
+    return False
+
+
+def plot_training(history, best_epoch: int | None = None, n_val: int | None = None, title: str = "",
+                  real_weights: bool = True, caption: str = ""):
+    """Loss terms per epoch, and the validation scores with the chosen epoch marked.
+
+    ``history``: DataFrame with ``epoch``, loss-term columns and optional ``val_*`` columns.
+    Without a validation signal (:func:`validation_signal`) there is no validation panel; the
+    figure says so, and that no epoch was chosen (the last one is kept).
+    """
+    signal = validation_signal(history)
+    vals = [c for c in history.columns if c.startswith("val_") and np.isfinite(np.asarray(history[c], float)).any()]
+    terms = [c for c in history.columns if c not in ("epoch", "lr", "seconds") and not c.startswith("val_")]
+    fig, axes = plt.subplots(1, 2 if signal else 1, figsize=(10, 3.5) if signal else (6, 3.5), squeeze=False)
+    ax = axes[0, 0]
+    for c in terms:
+        ax.plot(history["epoch"], history[c], label=c)
+    ax.set(xlabel="epoch", title="training loss terms")
+    if terms:
+        ax.legend(fontsize=6, ncol=3 if len(terms) > 4 else 1, loc="upper right", framealpha=0.7)
+    if signal:
+        a2 = axes[0, 1]
+        for c in vals:
+            a2.plot(history["epoch"], history[c], marker=".", label=c)
+        if best_epoch is not None and best_epoch >= 0:
+            a2.axvline(best_epoch, color="0.3", ls="--", lw=1)
+            a2.annotate(f"chosen: epoch {best_epoch}", (best_epoch, 0.02), xycoords=("data", "axes fraction"),
+                        fontsize=7, ha="right", rotation=90)
+        a2.set(xlabel="epoch", title=f"validation ({n_val if n_val is not None else '?'} held-out TRAINING videos)")
+        a2.legend(fontsize=7)
+    else:
+        why = ("no validation videos" if not n_val else
+               f"validation score undefined on {n_val} held-out training video{'s' if n_val != 1 else ''}")
+        fig.text(0.5, 0.07, f"No validation signal ({why}):\nno epoch was chosen; the last epoch is kept.",
+                 ha="center", va="center", fontsize=8, color="tab:red")
+    return _finish(fig, title, caption, real_weights, bottom=0.03 if signal else 0.14, top=0.93)

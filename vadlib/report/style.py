@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from vadlib.report.plots import mark_random  # noqa: E402
+from vadlib.report.plots import mark_random, savefig_metadata  # noqa: E402
 
 SINGLE = 3.3   # inches, one column
 DOUBLE = 7.0   # inches, full text width
@@ -37,6 +37,7 @@ RC: dict[str, Any] = {
     "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
     "pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none",    # editable text in PDFs
     "savefig.dpi": DPI, "figure.dpi": 100, "image.cmap": "viridis",
+    "svg.hashsalt": "vadlib",                                         # stable SVG ids (byte-identical files)
 }
 
 
@@ -75,7 +76,7 @@ def save(fig, name: str, out_dir: str | Path = FIGURES, formats: Sequence[str] =
         for fmt in formats:
             p = out_dir / f"{name}.{fmt}"
             with atomic_path(p) as tmp:
-                fig.savefig(tmp, format=fmt, dpi=dpi, metadata={"CreationDate": None} if fmt == "pdf" else None)
+                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=savefig_metadata(fmt))
             paths.append(p)
     if close:
         plt.close(fig)

@@ -43,8 +43,11 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     """Train (or load) and evaluate on dataset ``ctx.item``. Returns ``{"train": run_train_mil(...),
     "predictions", "metrics", "detection", "recognition" (None without class probabilities), "protocol",
     "labels", "figures": [paths]}``."""
+    import pandas as pd
+
     from vadlib.data import get_dataset
     from vadlib.features import load_backbone
+    from vadlib.report.plots import validation_signal
     from vadlib.train import run_train_mil
 
     p = params if is_dataclass(params) else from_section(Params, params, STAGE)
@@ -67,8 +70,10 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     if p.checkpoint_in and Path(res["checkpoint"]).resolve() != (out / "model.pt").resolve():
         with atomic_path(out / "model.pt") as tmp:   # the evaluated checkpoint is this stage's model output
             shutil.copyfile(res["checkpoint"], tmp)
-    print(f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos); "
-          f"{res['seconds']:.1f} s; checkpoint {res['checkpoint']}")
+    chosen = validation_signal(pd.DataFrame(res["history"]))  # no finite validation score: no epoch chosen, last kept
+    print((f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos)" if chosen else
+           f"no validation signal on {res['n_val']} validation TRAINING video(s): no epoch chosen, the last kept")
+          + f"; {res['seconds']:.1f} s; checkpoint {res['checkpoint']}")
     preds = res["predictions"]
     test = dataset.videos("test")
     labels = {v.name: v.frame_labels for v in test}
@@ -76,7 +81,9 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     protocol = {"dataset": item, "gt_file": dataset.gt_file or "generated", "method": p.method, "preset": preset,
                 "seed": ctx.seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
                 "ap_definition": "sklearn average_precision_score",
-                "selection": "validation split of training videos" if res["n_val"] else "last epoch",
+                "selection": ("validation split of training videos" if chosen else
+                              "evaluate-only: the given checkpoint" if p.checkpoint_in else
+                              "none: no validation signal, last epoch"),
                 # AnomalyCLIP reference-mode switches used (vadlib.models.anomalyclip.ReferenceSwitches; [] = all fixes on)
                 "reference_switches": [k for k, v in (res["config"].get("reference") or {}).items() if v]}
     recog = None
@@ -86,7 +93,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         recog = recognition_metrics(frame_classes, {k: v.class_probs for k, v in preds.videos.items()},
                                     preds.class_names)
     metrics = {k: det[k] for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "n_frames", "n_videos")}
-    metrics.update(best_epoch=res["best_epoch"], train_seconds=res["seconds"], n_train=res["n_train"],
+    metrics.update(best_epoch=res["best_epoch"] if chosen else None, train_seconds=res["seconds"], n_train=res["n_train"],
                    n_val=res["n_val"])
     if recog is not None:
         metrics.update(mauc=recog["mAUC"], map=recog["mAP"], top1=recog["top1"], top5=recog["top5"])
@@ -98,7 +105,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     preds.meta.update(protocol)
     preds.save(out / "predictions.npz")
     result = {"train": res, "predictions": preds, "metrics": metrics, "detection": det, "recognition": recog,
-              "protocol": protocol, "labels": labels, "test": test, "real_weights": real}
+              "protocol": protocol, "labels": labels, "test": test, "real_weights": real, "chosen": chosen}
     result["figures"] = write_figures(result, p, out / "figures") if figures else []
     return result
 
@@ -108,20 +115,15 @@ def write_figures(result: Mapping, p: Params, figures: Path) -> list[Path]:
     ``p.timelines`` anomalous test videos; GT shaded, predicted class as dots). Returns the PNG paths."""
     import pandas as pd
 
-    from vadlib.report.plots import plot_roc_pr, plot_timelines, protocol_caption, save_figure
+    from vadlib.report.plots import plot_roc_pr, plot_timelines, plot_training, protocol_caption, save_figure
 
     figures.mkdir(parents=True, exist_ok=True)
     paths = []
     history = pd.DataFrame(result["train"]["history"])
     if len(history):
-        import matplotlib.pyplot as plt
-
-        terms = [c for c in history.columns if c not in ("epoch", "lr", "seconds") and not c.startswith("val_")]
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        history.plot(x="epoch", y=terms, ax=axes[0], logy=False, title="training loss terms")
-        vals = [c for c in history.columns if c.startswith("val_")]
-        if vals:
-            history.plot(x="epoch", y=vals, ax=axes[1], title="validation (training videos)")
+        train = result["train"]
+        fig = plot_training(history, train["best_epoch"] if result["chosen"] else None, train["n_val"],
+                            title=f"{p.method} — {result['protocol']['dataset']}", real_weights=result["real_weights"])
         save_figure(fig, figures / "training")
         paths.append(figures / "training.png")
     preds, labels, protocol = result["predictions"], result["labels"], result["protocol"]
