@@ -1,10 +1,11 @@
 """The ``report`` stage: every stage's ``metrics.json`` gathered into one results table (methods ×
-datasets, with the protocol columns), quoted published rows, the thesis figures and ``index.html``.
+datasets, with the protocol columns that must travel with each figure), quoted published rows, the
+thesis figures and the page ``index.html``.
 
-Writes every output ``dvc.yaml`` lists: under ``ctx.out_dir`` (``reports/report``) ``results.{csv,md,tex}``,
-``results_matrix.{csv,md,tex}``, ``published.md``, ``environment.json`` and ``index.html``; the thesis
-figures under ``figures_dir`` (default ``reports/figures``); and ``reports/index.html``, which forwards to
-the page.
+Writes every output ``dvc.yaml`` lists (besides the executed notebook): under ``ctx.out_dir``
+(``reports/report``) ``results.{csv,md,tex}``, ``results_matrix.{csv,md,tex}``, ``published.md``,
+``environment.json`` and ``index.html``; the thesis figures (PDF + PNG, stable names) under
+``figures_dir`` (default ``<reports>/figures``); and ``<reports>/index.html``, which forwards to the page.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from vadlib.io import atomic_path, write_json
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 
 STAGE = "report"
-PAGE_COLUMNS = ["kind", "stage", "method", "dataset", "setting", "micro_auc", "macro_auc", "micro_ap", "macro_ap",
-                "mauc", "map", "sigma", "ap_definition", "gt_file", "backbone", "real_weights", "source", "note"]
+#: the downloadable files the page links under the table (in this order)
+DOWNLOADS = ("results.csv", "results.md", "results.tex", "results_matrix.csv", "results_matrix.tex", "published.md",
+             "environment.json")
 
 
 @dataclass
@@ -26,14 +28,14 @@ class Params:
     """``params.yaml: report`` and its defaults (meanings there)."""
 
     title: str = "vadlib results"
-    quoted: Literal["matching", "all", "none"] = "matching"
+    quoted: Literal["matching", "all", "none"] = "matching"   # published rows: of the measured datasets, all, none
     matrix_metric: str = "micro_auc"
     feature_space: Literal["pca", "tsne"] = "pca"
     figures_dir: str = ""           # "" = <reports>/figures
     latex_columns: list[str] = field(default_factory=lambda: [
         "method", "dataset", "micro_auc", "macro_auc", "micro_ap", "mauc", "sigma", "gt_file", "backbone",
         "real_weights", "source"])
-    params_file: str = "params.yaml"
+    params_file: str = "params.yaml"   # recorded in environment.json
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -41,22 +43,11 @@ def _write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
-    """Tables, figures and the page. Returns ``{"environment", "table", "matrix", "figures": {section:
-    [paths]}, "skipped": [reasons], "page": path}``."""
-    from vadlib.report.environment import capture_environment
-    from vadlib.report.figures import make_figures
-    from vadlib.report.page import find_figures, find_notebooks, write_index
-    from vadlib.report.tables import (display_table, load_published, results_matrix, results_table, to_latex,
-                                      to_markdown)
+def write_tables(table, p: Params, out: Path) -> Any:
+    """``results.{csv,md,tex}``, ``results_matrix.{csv,md,tex}`` (methods × datasets, ``p.matrix_metric``)
+    and ``published.md`` under ``out``. Returns the matrix (methods × datasets DataFrame)."""
+    from vadlib.report.tables import display_table, load_published, results_matrix, to_latex, to_markdown
 
-    p = params if is_dataclass(params) else from_section(Params, params, STAGE)
-    reports = ctx.reports
-    out, figs = ctx.out_dir, Path(p.figures_dir or reports / "figures")
-    out.mkdir(parents=True, exist_ok=True)
-    env = capture_environment(p.params_file)
-    write_json(out / "environment.json", env)
-    table = results_table(reports, quoted=p.quoted)
     caption = (f"{p.title}. µAUC/MAUC: micro/macro frame ROC AUC; µAP: micro AP; mAUC: recognition mean AUC; "
                "σ: Gaussian smoothing (frames).")
     _write_text(out / "results.csv", table.to_csv(index=False))
@@ -69,29 +60,69 @@ def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
         f"{p.title}: {p.matrix_metric} (%), methods × datasets; (quoted) = published figure, not measured here."),
         label="tab:results-matrix"))
     _write_text(out / "published.md", to_markdown(load_published().drop(columns=["low", "high"]), floatfmt=".2f"))
-    made, skipped = make_figures(reports, figs, datasets=ctx.datasets, method=p.feature_space, seed=ctx.seed)
-    stage_figs: dict[str, list[Path]] = {}
+    return matrix
+
+
+def stage_figures(reports: Path, figs: Path) -> dict[str, list[Path]]:
+    """The figures the other stages wrote under ``reports`` (not this stage's, not the thesis figures
+    in ``figs``), as ``{"Stage figures — <stage>[/<item>]": [paths]}``."""
+    from vadlib.report.page import find_figures
+
+    sections: dict[str, list[Path]] = {}
     for f in find_figures(reports):
         rel = f.relative_to(reports)
         if rel.parts[0] in ("report", "figures") or f.resolve().is_relative_to(figs.resolve()):
             continue
         where = "/".join(rel.parts[:-2] if rel.parts[-2] == "figures" else rel.parts[:-1])
-        stage_figs.setdefault(f"Stage figures — {where}", []).append(f)
+        sections.setdefault(f"Stage figures — {where}", []).append(f)
+    return sections
+
+
+def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
+    """Tables, thesis figures and the page from what ``ctx.reports`` holds.
+
+    Returns ``{"environment", "table" (results table, measured + quoted rows), "matrix", "figures":
+    {section: [paths]} (thesis figures made), "skipped": [what could not be made, and why], "page":
+    path of index.html}``."""
+    from vadlib.report.environment import capture_environment
+    from vadlib.report.figures import make_figures
+    from vadlib.report.page import find_notebooks, write_index
+    from vadlib.report.tables import results_table
+
+    p = params if is_dataclass(params) else from_section(Params, params, STAGE)
+    reports = ctx.reports
+    out, figs = ctx.out_dir, Path(p.figures_dir or reports / "figures")
+    out.mkdir(parents=True, exist_ok=True)
+
+    env = capture_environment(p.params_file)
+    write_json(out / "environment.json", env)
+    print(f"git {env['git']['commit']} dirty={env['git']['dirty']} · {env['device']['cpu']} · "
+          f"GPUs: {env['device']['gpus']}")
+
+    table = results_table(reports, quoted=p.quoted)
+    measured = table[table["kind"] == "measured"]
+    if (measured["real_weights"] == False).any():  # noqa: E712  (NaN = unknown is not False)
+        print("WARNING — some rows come from RANDOM-WEIGHT backbones (real_weights = False): plumbing checks only.")
+    if measured.empty:
+        print(f"No metrics.json found under {reports}: the table holds quoted rows only.")
+    matrix = write_tables(table, p, out)
+
+    made, skipped = make_figures(reports, figs, datasets=ctx.datasets, method=p.feature_space, seed=ctx.seed)
+    for reason in skipped:
+        print("skipped —", reason)
     sections = {f"Thesis figures — {k}": v for k, v in made.items() if v}
-    sections.update(stage_figs)
+    sections.update(stage_figures(reports, figs))
     page = write_index(out / "index.html", table, title=p.title, figures=sections,
                        notebooks=find_notebooks(reports) + [out / "report.html"],   # the notebook, exported after it runs
-                       downloads=[out / n for n in ("results.csv", "results.md", "results.tex", "results_matrix.csv",
-                                                    "results_matrix.tex", "published.md", "environment.json")],
-                       environment=env, skipped=skipped, columns=PAGE_COLUMNS)
-    # `reports/index.html`: the one file a reader opens; it forwards to this stage's page.
-    _write_text(Path(reports) / "index.html",
+                       downloads=[out / n for n in DOWNLOADS], environment=env, skipped=skipped, reports=reports)
+    # `<reports>/index.html`: the one file a reader opens; it forwards to this stage's page.
+    _write_text(reports / "index.html",
                 "<!doctype html><meta charset='utf-8'><meta http-equiv='refresh' content='0; url=report/index.html'>"
                 f"<title>{p.title}</title><p><a href='report/index.html'>{p.title}</a></p>\n")
     return {"environment": env, "table": table, "matrix": matrix, "figures": made, "skipped": skipped, "page": page}
 
 
 def run_notebook_params(params: Mapping[str, Any] | None = None) -> dict:
-    """What a report notebook calling the stage would call: papermill's ``params`` (or ``params.yaml``'s)."""
+    """What ``notebooks/report.py`` calls: papermill's ``params`` (or, run by hand, ``params.yaml``'s)."""
     section, ctx = split_params(notebook_params(params, STAGE), STAGE)
     return run(section, ctx)
