@@ -1,4 +1,5 @@
-"""The `report` stage notebook on a fake reports folder (jupytext -> papermill, as the pipeline does)."""
+"""The `report` stage notebook on a fake reports folder (jupytext -> papermill, as the pipeline does: the
+stage's parameters as one ``params`` dict)."""
 
 import json
 import subprocess
@@ -36,8 +37,8 @@ def test_report_notebook_end_to_end(tmp_path):
                    check=True, capture_output=True)
     out, figs = r / "report", r / "figures"
     res = subprocess.run([sys.executable, "-m", "papermill", "-k", "python3", "--language", "python", str(nb), str(tmp_path / "out.ipynb"),
-                          "-p", "reports", str(r), "-p", "out_dir", str(out), "-p", "figures_dir", str(figs),
-                          "-p", "params_file", str(tmp_path / "no_params.yaml")],
+                          "-y", json.dumps({"params": {"reports": str(r), "out_dir": str(out), "figures_dir": str(figs),
+                                                       "params_file": str(tmp_path / "no_params.yaml")}})],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
 

@@ -64,3 +64,9 @@ def repo(tmp_path_factory) -> Repo:
         for item in ("demo_a", "demo_b"):
             extract.run({"out": str(r.root / "data" / "features")}, r.ctx("extract", item))
     return r
+
+
+@pytest.fixture
+def empty_repo(tmp_path) -> Repo:
+    """A repository with nothing in it yet (a test writes the inputs it needs)."""
+    return Repo(tmp_path)

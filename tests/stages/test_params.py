@@ -18,7 +18,6 @@ from vadlib.stages.flow_nf import Params as FlowParams
 from vadlib.stages.train_mil import Params as MILParams
 
 ROOT = Path(__file__).resolve().parents[2]
-CONVERTED = ("demo", "extract", "zeroshot", "flow_nf", "train_mil", "transfer")
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -30,7 +29,7 @@ def test_every_params_yaml_key_is_a_typed_stage_parameter(stage, params_yaml):
         {k: v for k, v in section.items() if not isinstance(v, dict)}
 
 
-@pytest.mark.parametrize("stage", CONVERTED)
+@pytest.mark.parametrize("stage", STAGES)
 def test_a_stage_notebook_declares_only_params(stage):
     nb = jupytext.read(ROOT / "notebooks" / f"{stage}.py")
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))

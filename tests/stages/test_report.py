@@ -1,8 +1,18 @@
-"""The report stage module on the tiny repository (whatever stages have written there so far)."""
+"""The report stage module without papermill: on the tiny repository (whatever stages have written there
+so far) and on a reports folder holding one measured random-weight result."""
 
 from __future__ import annotations
 
+import ast
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
 from vadlib.stages import report
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_report_writes_every_output(repo, params_yaml):
@@ -14,3 +24,38 @@ def test_report_writes_every_output(repo, params_yaml):
     assert "report/index.html" in (repo.root / "reports" / "index.html").read_text()
     assert res["page"] == out / "index.html"
     assert "quoted" in set(res["table"]["kind"])      # quoted: all -> the published rows are there
+
+
+def test_report_on_one_measured_result(empty_repo, tmp_path):
+    r = empty_repo
+    item = r.root / "reports" / "zeroshot" / "demo_a"
+    item.mkdir(parents=True)
+    (item / "metrics.json").write_text(json.dumps(
+        {"micro_auc": 0.61, "macro_auc": 0.55, "micro_ap": 0.3, "macro_ap": 0.25,
+         "protocol": {"method": "zeroshot (softmax)", "dataset": "demo_a", "gt_file": "generated", "sigma": 0,
+                      "ap_definition": "sklearn average_precision_score", "backbone": "vadlib-tiny/random",
+                      "real_weights": False}}))
+    (item / "roc.csv").write_text("fpr,tpr\n0,0\n0.3,0.7\n1,1\n")
+    res = report.run({"quoted": "none", "params_file": str(tmp_path / "params.yaml")}, r.ctx("report"))
+
+    assert r.missing("report") == []                                   # every output dvc.yaml lists
+    for out in ("reports/report/index.html", "reports/figures", "reports/index.html"):
+        assert (r.root / out).exists(), out
+    table = pd.read_csv(r.root / "reports" / "report" / "results.csv")
+    assert list(table["kind"]) == ["measured"]                           # quoted: none
+    assert table.loc[0, "micro_auc"] == pytest.approx(61)                 # in %
+    assert (r.root / "reports" / "figures" / "roc_pr_demo_a.png").read_bytes()[:4] == b"\x89PNG"
+    page = res["page"].read_text()
+    assert "RANDOM WEIGHTS" in page and "Not made" in page
+    assert any("store.json" in s for s in res["skipped"])               # absent inputs are said, not dropped
+    assert "demo_a" in res["matrix"].columns
+
+
+def test_the_notebook_holds_no_report_logic():
+    # one implementation: notebooks/report.py calls vadlib.stages.report and only shows what it returns
+    tree = ast.parse((ROOT / "notebooks" / "report.py").read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "vadlib.stages" in imported
+    assert not imported & {"vadlib.report.page", "vadlib.report.figures", "vadlib.io", "vadlib.report.environment"}
+    assert "run_notebook_params(params)" in (ROOT / "notebooks" / "report.py").read_text()
