@@ -9,8 +9,8 @@ RTFM top-k) and the ``train_mil`` stage logic.
 * a validation split drawn from the TRAINING videos (stratified by class) selects the checkpoint
   (video-level AUC of the top-frame score + video-class accuracy — video labels only, since
   training videos carry weak labels); the test set is never looked at (fixes flaw 6);
-* checkpoints hold only tensors and plain types (config, class names) and load with
-  ``torch.load(weights_only=True)``.
+* the methods themselves (adapters, registry, checkpoints) live in :mod:`vadlib.methods`; this
+  module only drives their training hooks (``prepare`` / ``batch`` / ``loss`` / ``optimizer``).
 """
 
 from __future__ import annotations
@@ -25,23 +25,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from vadlib.compat.zanella import is_reference_checkpoint
 from vadlib.errors import ConfigError, DataError
 from vadlib.features.store import average_crops
-from vadlib.io import atomic_path
-from vadlib.registry import Registry
-
-
-@dataclass
-class WeakVideo:
-    """A training video: features ``(T, D)`` float32 and its video-level class id (0 = normal)."""
-
-    name: str
-    features: np.ndarray
-    class_id: int
-
-    @property
-    def label(self) -> int:
-        return int(self.class_id != 0)
+from vadlib.methods import Method, WeakVideo, build, config, feature_spec, load, seed_everything
 
 
 def check_videos(videos: Sequence[WeakVideo], n_classes: int) -> None:
@@ -61,219 +48,8 @@ def check_videos(videos: Sequence[WeakVideo], n_classes: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# methods
-# ---------------------------------------------------------------------------------------------
-
-
-class Method:
-    """Adapter the loop drives: ``prepare`` → (``batch`` → ``loss``)* → ``predict``."""
-
-    name: str = ""
-    module: torch.nn.Module
-    class_names: list[str]
-    cfg: object
-
-    def prepare(self, train: Sequence[WeakVideo]) -> None:
-        """Statistics from the training videos (e.g. the normality prototype)."""
-
-    def batch(self, abn: Sequence[WeakVideo], nor: Sequence[WeakVideo], rng: np.random.Generator):
-        raise NotImplementedError
-
-    def loss(self, batch, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
-
-    def predict(self, videos: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-        """``{video: (T, D)}`` → ``{video: (scores (T,), class probs (T, C) or None)}``."""
-        raise NotImplementedError
-
-    def optimizer(self) -> torch.optim.Optimizer:
-        raise NotImplementedError
-
-    def checkpoint_extra(self) -> dict:
-        return {}
-
-
-METHODS: Registry[Callable[..., Method]] = Registry("weakly supervised method")
-
-
-class AnomalyCLIPMethod(Method):
-    """AnomalyCLIP (:mod:`vadlib.models.anomalyclip`)."""
-
-    name = "anomalyclip"
-
-    def __init__(self, cfg: Mapping, class_names: Sequence[str], feat_dim: int, *, backbone=None,
-                 text_embeddings: np.ndarray | None = None, text_module: torch.nn.Module | None = None):
-        from vadlib.models import anomalyclip as ac
-
-        self.cfg = ac.AnomalyCLIPConfig.from_dict(cfg)
-        self.class_names = list(class_names)
-        anomaly = self.class_names[1:]
-        if text_module is None:
-            if self.cfg.text_source == "embeddings":
-                if text_embeddings is None:
-                    raise ConfigError("anomalyclip: text_source='embeddings' needs text_embeddings (A, D)")
-                text_module = ac.EmbeddingText(torch.as_tensor(text_embeddings))
-            else:
-                if backbone is None:
-                    raise ConfigError("anomalyclip: text_source='prompts' needs the CLIP backbone")
-                text_module = ac.PromptText(backbone, anomaly, self.cfg.n_ctx, self.cfg.ctx_init_std)
-        self.module = ac.AnomalyCLIP(self.cfg, self.class_names, feat_dim, text_module)
-        self._ac = ac
-
-    def prepare(self, train: Sequence[WeakVideo]) -> None:
-        normal = [v.features for v in train if v.class_id == 0]
-        if not normal:
-            raise DataError(None, "anomalyclip: no normal training video to compute the normality prototype from")
-        total = sum(f.astype(np.float64).sum(0) for f in normal)
-        self.module.set_centroid(total / sum(len(f) for f in normal))
-
-    def batch(self, abn, nor, rng):
-        cfg = self.cfg
-        vids = list(abn) + list(nor)
-        narrow = cfg.reference.narrow_segment_starts
-        x = np.stack([v.features[self._ac.sample_grid_indices(len(v.features), cfg.num_segments,
-                                                                cfg.seg_length, rng, narrow)] for v in vids])
-        return torch.from_numpy(x), torch.tensor([v.class_id for v in vids])
-
-    def loss(self, batch, gen):
-        x, classes = batch
-        out = self.module(x)
-        return self._ac.anomalyclip_loss(out, classes, self.cfg, gen)
-
-    def predict(self, videos):
-        return self.module.predict(videos)
-
-    def optimizer(self):
-        m = self.module
-        temporal = [p for n, p in m.named_parameters() if not n.startswith("text.")]
-        proj = [p for n, p in m.text.named_parameters() if n == "text_projection"]
-        prompts = [p for n, p in m.text.named_parameters() if n != "text_projection"]
-        groups = [{"params": g} for g in (temporal, prompts, proj) if g]
-        return torch.optim.AdamW(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-
-    def checkpoint_extra(self) -> dict:
-        self.module.eval()
-        self.module.text_features()   # fills the text cache stored with the weights
-        return {"text_source": self.cfg.text_source}
-
-
-class _MILMethod(Method):
-    def __init__(self, cfg: Mapping, class_names: Sequence[str], feat_dim: int, **_):
-        from vadlib.models import mil
-
-        self._mil = mil
-        self.cfg = mil.MILConfig.from_dict({**self.defaults, **dict(cfg)})
-        self.class_names = list(class_names)
-        self._segs: dict[str, np.ndarray] = {}
-
-    def _seg(self, v: WeakVideo) -> np.ndarray:
-        if v.name not in self._segs:
-            self._segs[v.name] = self._mil.segment_means(v.features, self.cfg.num_segments, self.cfg.normalize_frames)
-        return self._segs[v.name]
-
-    def batch(self, abn, nor, rng):
-        return (torch.from_numpy(np.stack([self._seg(v) for v in abn])),
-                torch.from_numpy(np.stack([self._seg(v) for v in nor])))
-
-    def optimizer(self):
-        c = self.cfg
-        if c.optimizer == "adagrad":
-            return torch.optim.Adagrad(self.module.parameters(), lr=c.lr, eps=1e-8, weight_decay=c.weight_decay)
-        return torch.optim.Adam(self.module.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-
-
-class SultaniMethod(_MILMethod):
-    """Sultani MIL ranking (:mod:`vadlib.models.mil`)."""
-
-    name = "sultani"
-
-    def __init__(self, cfg, class_names, feat_dim, **kw):
-        from vadlib.models.mil import SULTANI
-
-        self.defaults = SULTANI
-        super().__init__(cfg, class_names, feat_dim, **kw)
-        self.module = self._mil.SultaniNet(feat_dim, self.cfg.hidden, self.cfg.dropout)
-
-    def loss(self, batch, gen):
-        a, n = batch
-        return self._mil.sultani_loss(self.module(a), self.module(n), self.cfg, self.module)
-
-    def predict(self, videos):
-        return {k: (s, None) for k, s in self._mil.predict_sultani(self.module, videos, self.cfg).items()}
-
-
-class RTFMMethod(_MILMethod):
-    """RTFM-style feature-magnitude top-k MIL (:mod:`vadlib.models.mil`)."""
-
-    name = "rtfm"
-
-    def __init__(self, cfg, class_names, feat_dim, **kw):
-        from vadlib.models.mil import RTFM_CFG
-
-        self.defaults = RTFM_CFG
-        super().__init__(cfg, class_names, feat_dim, **kw)
-        self.module = self._mil.RTFMNet(feat_dim, self.cfg.hidden, self.cfg.dropout)
-
-    def loss(self, batch, gen):
-        a, n = batch
-        sa, fa = self.module(a)
-        sn, fn = self.module(n)
-        return self._mil.rtfm_loss(sa, fa, sn, fn, self.cfg, gen)
-
-    def predict(self, videos):
-        return {k: (s, None) for k, s in self._mil.predict_rtfm(self.module, videos, self.cfg).items()}
-
-
-METHODS.register("anomalyclip")(AnomalyCLIPMethod)
-METHODS.register("sultani")(SultaniMethod)
-METHODS.register("rtfm")(RTFMMethod)
-
-
-def build_method(name: str, cfg: Mapping, class_names: Sequence[str], feat_dim: int, *, seed: int | None = None,
-                 **kw) -> Method:
-    """A registered method (``anomalyclip``, ``sultani``, ``rtfm``) built from a config dict.
-
-    ``seed``: seed the initial weights (the loop's :func:`fit` seeds everything else)."""
-    if seed is not None:
-        seed_everything(seed)
-    return METHODS.get(name)(cfg, class_names, feat_dim, **kw)
-
-
-# ---------------------------------------------------------------------------------------------
-# configurations (paper hyperparameters per dataset + fast demo)
-# ---------------------------------------------------------------------------------------------
-
-
-def method_config(method: str, preset: str, overrides: Mapping | None = None) -> dict:
-    """Config dict of ``method`` for a preset (``shanghaitech``, ``ucf_crime``, ``xd_violence``,
-    ``demo``) with ``overrides``. AnomalyCLIP presets: :data:`vadlib.models.anomalyclip.CONFIGS`.
-    The MIL baselines use their papers' settings for every dataset; their epoch count is derived
-    from the papers' iteration counts where the preset is a paper dataset."""
-    from vadlib.models import anomalyclip as ac
-
-    overrides = dict(overrides or {})
-    if method == "anomalyclip":
-        return ac.anomalyclip_config(preset, **overrides).to_dict()
-    METHODS.get(method)
-    if preset not in ac.CONFIGS:
-        raise ConfigError(f"unknown config preset '{preset}'; known: {', '.join(sorted(ac.CONFIGS))}")
-    fast = {"demo": dict(epochs=100, batch_size=16, num_segments=16)}.get(preset, {})
-    return {**fast, **overrides}
-
-
-# ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
-
-
-def seed_everything(seed: int) -> None:
-    """Seed numpy/torch and switch on deterministic algorithms (CPU runs repeat exactly)."""
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def split_validation(videos: Sequence[WeakVideo], fraction: float, seed: int) -> tuple[list[WeakVideo], list[WeakVideo]]:
@@ -449,72 +225,6 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
 
 
 # ---------------------------------------------------------------------------------------------
-# checkpoints
-# ---------------------------------------------------------------------------------------------
-
-
-FEATURE_KEYS = ("backbone", "pretrained", "real_weights", "sampling", "stride", "snippet_len", "crops", "embed_dim")
-
-
-def feature_spec(info: Mapping) -> dict:
-    """The part of a feature store's ``info`` a model depends on (backbone, weights, sampling, crops);
-    saved with every checkpoint so ``vadlib detect`` can refuse features made another way."""
-    return {k: info.get(k) for k in FEATURE_KEYS if k in info}
-
-
-def save_checkpoint(path: str | Path, method: Method, meta: Mapping | None = None) -> Path:
-    """Write weights + config + class names (atomically); loadable with ``weights_only=True``."""
-    extra = method.checkpoint_extra()
-    sd = {k: v.detach().cpu().clone() for k, v in method.module.state_dict().items()}
-    first = next((v for k, v in sd.items() if k in ("centroid", "fc1.weight", "mtn.d1.weight")), None)
-    feat_dim = int(first.shape[1] if first is not None and first.ndim > 1 else first.shape[0]) if first is not None else -1
-    ckpt = {"format": "vadlib.train/1", "method": method.name, "config": method.cfg.to_dict(),
-            "class_names": list(method.class_names), "feat_dim": feat_dim, "extra": dict(extra),
-            "meta": dict(meta or {}), "state_dict": sd}
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(ckpt, tmp)
-    return Path(path)
-
-
-def load_checkpoint(path: str | Path, backbone=None) -> Method:
-    """Rebuild a method from :func:`save_checkpoint` output (``torch.load(weights_only=True)``).
-
-    AnomalyCLIP with learned prompts: without ``backbone`` the model is loaded for inference
-    (text features from the stored cache); with it, it can be trained further.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "checkpoint file does not exist")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(path, f"not a loadable checkpoint ({exc})") from exc
-    if not isinstance(ck, dict) or ck.get("format") != "vadlib.train/1":
-        raise DataError(path, "not a vadlib.train checkpoint (format key missing)")
-    name, cfg, classes, D, sd = ck["method"], ck["config"], ck["class_names"], ck["feat_dim"], ck["state_dict"]
-    kw: dict = {}
-    strict = True
-    if name == "anomalyclip":
-        from vadlib.models import anomalyclip as ac
-
-        if cfg.get("text_source") == "embeddings":
-            kw["text_embeddings"] = sd["text.embeddings"]
-        elif backbone is not None:
-            kw["backbone"] = backbone
-        else:
-            kw["text_module"] = ac.CachedText()
-            sd = {k: v for k, v in sd.items() if not k.startswith("text.")}
-            strict = False
-    m = build_method(name, cfg, classes, D, **kw)
-    missing, unexpected = m.module.load_state_dict(sd, strict=strict)
-    if unexpected or (missing and strict):
-        raise DataError(path, f"checkpoint does not match the model: missing {missing}, unexpected {unexpected}")
-    m.module.eval()
-    m.checkpoint = {"path": str(path), "meta": ck.get("meta", {})}
-    return m
-
-
-# ---------------------------------------------------------------------------------------------
 # the train_mil stage: feature store + dataset → trained method, predictions, metrics
 # ---------------------------------------------------------------------------------------------
 
@@ -600,42 +310,39 @@ def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mappin
     test = dataset.videos("test")
     hist: list[dict] = []
     best, secs, n_tr, n_va = -1, 0.0, 0, 0
-    if checkpoint_in and Path(checkpoint_in).suffix == ".ckpt":
-        # a published lucazanella/AnomalyCLIP checkpoint: imported (vadlib.compat.zanella), evaluated as is
-        from vadlib.compat.zanella import import_anomalyclip
-
-        if method != "anomalyclip":
+    if checkpoint_in:
+        # a vadlib checkpoint, or a published lucazanella/AnomalyCLIP last.ckpt (vadlib.compat.zanella),
+        # both read by the one reader vadlib.methods.load and evaluated as they are
+        if is_reference_checkpoint(checkpoint_in) and method != "anomalyclip":
             raise ConfigError(f"checkpoint_in {checkpoint_in} is an AnomalyCLIP (lucazanella) checkpoint; set method: anomalyclip")
-        m = import_anomalyclip(checkpoint_in, class_names=classes, require_centroid=False,
-                               overrides=dict(overrides or {}))
-        if m.imported["ncentroid"] is None:      # as the reference does when ncentroid.pt is absent
-            m.prepare(load_weak_videos(store, dataset.videos("train"), classes))
-            m.imported["ncentroid"] = "computed from the normal training videos"
+        m = load(checkpoint_in, backbone=backbone, class_names=classes, require_centroid=False,
+                 overrides=overrides)
         ckpt = Path(checkpoint_in)
-        if checkpoint_out:
-            ckpt = save_checkpoint(checkpoint_out, m, meta={"dataset": dataset.name, "imported": m.imported,
-                                                            "features": feature_spec(getattr(store, "info", {}))})
-    elif checkpoint_in:
-        m = load_checkpoint(checkpoint_in, backbone=backbone)
-        if list(m.class_names) != classes:
+        if is_reference_checkpoint(checkpoint_in):
+            if m.imported["ncentroid"] is None:      # as the reference does when ncentroid.pt is absent
+                m.prepare(load_weak_videos(store, dataset.videos("train"), classes))
+                m.imported["ncentroid"] = "computed from the normal training videos"
+            if checkpoint_out:
+                ckpt = m.save(checkpoint_out, meta={"dataset": dataset.name, "imported": m.imported,
+                                                    "features": feature_spec(getattr(store, "info", {}))})
+        elif list(m.class_names) != classes:
             raise ConfigError(f"checkpoint {checkpoint_in} has classes {m.class_names}, the run expects {classes}")
-        ckpt = Path(checkpoint_in)
     else:
         train = load_weak_videos(store, dataset.videos("train"), classes)
-        cfg = method_config(method, preset, overrides)
+        cfg = config(method, preset, overrides)
         if (cfg.get("reference") or {}).get("no_validation_split"):
             val_fraction = 0.0       # reference switch (flaw 6): all training videos, last epoch kept
         tr, va = split_validation(train, val_fraction, seed)
         n_tr, n_va = len(tr), len(va)
         D = train[0].features.shape[1]
-        m = build_method(method, cfg, classes, D, backbone=backbone, seed=seed)
-        r = fit(m, tr, va, seed=seed, log=log)
+        m = build(method, cfg, classes, D, backbone=backbone, seed=seed)
+        r = m.fit(tr, va, seed=seed, log=log)
         hist, best, secs = r.history, r.best_epoch, r.seconds
         ckpt = None
         if checkpoint_out:
-            ckpt = save_checkpoint(checkpoint_out, m, meta={"dataset": dataset.name, "seed": seed, "preset": preset,
-                                                            "best_epoch": best, "val_fraction": val_fraction,
-                                                            "features": feature_spec(getattr(store, "info", {}))})
+            ckpt = m.save(checkpoint_out, meta={"dataset": dataset.name, "seed": seed, "preset": preset,
+                                                "best_epoch": best, "val_fraction": val_fraction,
+                                                "features": feature_spec(getattr(store, "info", {}))})
     preds = predict_store(m, store, test)
     preds.meta.update(dataset=dataset.name, preset=preset, seed=seed)
     return {"method": m, "predictions": preds, "history": hist, "best_epoch": best, "config": m.cfg.to_dict(),
