@@ -13,7 +13,8 @@ from vadlib.methods import WeakVideo
 from vadlib.methods import build as build_method
 from vadlib.methods import config as method_config
 from vadlib.methods import load as load_checkpoint
-from vadlib.train import fit, lr_factor, run_train_mil, split_validation
+from vadlib.stages.train_mil import run_train_mil
+from vadlib.train import fit, lr_factor, split_validation
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +176,7 @@ def test_reference_switch_no_validation_split(planted, tmp_path):
     kw = dict(class_names=ds.class_names, seed=0, log=None)
     from unittest import mock
 
-    with mock.patch("vadlib.train.build", wraps=build_method) as bm:
+    with mock.patch("vadlib.methods.build", wraps=build_method) as bm:
         bm.side_effect = lambda *a, **k: build_method(*a, **{**k, "text_embeddings": planted.text_embeddings})
         fixed = run_train_mil("anomalyclip", "demo", ds, store, overrides=ov, **kw)
         ref = run_train_mil("anomalyclip", "demo", ds, store, overrides={**ov, "reference": {"no_validation_split": True}},

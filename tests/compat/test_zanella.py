@@ -254,7 +254,7 @@ def _register_tiny(tmp_path) -> None:
 def test_train_mil_evaluate_only_on_a_reference_checkpoint(tmp_path):
     """``train_mil.checkpoint_in: last.ckpt`` → no training, the imported model's predictions."""
     from vadlib.data.base import Video, VideoDataset
-    from vadlib.train import predict_store, run_train_mil
+    from vadlib.stages.train_mil import predict_store, run_train_mil
 
     m = vadlib_model()
     sd, c = reference_layout(m)

@@ -78,6 +78,8 @@ class Method:
     feat_dim: int = -1
     #: whether ``predict`` returns class probabilities (T, C)
     has_class_probs: bool = False
+    #: whether building it for training takes the CLIP ``backbone`` (e.g. learned prompts)
+    uses_backbone: bool = False
 
     # ---- configuration --------------------------------------------------------------------------
     @classmethod

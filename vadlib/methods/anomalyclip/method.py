@@ -22,6 +22,7 @@ class AnomalyCLIPMethod(Method):
 
     name = "anomalyclip"
     has_class_probs = True
+    uses_backbone = True
 
     def __init__(self, cfg: Mapping, class_names: Sequence[str], feat_dim: int, *, backbone=None,
                  text_embeddings: np.ndarray | None = None, text_module: torch.nn.Module | None = None):
