@@ -10,13 +10,13 @@ the executed notebook): ``model.pt`` (trained, or a copy of ``checkpoint_in``), 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
-from vadlib.errors import ConfigError, DataError
 from vadlib.io import atomic_path, write_json
 from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
 from vadlib.stages._inputs import feature_store, per_item
@@ -152,6 +152,8 @@ def write_figures(result: Mapping, p: Params, figures: Path) -> list[Path]:
 
 def resolve_class_id(video_name: str, class_name: str | None, label: int, class_names: Sequence[str]) -> int:
     """Video-level class id of a training video; unknown class names raise naming the video."""
+    from vadlib.errors import ConfigError, DataError
+
     if label == 0 or class_name == "normal":
         return 0
     if label != 1:
@@ -169,6 +171,7 @@ def resolve_class_id(video_name: str, class_name: str | None, label: int, class_
 
 def load_features(store, name: str) -> np.ndarray:
     """``(N, D)`` float32 features of a video from a feature store (crops averaged), checked finite."""
+    from vadlib.errors import DataError
     from vadlib.features.store import average_crops
 
     f = average_crops(np.asarray(store.load(name), dtype=np.float32))
@@ -229,6 +232,8 @@ def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mappin
     Returns ``{"method", "predictions", "history", "best_epoch", "config", "checkpoint", "seconds",
     "n_train", "n_val"}``.
     """
+    from vadlib.errors import ConfigError, DataError
+
     from vadlib.compat.zanella import is_reference_checkpoint
     from vadlib.methods import build, config, feature_spec, load
     from vadlib.train import split_validation
