@@ -5,6 +5,8 @@ round trip with identical predictions, refuse features made another way, and rep
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -49,6 +51,7 @@ def test_the_registry_lists_the_methods():
 def test_registered_under_its_name_and_implements_the_protocol(name):
     cls = METHODS.get(name)
     assert issubclass(cls, Method) and cls.name == name
+    assert not inspect.isabstract(cls), f"{name} leaves abstract methods: {sorted(cls.__abstractmethods__)}"
     for attr in ("fit", "predict", "save", "load", "feature_spec", "preset", "example"):
         assert hasattr(cls, attr), f"{name} lacks {attr}"
     with pytest.raises(ConfigError, match="unknown config preset|unknown anomalyclip config"):

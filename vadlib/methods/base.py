@@ -16,6 +16,7 @@ detect`` (:mod:`vadlib.detect.methods`) and the stages build methods through it.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -63,7 +64,7 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-class Method:
+class Method(ABC):
     """A weakly supervised frame scorer on ``(T, D)`` features (see the module docstring).
 
     Subclasses set :attr:`name`, build :attr:`module` (a ``torch.nn.Module``), :attr:`cfg` (a config
@@ -83,6 +84,7 @@ class Method:
 
     # ---- configuration --------------------------------------------------------------------------
     @classmethod
+    @abstractmethod
     def preset(cls, preset: str, overrides: Mapping | None = None) -> dict:
         """The config dict of a named preset (a file in the method's ``presets/``) with ``overrides``."""
         raise NotImplementedError
@@ -98,12 +100,15 @@ class Method:
     def prepare(self, train: Sequence[WeakVideo]) -> None:
         """Statistics from the training videos (e.g. the normality prototype)."""
 
+    @abstractmethod
     def batch(self, abn: Sequence[WeakVideo], nor: Sequence[WeakVideo], rng: np.random.Generator):
         raise NotImplementedError
 
+    @abstractmethod
     def loss(self, batch, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
+    @abstractmethod
     def optimizer(self) -> torch.optim.Optimizer:
         raise NotImplementedError
 
@@ -117,6 +122,7 @@ class Method:
 
         return fit(self, train, val, **kw)
 
+    @abstractmethod
     def predict(self, videos: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
         """``{video: (T, D)}`` → ``{video: (scores (T,), class probs (T, C) or None)}``."""
         raise NotImplementedError

@@ -232,9 +232,8 @@ def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mappin
     Returns ``{"method", "predictions", "history", "best_epoch", "config", "checkpoint", "seconds",
     "n_train", "n_val"}``.
     """
-    from vadlib.errors import ConfigError, DataError
-
     from vadlib.compat.zanella import is_reference_checkpoint
+    from vadlib.errors import ConfigError
     from vadlib.methods import build, config, feature_spec, load
     from vadlib.train import split_validation
 
