@@ -78,7 +78,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
                 "seed": ctx.seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
                 "ap_definition": "sklearn average_precision_score",
                 "selection": "validation split of training videos" if res["n_val"] else "last epoch",
-                # AnomalyCLIP reference-mode switches used (vadlib.methods.anomalyclip.model.ReferenceSwitches; [] = all fixes on)
+                # AnomalyCLIP reference-mode switches used (vadlib.models.anomalyclip.ReferenceSwitches; [] = all fixes on)
                 "reference_switches": [k for k, v in (res["config"].get("reference") or {}).items() if v]}
     recog = None
     frame_classes = {v.name: v.frame_classes for v in test if v.frame_classes is not None}
