@@ -133,7 +133,7 @@ def test_flow_nf_config_defaults_match_the_flow_pipeline_defaults():
 
 
 def test_model_configs_use_the_generic_check():
-    from vadlib.models.mil import MILConfig
+    from vadlib.methods.mil.model import MILConfig
     from vadlib.models.prompt_learning import PromptLearnerConfig
     from vadlib.models.temporal import TemporalConfig
     from vadlib.models.transfer import TrainConfig

@@ -22,7 +22,7 @@ def test_import_vadlib_stays_light():
     ("load_backbone", "vadlib.features.backbone:load_backbone"),
     ("FeatureStore", "vadlib.features.store:FeatureStore"),
     ("evaluate_frames", "vadlib.metrics:evaluate_frames"),
-    ("METHODS", "vadlib.train:METHODS"),
+    ("METHODS", "vadlib.methods:METHODS"),
     ("search_collection", "vadlib.search:search_collection"),
 ])
 def test_public_names_are_the_library_objects(name, target):

@@ -9,8 +9,12 @@ import torch
 from vadlib.data.base import Video, VideoDataset
 from vadlib.errors import ConfigError, DataError
 from vadlib.synthetic.planted_mil import make_planted_mil
-from vadlib.train import (WeakVideo, build_method, fit, load_checkpoint, lr_factor, method_config, run_train_mil,
-                          save_checkpoint, split_validation)
+from vadlib.methods import WeakVideo
+from vadlib.methods import build as build_method
+from vadlib.methods import config as method_config
+from vadlib.methods import load as load_checkpoint
+from vadlib.stages.train_mil import run_train_mil
+from vadlib.train import fit, lr_factor, split_validation
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,7 @@ def test_same_seed_same_results(planted, method):
 def test_checkpoint_round_trip_weights_only(planted, tmp_path):
     m = _small_ac(planted)
     fit(m, _weak(planted), seed=0, log=None)
-    p = save_checkpoint(tmp_path / "m.pt", m, meta={"note": "x"})
+    p = m.save(tmp_path / "m.pt", meta={"note": "x"})
     ck = torch.load(p, weights_only=True)
     assert ck["method"] == "anomalyclip" and ck["class_names"] == planted.class_names
     m2 = load_checkpoint(p)
@@ -81,7 +85,7 @@ def test_prompt_checkpoint_loads_without_backbone(planted, tmp_path, tiny_backbo
     cfg = method_config("anomalyclip", "demo", {"epochs": 1, "emb_size": 16, "heads": 2, "n_ctx": 2})
     m = build_method("anomalyclip", cfg, planted.class_names, 64, backbone=tiny_backbone)
     fit(m, _weak(planted), seed=0, log=None)
-    p = save_checkpoint(tmp_path / "p.pt", m)
+    p = m.save(tmp_path / "p.pt")
     feats = {v.name: v.features for v in planted.test[:1]}
     m_inf = load_checkpoint(p)                       # inference from the stored text cache
     m_full = load_checkpoint(p, backbone=tiny_backbone)
@@ -172,7 +176,7 @@ def test_reference_switch_no_validation_split(planted, tmp_path):
     kw = dict(class_names=ds.class_names, seed=0, log=None)
     from unittest import mock
 
-    with mock.patch("vadlib.train.build_method", wraps=build_method) as bm:
+    with mock.patch("vadlib.methods.build", wraps=build_method) as bm:
         bm.side_effect = lambda *a, **k: build_method(*a, **{**k, "text_embeddings": planted.text_embeddings})
         fixed = run_train_mil("anomalyclip", "demo", ds, store, overrides=ov, **kw)
         ref = run_train_mil("anomalyclip", "demo", ds, store, overrides={**ov, "reference": {"no_validation_split": True}},

@@ -34,7 +34,7 @@ _LAZY: dict[str, str] = {
     "list_backbones": "vadlib.features.backbone:list_backbones",
     "FeatureStore": "vadlib.features.store:FeatureStore",
     "evaluate_frames": "vadlib.metrics:evaluate_frames",
-    "METHODS": "vadlib.train:METHODS",
+    "METHODS": "vadlib.methods:METHODS",
     "search_collection": "vadlib.search:search_collection",
 }
 

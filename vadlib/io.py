@@ -196,3 +196,29 @@ def file_key(path: str | Path, with_path: bool = True) -> str:
         st = f.stat()
         h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:10]
+
+
+def read_checkpoint(path: str | Path, fmt: str | None, *, what: str = "a vadlib checkpoint",
+                    missing: str = "checkpoint file does not exist", unreadable: str = "not a loadable checkpoint",
+                    wrong: str | None = None) -> dict:
+    """The dict of a checkpoint file read with ``torch.load(weights_only=True)`` whose ``format`` is ``fmt``
+    (None: any; a file holding no dict then reads as ``{}``).
+
+    Raises :class:`DataError` naming the file when it is missing (``missing``), unreadable with
+    ``weights_only`` (``unreadable (cause)``) or of another format (``wrong``)."""
+    import torch
+
+    from vadlib.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, missing)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(path, f"{unreadable} ({exc})") from exc
+    if fmt is None:
+        return ck if isinstance(ck, dict) else {}
+    if not isinstance(ck, dict) or ck.get("format") != fmt:
+        raise DataError(path, wrong or f"not {what} (format {fmt!r} missing)")
+    return ck

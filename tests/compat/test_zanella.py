@@ -40,7 +40,7 @@ def tiny_clip_state_dict(seed: int = 0) -> dict:
 
 
 def vadlib_model(seed: int = 0, concat: bool = True):
-    from vadlib.train import AnomalyCLIPMethod
+    from vadlib.methods.anomalyclip.method import AnomalyCLIPMethod
 
     bb = zanella.build_backbone(tiny_clip_state_dict(seed), real_weights=False)
     cfg = {"num_segments": 4, "seg_length": 4, "emb_size": 16, "heads": 8, "depth": 2, "n_ctx": 4,
@@ -213,7 +213,7 @@ def test_convert_then_load_checkpoint_and_train_mil_evaluate_only(tmp_path):
     """convert → a vadlib checkpoint that load_checkpoint reads (weights_only) and predicts the same."""
     import open_clip
 
-    from vadlib.train import load_checkpoint
+    from vadlib.methods import load as load_checkpoint
 
     m = vadlib_model()
     sd, c = reference_layout(m)
@@ -254,7 +254,7 @@ def _register_tiny(tmp_path) -> None:
 def test_train_mil_evaluate_only_on_a_reference_checkpoint(tmp_path):
     """``train_mil.checkpoint_in: last.ckpt`` → no training, the imported model's predictions."""
     from vadlib.data.base import Video, VideoDataset
-    from vadlib.train import predict_store, run_train_mil
+    from vadlib.stages.train_mil import predict_store, run_train_mil
 
     m = vadlib_model()
     sd, c = reference_layout(m)

@@ -129,7 +129,8 @@ def test_an_unreadable_input_writes_nothing_even_with_a_calibration(mil_checkpoi
 @pytest.fixture(scope="module")
 def mil_checkpoint(tmp_path_factory):
     """An AnomalyCLIP train_mil checkpoint on vadlib-tiny/random features sampled every 2nd frame."""
-    from vadlib.train import build_method, method_config, save_checkpoint
+    from vadlib.methods import build as build_method
+    from vadlib.methods import config as method_config
 
     tmp = tmp_path_factory.mktemp("mil")
     classes = ["normal", "cyclist", "cart"]
@@ -139,7 +140,7 @@ def mil_checkpoint(tmp_path_factory):
     m.module.eval()
     spec = {"backbone": "vadlib-tiny", "pretrained": "random", "real_weights": False, "sampling": "every",
             "stride": 2, "crops": 1, "embed_dim": 64}
-    return save_checkpoint(tmp / "model.pt", m, meta={"dataset": "demo_a", "features": spec}), classes
+    return m.save(tmp / "model.pt", meta={"dataset": "demo_a", "features": spec}), classes
 
 
 def test_detect_with_a_train_mil_checkpoint(mil_checkpoint, flow_model, tmp_path, capsys):

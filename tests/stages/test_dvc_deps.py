@@ -102,7 +102,7 @@ def test_every_library_file_a_stage_runs_is_a_dvc_dep(stage):
 
 def test_the_import_walk_sees_lazy_relative_and_submodule_imports(tmp_path):
     # train_mil runs AnomalyCLIP's prompt learner only through an import inside a function of
-    # models/anomalyclip.py, and the store only through `from vadlib.features.store import ...`
+    # methods/anomalyclip/model.py, and the store only through `from vadlib.features.store import ...`
     files = stage_files("train_mil")
     for f in ("vadlib/models/prompt_learning.py", "vadlib/features/store.py", "vadlib/results.py",
               "vadlib/report/plots.py", "vadlib/pipeline.py", "vadlib/__init__.py", "vadlib/stages/train_mil.py"):

@@ -40,7 +40,7 @@ VARIANTS = ("faithful", "fast", "compact")
 def variant_overrides(variant: str, preset: str) -> dict:
     """Config overrides of an AnomalyCLIP speed/accuracy variant of ``preset`` (see the module docstring):
     ``faithful`` none, ``fast`` ``ff_kernel=1``, ``compact`` ``ff_kernel=1`` and half the preset's ``emb_size``."""
-    from vadlib.train import method_config
+    from vadlib.methods import config as method_config
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown AnomalyCLIP variant {variant!r}; known: {', '.join(VARIANTS)}")
@@ -51,7 +51,9 @@ def variant_overrides(variant: str, preset: str) -> dict:
 
 
 def _bench_variant(name: str, overrides: dict, pb, steps: int, log=print) -> dict:
-    from vadlib.train import WeakVideo, build_method, method_config, seed_everything
+    from vadlib.methods import WeakVideo, seed_everything
+    from vadlib.methods import build as build_method
+    from vadlib.methods import config as method_config
 
     cfg = method_config("anomalyclip", "shanghaitech", {"text_source": "embeddings", **overrides})
     m = build_method("anomalyclip", cfg, pb.class_names, pb.text_embeddings.shape[1],

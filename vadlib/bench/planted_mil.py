@@ -29,7 +29,10 @@ def planted_figures(methods=METHODS, seeds=(0, 1, 2), size: str = "test", val_fr
     the training videos."""
     from vadlib.metrics import evaluate_frames, recognition_metrics
     from vadlib.synthetic.planted_mil import make_planted_mil
-    from vadlib.train import WeakVideo, build_method, fit, method_config, split_validation
+    from vadlib.methods import WeakVideo
+    from vadlib.methods import build as build_method
+    from vadlib.methods import config as method_config
+    from vadlib.train import fit, split_validation
 
     rows = []
     for seed in seeds:

@@ -9,7 +9,7 @@ importer :mod:`vadlib.compat.zanella`, and both get the same features, labels an
 Printed: max absolute and relative differences (``max|a − b| / max|b|``, fp32, CPU) of the frame
 scores and class probabilities (test-time path: wrap-around padding, interleaved grids, running BN
 statistics), the selector scores, every loss term, the total and the gradient norm of one training
-step — in reference mode (every :class:`~vadlib.models.anomalyclip.ReferenceSwitches` on; target
+step — in reference mode (every :class:`~vadlib.methods.anomalyclip.model.ReferenceSwitches` on; target
 relative difference ≤ 1e-5) and in vadlib's default mode (what the fixes change).
 
 Needs the optional extra ``reference`` (``pip install -e .[reference]``: axial_attention, einops,
@@ -162,7 +162,7 @@ def reference_start_offsets(ref, T: int, N: int, L: int, seed: int, draws: int =
 
 
 def vadlib_start_offsets(T: int, N: int, L: int, seed: int, narrow: bool, draws: int = 3000) -> set:
-    from vadlib.models.anomalyclip import sample_grid_indices
+    from vadlib.methods.anomalyclip.model import sample_grid_indices
 
     dist = (max(T, N * L) - L + 1) // N
     rng = np.random.default_rng(seed)
@@ -205,7 +205,7 @@ def compare(repo: str | Path, size: str = "small", seed: int = 0, log=print) -> 
     """Run both implementations; ``{mode: {quantity: (max abs diff, rel diff)}}`` for mode
     ``reference`` (all switches on) and ``default`` (vadlib's fixes)."""
     from vadlib.compat.zanella import import_anomalyclip
-    from vadlib.models import anomalyclip as ac
+    from vadlib.methods.anomalyclip import model as ac
 
     torch.set_grad_enabled(True)
     s = SIZES[size]

@@ -5,7 +5,7 @@ key ``state_dict``) holds the whole network under ``net.`` — prompt contexts, 
 with its trained ``text_projection``, the selector's BatchNorm statistics, the axial temporal model,
 the classification head AND the complete CLIP (image encoder, token embedding, ``logit_scale``).
 The normality prototype lives beside it in ``ncentroid.pt`` (a ``(D,)`` tensor; methods.md §1.2).
-:func:`import_anomalyclip` turns both into a vadlib :class:`~vadlib.train.AnomalyCLIPMethod`
+:func:`import_anomalyclip` turns both into a vadlib :class:`~vadlib.methods.anomalyclip.method.AnomalyCLIPMethod`
 (text encoder rebuilt from the checkpoint's own CLIP weights), :func:`convert` writes it as a vadlib
 checkpoint (plus the CLIP weights as an open_clip checkpoint file, so ``vadlib detect`` encodes
 frames with the same image encoder).
@@ -316,7 +316,7 @@ def split_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[dict, dict, dict]:
 
 
 def infer_config(model_sd: Mapping[str, torch.Tensor], feat_dim: int) -> dict:
-    """Architecture fields of :class:`~vadlib.models.anomalyclip.AnomalyCLIPConfig` from the shapes."""
+    """Architecture fields of :class:`~vadlib.methods.anomalyclip.model.AnomalyCLIPConfig` from the shapes."""
     A = model_sd["selector_bn.running_mean"].shape[0]
     E, in_dim = model_sd["embed.weight"].shape
     if in_dim not in (feat_dim, feat_dim + A):
@@ -336,7 +336,7 @@ def import_anomalyclip(checkpoint: str | Path, ncentroid: str | Path | None = No
                        class_names: Sequence[str] | None = None, overrides: Mapping | None = None,
                        quick_gelu: bool = True, require_centroid: bool = True, real_weights: bool = True,
                        state_dict: Mapping[str, torch.Tensor] | None = None):
-    """A vadlib :class:`~vadlib.train.AnomalyCLIPMethod` holding a reference checkpoint's weights.
+    """A vadlib :class:`~vadlib.methods.anomalyclip.method.AnomalyCLIPMethod` holding a reference checkpoint's weights.
 
     Args:
         checkpoint: the reference's ``last.ckpt`` (Lightning) — or ``state_dict`` given directly.
@@ -353,7 +353,7 @@ def import_anomalyclip(checkpoint: str | Path, ncentroid: str | Path | None = No
     Returns the method (``.module`` in eval mode; ``.backbone``: the CLIP the checkpoint carries;
     ``.imported``: where the weights came from).
     """
-    from vadlib.train import AnomalyCLIPMethod
+    from vadlib.methods.anomalyclip.method import AnomalyCLIPMethod
 
     where = Path(checkpoint)
     sd = dict(state_dict) if state_dict is not None else read_state_dict(where)
@@ -437,7 +437,6 @@ def convert(checkpoint: str | Path, out: str | Path, ncentroid: str | Path | Non
     """Write a reference checkpoint as a vadlib ``train_mil`` checkpoint ``out`` (+ ``<out>.clip.pt``,
     the CLIP weights the feature spec names, so ``vadlib detect`` encodes frames as the reference)."""
     from vadlib.io import atomic_path
-    from vadlib.train import save_checkpoint
 
     m = import_anomalyclip(checkpoint, ncentroid, class_names=class_names, overrides=overrides, quick_gelu=quick_gelu)
     out = Path(out)
@@ -450,7 +449,7 @@ def convert(checkpoint: str | Path, out: str | Path, ncentroid: str | Path | Non
                           "cannot name the frame encoder; add an open_clip config for it")
     spec = {"backbone": bb.name, "pretrained": str(clip_path.resolve()), "real_weights": True, "sampling": "every",
             "stride": 1, "embed_dim": bb.embed_dim}
-    save_checkpoint(out, m, meta={"imported": m.imported, "features": spec})
+    m.save(out, meta={"imported": m.imported, "features": spec})
     return out
 
 

@@ -211,13 +211,12 @@ def check_features(checkpoint: Path, saved: dict, requested: dict) -> dict:
     return saved
 
 
-@METHODS.register("anomalyclip")
-@METHODS.register("sultani")
-@METHODS.register("rtfm")
 class TrainMILMethod(DetectMethod):
-    """A ``train_mil`` checkpoint (AnomalyCLIP, Sultani MIL or RTFM top-k) on the video's CLIP features,
-    encoded as the checkpoint's training features were. AnomalyCLIP's ``fired`` = the most probable
-    anomaly class of each frame."""
+    """A ``train_mil`` checkpoint of a method of :data:`vadlib.methods.METHODS` (AnomalyCLIP, Sultani
+    MIL, RTFM top-k, …) on the video's CLIP features, encoded as the checkpoint's training features
+    were; read by the one checkpoint reader :func:`vadlib.methods.load`. ``fired`` (methods with class
+    probabilities) = the most probable anomaly class of each frame. Registered below under every
+    name of the method registry."""
 
     needs_backbone = True
     needs_checkpoint = True
@@ -227,9 +226,9 @@ class TrainMILMethod(DetectMethod):
         return cls(backbone, cfg, checkpoint=checkpoint, requested=name)
 
     def __init__(self, backbone, cfg, checkpoint: Path, requested: str | None = None, **_):
-        from vadlib.train import load_checkpoint
+        from vadlib.methods import load
 
-        self.method = load_checkpoint(checkpoint)
+        self.method = load(checkpoint)
         if requested is not None and self.method.name != requested:
             raise ConfigError(f"{checkpoint}: holds a '{self.method.name}' model, not '{requested}'; use "
                               f"--method {self.method.name} or the {requested} checkpoint")
@@ -349,16 +348,11 @@ def checkpoint_features(checkpoint: Path, name: str) -> dict:
     """The feature spec (backbone, pretrained, sampling, stride) a CLIP method's checkpoint file records.
     Raises naming the checkpoint when it is a folder, unreadable with ``weights_only``, records no spec,
     or was made on snippet features."""
-    import torch
+    from vadlib.io import read_checkpoint
 
-    if not checkpoint.is_file():
-        raise DataError(checkpoint, f"method '{name}' needs a checkpoint file (.pt), this is a folder")
-    try:
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(checkpoint, f"not a checkpoint written by a vadlib stage (torch.load with weights_only "
-                                    f"cannot read it: {type(exc).__name__})") from exc
-    ck = ck if isinstance(ck, dict) else {}
+    ck = read_checkpoint(checkpoint, None, missing=f"method '{name}' needs a checkpoint file (.pt), this is a folder",
+                         unreadable="not a checkpoint written by a vadlib stage (torch.load with weights_only "
+                                    "cannot read it)")
     saved = (ck.get("features") or (ck.get("meta") or {}).get("features") or {})
     if not saved:
         raise DataError(checkpoint, "checkpoint records no feature spec (backbone, sampling): retrain it with "
@@ -396,6 +390,16 @@ def score_video(path: Path, method: DetectMethod, sigma: float = 0.0, progress: 
             "heat": getattr(method, "heat", None),
             "seconds": wall, "realtime_factor": rtf, "frames_encoded": method.encoded_frames}
 
+
+def _register_checkpoint_methods() -> None:
+    """Every method of :data:`vadlib.methods.METHODS` is a detection method reading its checkpoint."""
+    from vadlib.methods import METHODS as TRAINED
+
+    for name in TRAINED.names():
+        METHODS.register(name)(TrainMILMethod)
+
+
+_register_checkpoint_methods()
 
 #: the registered methods that need a ``--checkpoint`` / a CLIP backbone (from their declarations)
 CHECKPOINT_METHODS = tuple(n for n in METHODS.names() if METHODS.get(n).needs_checkpoint)

@@ -556,18 +556,12 @@ def json_params(p: Mapping) -> dict:
 def load_transfer_model(path, backbone) -> tuple[VideoAnomalyCLIP, TransferConfig, dict]:
     """``(model, cfg, checkpoint)`` from :func:`save_transfer_model`; ``backbone`` supplies the frozen
     text tower of the learned prompts."""
-    from pathlib import Path
+    from vadlib.io import read_checkpoint
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "transfer checkpoint does not exist")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(path, f"not a checkpoint written by the transfer stage (torch.load with weights_only "
-                              f"cannot read it: {type(exc).__name__})") from exc
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise DataError(path, f"not a VideoAnomalyCLIP checkpoint (format {CHECKPOINT_FORMAT!r} missing)")
+    ck = read_checkpoint(path, CHECKPOINT_FORMAT, missing="transfer checkpoint does not exist",
+                         unreadable="not a checkpoint written by the transfer stage (torch.load with weights_only "
+                                    "cannot read it)",
+                         wrong=f"not a VideoAnomalyCLIP checkpoint (format {CHECKPOINT_FORMAT!r} missing)")
     cfg = TransferConfig.from_params({**ck["params"], "device": "cpu"})
     model = build_model("temporal", int(ck["dim"]), cfg, text_encoder_for(backbone, cfg.templates), backbone)
     missing, unexpected = model.load_state_dict(ck["state_dict"], strict=False)

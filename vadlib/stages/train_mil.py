@@ -10,6 +10,7 @@ the executed notebook): ``model.pt`` (trained, or a copy of ``checkpoint_in``), 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, Union
@@ -48,7 +49,6 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     from vadlib.data import get_dataset
     from vadlib.features import load_backbone
     from vadlib.report.plots import validation_signal
-    from vadlib.train import run_train_mil
 
     p = params if is_dataclass(params) else from_section(Params, params, STAGE)
     item = ctx.item
@@ -57,8 +57,10 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     (out / "figures").mkdir(parents=True, exist_ok=True)
     dataset = get_dataset(item, **ctx.datasets[item])
     store = feature_store(item, ctx.reports)
+    from vadlib.methods import METHODS
+
     bb = (load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
-          if p.method == "anomalyclip" else None)
+          if METHODS.get(p.method).uses_backbone else None)
     real = bool(store.info.get("real_weights", True))
     if not real:
         print("WARNING — RANDOM WEIGHTS: the features come from a random-weight backbone; figures check the "
@@ -84,7 +86,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
                 "selection": ("validation split of training videos" if chosen else
                               "evaluate-only: the given checkpoint" if p.checkpoint_in else
                               "none: no validation signal, last epoch"),
-                # AnomalyCLIP reference-mode switches used (vadlib.models.anomalyclip.ReferenceSwitches; [] = all fixes on)
+                # AnomalyCLIP reference-mode switches used (vadlib.methods.anomalyclip.model.ReferenceSwitches; [] = all fixes on)
                 "reference_switches": [k for k, v in (res["config"].get("reference") or {}).items() if v]}
     recog = None
     frame_classes = {v.name: v.frame_classes for v in test if v.frame_classes is not None}
@@ -144,6 +146,143 @@ def write_figures(result: Mapping, p: Params, figures: Path) -> list[Path]:
     save_figure(fig, figures / "timelines")
     paths.append(figures / "timelines.png")
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# feature store + dataset → trained (or loaded) method, predictions
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_class_id(video_name: str, class_name: str | None, label: int, class_names: Sequence[str]) -> int:
+    """Video-level class id of a training video; unknown class names raise naming the video."""
+    from vadlib.errors import ConfigError, DataError
+
+    if label == 0 or class_name == "normal":
+        return 0
+    if label != 1:
+        raise DataError(None, f"video '{video_name}': video-level label {label} is unknown (need 0 or 1 to train)")
+    if class_name is None:
+        if len(class_names) == 2:
+            return 1
+        raise DataError(None, f"video '{video_name}': abnormal training video without a class name "
+                        f"(the config has {len(class_names) - 1} anomaly classes)")
+    if class_name not in class_names:
+        raise ConfigError(f"video '{video_name}': class '{class_name}' is not in the configured classes "
+                          f"{list(class_names)}")
+    return list(class_names).index(class_name)
+
+
+def load_features(store, name: str) -> np.ndarray:
+    """``(N, D)`` float32 features of a video from a feature store (crops averaged), checked finite."""
+    from vadlib.errors import DataError
+    from vadlib.features.store import average_crops
+
+    f = average_crops(np.asarray(store.load(name), dtype=np.float32))
+    if f.ndim != 2 or f.shape[0] == 0:
+        raise DataError(None, f"video '{name}': features must be (N, D) with N ≥ 1, got {f.shape}")
+    if not np.isfinite(f).all():
+        raise DataError(None, f"video '{name}': features contain NaN or inf")
+    return f
+
+
+def load_weak_videos(store, videos, class_names: Sequence[str]) -> list:
+    """Training :class:`~vadlib.methods.WeakVideo` s from a store and the dataset's :class:`~vadlib.data.Video` records."""
+    from vadlib.methods import WeakVideo
+
+    return [WeakVideo(v.name, load_features(store, v.name),
+                      resolve_class_id(v.name, v.class_name, v.label, class_names)) for v in videos]
+
+
+def predict_store(method, store, videos) -> "Predictions":
+    """Per-frame scores (and class probabilities) of ``videos`` from the store, rows expanded to frames."""
+    from vadlib.features.store import expand_to_frames
+    from vadlib.results import Predictions, VideoScores
+
+    feats = {v.name: load_features(store, v.name) for v in videos}
+    out = method.predict(feats)
+    res = Predictions(class_names=list(method.class_names), meta={"method": method.name})
+    for v in videos:
+        s, p = out[v.name]
+        fi = store.frame_index(v.name)
+        n = store.num_frames(v.name)
+        s = expand_to_frames(s, fi, n)
+        p = expand_to_frames(p, fi, n) if p is not None else None
+        res.videos[v.name] = VideoScores(scores=np.asarray(s, np.float32),
+                                         class_probs=None if p is None else np.asarray(p, np.float32),
+                                         fired=None if p is None else p.argmax(1).astype(np.int64))
+    return res
+
+
+def run_train_mil(method: str, preset: str, dataset, store, *, overrides: Mapping | None = None,
+                  class_names: Sequence[str] | None = None, seed: int = 0, val_fraction: float = 0.2,
+                  backbone=None, checkpoint_in: str | Path | None = None,
+                  checkpoint_out: str | Path | None = None, log: Callable[[str], None] | None = print) -> dict:
+    """Train (or load) ``method`` on the dataset's weakly labelled training videos; predict the test split.
+
+    Args:
+        method: ``anomalyclip`` | ``sultani`` | ``rtfm``; preset: ``shanghaitech`` | ``ucf_crime``
+            | ``xd_violence`` | ``demo``; overrides: config keys to change.
+        dataset: a :class:`~vadlib.data.VideoDataset`; store: its :class:`FeatureStore`.
+        class_names: the configured class list (default: the dataset's); a training video whose
+            class is not in it raises.
+        val_fraction: share of the TRAINING videos held out for checkpoint selection.
+        backbone: the CLIP backbone (AnomalyCLIP's learned prompts go through its text encoder).
+        checkpoint_in: evaluate this checkpoint instead of training (no training epochs): a vadlib
+            checkpoint, or a published lucazanella/AnomalyCLIP ``last.ckpt`` (imported with its
+            ``ncentroid.pt`` when found beside it, else the prototype is computed from the normal
+            training videos as the reference does; saved to ``checkpoint_out`` in vadlib's format).
+        checkpoint_out: where to save the trained checkpoint.
+    Returns ``{"method", "predictions", "history", "best_epoch", "config", "checkpoint", "seconds",
+    "n_train", "n_val"}``.
+    """
+    from vadlib.compat.zanella import is_reference_checkpoint
+    from vadlib.errors import ConfigError
+    from vadlib.methods import build, config, feature_spec, load
+    from vadlib.train import split_validation
+
+    classes = list(class_names or dataset.class_names)
+    if classes[0] != "normal":
+        raise ConfigError(f"train_mil: the class list must start with 'normal', got {classes}")
+    test = dataset.videos("test")
+    hist: list[dict] = []
+    best, secs, n_tr, n_va = -1, 0.0, 0, 0
+    if checkpoint_in:
+        # a vadlib checkpoint, or a published lucazanella/AnomalyCLIP last.ckpt (vadlib.compat.zanella),
+        # both read by the one reader vadlib.methods.load and evaluated as they are
+        if is_reference_checkpoint(checkpoint_in) and method != "anomalyclip":
+            raise ConfigError(f"checkpoint_in {checkpoint_in} is an AnomalyCLIP (lucazanella) checkpoint; set method: anomalyclip")
+        m = load(checkpoint_in, backbone=backbone, class_names=classes, require_centroid=False,
+                 overrides=overrides)
+        ckpt = Path(checkpoint_in)
+        if is_reference_checkpoint(checkpoint_in):
+            if m.imported["ncentroid"] is None:      # as the reference does when ncentroid.pt is absent
+                m.prepare(load_weak_videos(store, dataset.videos("train"), classes))
+                m.imported["ncentroid"] = "computed from the normal training videos"
+            if checkpoint_out:
+                ckpt = m.save(checkpoint_out, meta={"dataset": dataset.name, "imported": m.imported,
+                                                    "features": feature_spec(getattr(store, "info", {}))})
+        elif list(m.class_names) != classes:
+            raise ConfigError(f"checkpoint {checkpoint_in} has classes {m.class_names}, the run expects {classes}")
+    else:
+        train = load_weak_videos(store, dataset.videos("train"), classes)
+        cfg = config(method, preset, overrides)
+        if (cfg.get("reference") or {}).get("no_validation_split"):
+            val_fraction = 0.0       # reference switch (flaw 6): all training videos, last epoch kept
+        tr, va = split_validation(train, val_fraction, seed)
+        n_tr, n_va = len(tr), len(va)
+        D = train[0].features.shape[1]
+        m = build(method, cfg, classes, D, backbone=backbone, seed=seed)
+        r = m.fit(tr, va, seed=seed, log=log)
+        hist, best, secs = r.history, r.best_epoch, r.seconds
+        ckpt = None
+        if checkpoint_out:
+            ckpt = m.save(checkpoint_out, meta={"dataset": dataset.name, "seed": seed, "preset": preset,
+                                                "best_epoch": best, "val_fraction": val_fraction,
+                                                "features": feature_spec(getattr(store, "info", {}))})
+    preds = predict_store(m, store, test)
+    preds.meta.update(dataset=dataset.name, preset=preset, seed=seed)
+    return {"method": m, "predictions": preds, "history": hist, "best_epoch": best, "config": m.cfg.to_dict(),
+            "checkpoint": None if ckpt is None else str(ckpt), "seconds": secs, "n_train": n_tr, "n_val": n_va}
 
 
 def run_notebook_params(params: Mapping[str, Any] | None = None, item: str | None = None) -> dict:

@@ -84,7 +84,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     from vadlib.models.transfer import (TargetPrompts, TransferConfig, fired_summary, load_videos, run_transfer,
                                         save_transfer_model, text_encoder_for, transfer_matrix)
     from vadlib.report.plots import protocol_caption
-    from vadlib.train import feature_spec
+    from vadlib.methods import feature_spec
 
     p = params if is_dataclass(params) else from_section(Params, params, STAGE)
     if p.num_threads:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vadlib.errors import DataError
-from vadlib.models import anomalyclip as ac
+from vadlib.methods.anomalyclip import model as ac
 
 
 def _model(A=3, D=16, **over):
@@ -145,7 +145,10 @@ def test_planted_benchmark_lower_bound():
     """AnomalyCLIP (demo config, planted class embeddings as text) on the planted benchmark."""
     from vadlib.metrics import evaluate_frames, recognition_metrics
     from vadlib.synthetic.planted_mil import make_planted_mil
-    from vadlib.train import WeakVideo, build_method, fit, method_config, split_validation
+    from vadlib.methods import WeakVideo
+    from vadlib.methods import build as build_method
+    from vadlib.methods import config as method_config
+    from vadlib.train import fit, split_validation
 
     torch.set_num_threads(1)
     pb = make_planted_mil("test", seed=0)

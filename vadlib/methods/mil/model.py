@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -27,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vadlib.errors import ConfigError, DataError
+from vadlib.methods.base import read_presets
 
 
 @dataclass
@@ -68,11 +70,10 @@ class MILConfig:
         return asdict(self)
 
 
-SULTANI = dict(num_segments=32, hidden=512, dropout=0.6, w_smooth=8e-5, w_sparse=8e-5, w_l2=1e-3,
-               optimizer="adagrad", lr=0.01, batch_size=60, schedule="constant")
-RTFM_CFG = dict(num_segments=32, hidden=512, dropout=0.7, normalize_frames=False, w_smooth=8e-4,
-                w_sparse=8e-3, w_l2=0.0, topk=3, select_dropout=0.7, alpha=1e-4, margin=100.0,
-                optimizer="adam", lr=1e-3, weight_decay=5e-3, batch_size=64, schedule="constant")
+# the papers' settings, as preset files (presets/sultani.yaml, presets/rtfm.yaml)
+_PRESETS = read_presets(Path(__file__).with_name("presets"))
+SULTANI: dict = _PRESETS["sultani"]
+RTFM_CFG: dict = _PRESETS["rtfm"]
 
 
 def segment_means(f: np.ndarray, n: int = 32, normalize: bool = False) -> np.ndarray:
@@ -170,7 +171,7 @@ class RTFMNet(nn.Module):
 def topk_by_magnitude(feats: torch.Tensor, k: int, drop: float, gen: torch.Generator | None = None) -> torch.Tensor:
     """``(B, N, D)`` → ``(B, k)`` indices of the k largest-norm segments among those kept by a
     dropout mask (always ≥ k kept, so a dropped segment is never selected)."""
-    from vadlib.models.anomalyclip import mil_keep_mask, select_segments
+    from vadlib.methods.anomalyclip.model import mil_keep_mask, select_segments
 
     B, N, _ = feats.shape
     keep = mil_keep_mask(B, N, drop, k, gen)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vadlib.errors import DataError
-from vadlib.models import mil
+from vadlib.methods.mil import model as mil
 
 
 def test_segment_means_and_frame_assignment():
@@ -68,7 +68,10 @@ def test_planted_sanity(method):
     """The baselines learn something on the planted benchmark (lower bound well below AnomalyCLIP's)."""
     from vadlib.metrics import evaluate_frames
     from vadlib.synthetic.planted_mil import make_planted_mil
-    from vadlib.train import WeakVideo, build_method, fit, method_config
+    from vadlib.methods import WeakVideo
+    from vadlib.methods import build as build_method
+    from vadlib.methods import config as method_config
+    from vadlib.train import fit
 
     torch.set_num_threads(1)
     pb = make_planted_mil("test", seed=0)

@@ -1,0 +1,69 @@
+"""The methods: one package per method, each ``model.py`` (the network, losses, config) +
+``method.py`` (the :class:`~vadlib.methods.base.Method` adapter: ``fit`` / ``predict`` / ``save`` /
+``load`` / ``feature_spec``) + ``presets/`` (config files).
+
+* :data:`METHODS`: the one method registry (training, ``vadlib detect``, the stages);
+* :func:`build` / :func:`config`: a method from a config dict / a preset;
+* :func:`load`: the one checkpoint reader (vadlib checkpoints of every method, and the published
+  lucazanella/AnomalyCLIP Lightning ``last.ckpt`` through :mod:`vadlib.compat.zanella`);
+* :func:`~vadlib.io.read_checkpoint` (re-exported): the ``weights_only`` read and format check every
+  checkpoint file goes through (the methods', the transfer stage's, ``vadlib detect``'s spec look-up).
+
+Packages: ``anomalyclip/`` (AnomalyCLIP), ``mil/`` (Sultani, RTFM).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from vadlib.io import read_checkpoint
+from vadlib.methods.base import (CHECKPOINT_FORMAT, FEATURE_KEYS, METHODS, Method, WeakVideo, feature_spec,
+                                 seed_everything)
+from vadlib.methods.anomalyclip import method as _anomalyclip  # noqa: F401  (registers anomalyclip)
+from vadlib.methods.mil import method as _mil  # noqa: F401  (registers sultani, rtfm)
+
+__all__ = ["CHECKPOINT_FORMAT", "FEATURE_KEYS", "METHODS", "Method", "WeakVideo", "build", "config", "feature_spec",
+           "load", "read_checkpoint", "seed_everything"]
+
+
+def build(name: str, cfg: Mapping, class_names: Sequence[str], feat_dim: int, *, seed: int | None = None,
+          **kw) -> Method:
+    """The registered method ``name`` built from a config dict (``class_names``: ``normal`` first;
+    ``feat_dim``: D of the ``(T, D)`` features). ``seed``: seed the initial weights."""
+    if seed is not None:
+        seed_everything(seed)
+    return METHODS.get(name)(cfg, class_names, feat_dim, **kw)
+
+
+def config(name: str, preset: str, overrides: Mapping | None = None) -> dict:
+    """Config dict of method ``name`` for a preset (``shanghaitech``, ``ucf_crime``, ``xd_violence``,
+    ``demo``; AnomalyCLIP also ``reference``) with ``overrides``."""
+    return METHODS.get(name).preset(preset, overrides)
+
+
+def load(path: str | Path, backbone=None, *, class_names: Sequence[str] | None = None,
+         require_centroid: bool = True, overrides: Mapping | None = None) -> Method:
+    """The method a checkpoint file holds, ready to predict (``.checkpoint``: its path and meta).
+
+    * a vadlib checkpoint (``format`` :data:`CHECKPOINT_FORMAT`, any version's): dispatched to the
+      registered method's :meth:`Method.load`; AnomalyCLIP with learned prompts loads for inference
+      from its stored text cache, or with ``backbone`` to train further;
+    * a published lucazanella/AnomalyCLIP Lightning ``.ckpt``: imported by
+      :func:`vadlib.compat.zanella.import_anomalyclip` (``class_names``, ``require_centroid``,
+      ``overrides`` go to it);
+    * anything else (junk, another stage's checkpoint) raises :class:`DataError` naming the file.
+    """
+    from vadlib.compat.zanella import import_anomalyclip, is_reference_checkpoint
+
+    path = Path(path)
+    if is_reference_checkpoint(path):
+        m = import_anomalyclip(path, class_names=class_names, require_centroid=require_centroid,
+                               overrides=dict(overrides or {}))
+        m.checkpoint = {"path": str(path), "meta": {"imported": m.imported}}
+        return m
+    ck = read_checkpoint(path, CHECKPOINT_FORMAT, wrong="not a vadlib.train checkpoint (format key missing)")
+    m = METHODS.get(ck["method"]).load(ck, path, backbone=backbone)
+    m.module.eval()
+    m.checkpoint = {"path": str(path), "meta": ck.get("meta", {})}
+    return m
