@@ -24,7 +24,6 @@ stride = 2
 crops = 1
 batch_size = 32
 num_workers = 0
-precision = "fp32"
 on_error = "raise"
 out_dir = "reports/extract/demo_a"
 
@@ -40,11 +39,13 @@ from vadlib.io import write_json
 
 torch.manual_seed(seed)
 dataset = get_dataset(item, **datasets[item])
-bb = load_backbone(backbone["name"], backbone["pretrained"], device=backbone.get("device", "cpu"))
+bb = load_backbone(backbone["name"], backbone["pretrained"], device=backbone.get("device", "cpu"),
+                   precision=backbone.get("precision", "fp32"))
+print(f"precision {bb.precision} ({bb.precision_reason})")
 if not bb.real_weights:
     print("WARNING — RANDOM WEIGHTS: every feature of this run comes from an untrained backbone.")
 cfg = ExtractConfig(sampling=sampling, stride=stride, crops=crops, batch_size=batch_size,
-                    num_workers=num_workers, device=backbone.get("device", "cpu"), precision=precision,
+                    num_workers=num_workers, device=backbone.get("device", "cpu"),
                     on_error=on_error)
 store = extract_dataset(dataset, bb, Path(out), cfg)
 

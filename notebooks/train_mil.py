@@ -104,7 +104,8 @@ labels = {v.name: v.frame_labels for v in test}
 det = evaluate_frames(preds.scores(), labels)
 protocol = {"dataset": item, "gt_file": dataset.gt_file or "generated", "method": method, "preset": preset,
             "seed": seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
-            "ap_definition": "sklearn average_precision_score", "selection": "validation split of training videos"}
+            "ap_definition": "sklearn average_precision_score", "selection": "validation split of training videos",
+            "precision": store.info.get("precision", "fp32"), "precision_reason": store.info.get("precision_reason")}
 print(protocol_caption(protocol))
 pd.DataFrame([{k: det[k] for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "n_frames", "n_videos")}])
 

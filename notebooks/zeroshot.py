@@ -77,7 +77,8 @@ table = pd.DataFrame(rows).set_index("score")
 protocol = {"method": f"zeroshot ({score})", "dataset": item, "gt_file": dataset.gt_file or "generated (demo annotations)", "sigma": sigma,
             "ap_definition": "sklearn average_precision_score", "backbone": f"{bb.name}/{bb.pretrained}",
             "real_weights": real, "split": "test", "tau": tau,
-            "sampling": f"{store.info.get('sampling')} stride {store.info.get('stride')}"}
+            "sampling": f"{store.info.get('sampling')} stride {store.info.get('stride')}",
+            "precision": store.info.get("precision", "fp32"), "precision_reason": store.info.get("precision_reason")}
 print(protocol_caption({**protocol, "score": score}))
 table
 

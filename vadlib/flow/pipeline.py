@@ -472,6 +472,7 @@ def run_flow_nf(params: Mapping | None, datasets: Mapping[str, Mapping], out_dir
         "held-out TRAINING (calibration) videos; no test statistics", "micro": "all test frames concatenated",
         "macro": "mean of per-video AUCs, single-class videos skipped", "source": model.source,
         "region_to_frame": "max over regions; frames without regions = lowest calibration region score",
+        "precision": "fp32",
     }
     info["seconds_total"] = time.perf_counter() - t_start
     metrics = {"protocol": protocol, "params": p, "info": {k: v for k, v in info.items() if k != "glow_history"},
