@@ -296,10 +296,11 @@ def bench_search(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", default="data/features", help="(a): feature root (the store vadlib search uses)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(b): planted collections")
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--precision", default="auto", help="(a): image encoder precision (auto, fp32, bf16)")
     a = ap.parse_args(argv or [])
     cols = ["events", "chance", "P@1", "P@5", "P@10"]
     try:
-        bb = load_backbone(a.backbone, a.pretrained)
+        bb = load_backbone(a.backbone, a.pretrained, precision=a.precision)
     except WeightsUnavailableError as exc:
         print(f"(a) not run: {exc}")
         bb = None
@@ -344,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                    help="image encoder precision: auto = bf16 on CPUs with AMX / AVX-512-BF16, else fp32")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     try:
@@ -353,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         if out.exists() and not args.overwrite:
             raise DataError(out, "output folder exists; pass --overwrite to replace it")
         name, videos = collection_videos(args.collection, args.params)
-        bb = load_backbone(args.backbone, args.pretrained, device=args.device)
+        bb = load_backbone(args.backbone, args.pretrained, device=args.device, precision=args.precision)
         store = collection_store(name, videos, bb, args.features, args.every, args.device)
         queries = [q.strip() for q in args.text.split(";;") if q.strip()]
         hits = search(queries, store, videos, bb, sigma=args.sigma, radius_s=args.radius, top_k=args.top_k)

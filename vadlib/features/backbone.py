@@ -9,9 +9,10 @@ every output of such a backbone is marked ``real_weights = False`` and warned ab
 64-d embeddings) that runs through the real open_clip code path in seconds.
 
 ``precision`` (``auto`` | ``fp32`` | ``bf16`` | ``fp16``, see :mod:`vadlib.features.precision`)
-casts the whole model's weights to bf16 / fp16 — the fast path on CPUs with AMX / AVX-512-BF16
-(``torch.autocast`` is slower than fp32 there for ViTs). ``encode_images`` / ``encode_text``
-take and return float32 whatever the precision.
+casts the image tower's weights to bf16 / fp16 — the fast path on CPUs with AMX / AVX-512-BF16
+(``torch.autocast`` is slower than fp32 there for ViTs). The text tower stays fp32: prompts are
+encoded once, and prompt learning trains through it. ``encode_images`` / ``encode_text`` take and
+return float32 whatever the precision.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ class Backbone:
 
     @property
     def dtype(self) -> torch.dtype:
-        """The dtype of the model's weights (inputs are cast to it)."""
-        return next(self.model.parameters()).dtype
+        """The dtype of the image tower's weights (image inputs are cast to it)."""
+        return next(self.model.visual.parameters()).dtype
 
     def precision_protocol(self) -> dict:
         """``{"precision", "precision_requested", "precision_reason"}`` for store indexes and protocols."""
@@ -94,7 +95,7 @@ class Backbone:
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, S, S)`` preprocessed images → ``(B, D)`` float32 raw (unnormalised) embeddings
         (computed in the backbone's precision)."""
-        p = next(self.model.parameters())
+        p = next(self.model.visual.parameters())
         return self.model.encode_image(images.to(p.device, p.dtype)).float()
 
     @torch.no_grad()
@@ -146,7 +147,8 @@ def load_backbone(name: str, pretrained: str | None, device: str | torch.device 
             stages, and reruns reproduce); the caller's RNG state is left untouched.
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA): resolved by
             :func:`~vadlib.features.precision.resolve_precision` (auto = bf16 on CPUs with AMX /
-            AVX-512-BF16, else fp32, logged); non-fp32 casts the model's weights.
+            AVX-512-BF16, else fp32, logged); non-fp32 casts the image tower's weights
+            (``model.visual``); the text tower stays fp32.
     Raises:
         ConfigError: unknown model name or empty tag; a precision this device cannot run.
         WeightsUnavailableError: the weights cannot be obtained (with remedies in the message).
@@ -182,7 +184,7 @@ def load_backbone(name: str, pretrained: str | None, device: str | torch.device 
         raise _weights_error(name, pretrained, exc) from exc
     model.eval().requires_grad_(False)
     if prec.name != "fp32":
-        model.to(prec.dtype)
+        model.visual.to(prec.dtype)
     tokenizer = open_clip.get_tokenizer(name)
     visual = model.visual
     size = visual.image_size

@@ -313,9 +313,14 @@ def effective_precision(backbone, cfg: ExtractConfig) -> str:
     return cfg.precision
 
 
+def _input_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of the image tower's weights (``model.visual``; the model's own without one)."""
+    return next(getattr(model, "visual", model).parameters()).dtype
+
+
 def _autocast(backbone, cfg: ExtractConfig):
     dtype = PRECISIONS[effective_precision(backbone, cfg)]
-    if dtype is None or dtype == next(backbone.model.parameters()).dtype:
+    if dtype is None or dtype == _input_dtype(backbone.model):
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(cfg.device).type, dtype=dtype)
 
@@ -344,7 +349,7 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
     if next(model.parameters()).device != device:
         model = model.to(device)
     model.eval()
-    wdtype = next(model.parameters()).dtype  # a bf16 / fp16 cast backbone takes inputs of its dtype
+    wdtype = _input_dtype(model)  # a bf16 / fp16 cast image tower takes inputs of its dtype
     cur: VideoResult | None = None
     rows: list[np.ndarray] = []
     for item in _loader(videos, cfg, None if on_gpu else pre):

@@ -96,7 +96,7 @@ class DPAMEncoder(nn.Module):
         """``images (B, 3, S, S)`` preprocessed → :class:`DPAMOutput`."""
         vis = self.visual
         b, _, hgt, wid = images.shape
-        x = vis._embeds(images)
+        x = vis._embeds(images.to(vis.conv1.weight.dtype))  # a bf16-cast tower (backbone.precision) takes bf16
         dpam = None
         for i, blk in enumerate(vis.transformer.resblocks):
             if i >= self.first:
@@ -111,7 +111,7 @@ class DPAMEncoder(nn.Module):
         if vis.proj is not None:
             tokens = tokens @ vis.proj
         grid = (hgt // vis.patch_size[0], wid // vis.patch_size[1])
-        return DPAMOutput(image=pooled, patches=tokens, grid=grid)
+        return DPAMOutput(image=pooled.float(), patches=tokens.float(), grid=grid)
 
 
 def preprocess_frames(frames: np.ndarray, image_size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
