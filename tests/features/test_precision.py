@@ -100,6 +100,7 @@ def test_bf16_backbone_agrees_with_fp32_per_frame(toy_dataset, tmp_path):
         assert cos.min() >= 0.999, (v, cos.min())
     ta, tb = fp32.encode_text(["a person running"]), bf16.encode_text(["a person running"])
     assert tb.dtype == torch.float32 and float((ta * tb).sum()) >= 0.999
+    assert next(bf16.model.transformer.parameters()).dtype == torch.float32  # text tower stays fp32
     x = torch.randn(3, 3, fp32.image_size, fp32.image_size)
     ia, ib = fp32.encode_images(x), bf16.encode_images(x)
     assert ib.dtype == torch.float32 and torch.nn.functional.cosine_similarity(ia, ib).min() >= 0.999
@@ -124,3 +125,42 @@ def test_store_rejects_unresolved_auto(tmp_path):
         store_dir(tmp_path, "toy", info)
     assert "__bf16__" in store_dir(tmp_path, "toy", {**info, "precision": "bf16"}).name
     assert "__bf16" not in store_dir(tmp_path, "toy", {**info, "precision": "fp32"}).name
+
+
+@needs_bf16
+def test_anomalyclip_bf16_forward_agrees_and_trains():
+    """AnomalyCLIPConfig.precision bf16: the temporal model under autocast, fp32 outputs close to fp32's."""
+    from vadlib.models import anomalyclip as ac
+
+    torch.manual_seed(0)
+    names = ["normal", "a", "b"]
+    emb = torch.randn(2, 32)
+    m32 = ac.AnomalyCLIP(ac.anomalyclip_config("demo", text_source="embeddings"), names, 32, ac.EmbeddingText(emb))
+    m16 = ac.AnomalyCLIP(ac.anomalyclip_config("demo", text_source="embeddings", precision="bf16"), names, 32,
+                         ac.EmbeddingText(emb))
+    m16.load_state_dict(m32.state_dict())
+    assert (m32.precision, m16.precision) == ("fp32", "bf16")
+    m32.eval(), m16.eval()
+    x = torch.randn(3, 16 * 8, 32)
+    a, b = m32(x), m16(x)
+    assert b["logit"].dtype == torch.float32 and b["log_probs"].dtype == torch.float32
+    assert not torch.equal(a["logit"], b["logit"])  # bf16 really ran
+    assert torch.allclose(torch.sigmoid(a["logit"]), torch.sigmoid(b["logit"]), atol=0.03)
+    m16.train()
+    out = m16(x)
+    loss = ac.anomalyclip_loss(out, torch.tensor([1, 2, 0]), m16.cfg, torch.Generator().manual_seed(0))[0]
+    loss.backward()
+    grads = [p.grad for p in m16.temporal.parameters() if p.requires_grad]
+    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+
+
+def test_anomalyclip_bf16_refused_without_bf16_units(monkeypatch):
+    from vadlib.models import anomalyclip as ac
+
+    monkeypatch.setattr(P, "cpu_bf16_support", lambda: NO_BF16)
+    cfg = ac.anomalyclip_config("demo", text_source="embeddings", precision="bf16")
+    with pytest.raises(ConfigError, match="bf16 refused"):
+        ac.AnomalyCLIP(cfg, ["normal", "a"], 8, ac.EmbeddingText(torch.randn(1, 8)))
+    auto = ac.AnomalyCLIP(ac.anomalyclip_config("demo", text_source="embeddings", precision="auto"), ["normal", "a"],
+                          8, ac.EmbeddingText(torch.randn(1, 8)))
+    assert auto.precision == "fp32"
