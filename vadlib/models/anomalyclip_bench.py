@@ -91,7 +91,8 @@ def _bench_variant(name: str, overrides: dict, pb, steps: int, log=print,
             f"(timed over {n} steps); inference {infer:.2f} s over {n_frames} test frames (best of {len(r['infer'])})")
     if len(out) > 1:
         for o in out[1:]:
-            log(f"[{name}] {o['precision']} / {out[0]['precision']}: training step {out[0]['s_per_step'] / o['s_per_step']:.2f}× "
+            log(f"[{name}] {o['precision']} / {out[0]['precision']}: training step "
+                f"{out[0]['s_per_step'] / o['s_per_step']:.2f}× "
                 f"faster, inference {out[0]['inference_s'] / o['inference_s']:.2f}× faster (one run, interleaved)")
     return out
 
@@ -225,7 +226,8 @@ def bench_planted(argv: list[str] | None = None) -> int:
                     default=["anomalyclip", "anomalyclip_fast", "anomalyclip_compact", "sultani", "rtfm"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--precisions", default="fp32",
-                    help="AnomalyCLIP precisions, e.g. fp32,bf16 (bf16 skipped with a note on a CPU without bf16 units)")
+                    help="AnomalyCLIP precisions, e.g. fp32,bf16 (bf16 is skipped, with a note, on a CPU "
+                         "without bf16 units)")
     a = ap.parse_args(argv or [])
     torch.set_num_threads(a.threads)
     rows = planted_figures(a.methods, a.seeds, a.size, precisions=_usable_precisions(a.precisions))
