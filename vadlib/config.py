@@ -279,12 +279,13 @@ def to_plain(value: Any) -> Any:
 
 @dataclass
 class BackboneParams:
-    """``backbone``: an open_clip model name and pretrained tag (or checkpoint path)."""
+    """``backbone``: an open_clip model name and pretrained tag (or checkpoint path), and the image
+    tower's precision (``auto`` | ``fp32`` | ``bf16`` | ``fp16``; :mod:`vadlib.features.precision`)."""
 
     name: str = "ViT-B-16"
     pretrained: str = "openai"
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
 
 
 @dataclass

@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                    help="image encoder precision: auto = bf16 on CPUs with AMX / AVX-512-BF16, else fp32")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     from vadlib.features import load_backbone
@@ -315,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         raise DataError(out, "output folder exists; pass --overwrite to replace it")
     prompt_list(args.text, "text")  # checked before any model is loaded
     _, videos = collection_videos(args.collection, args.params)
-    bb = load_backbone(args.backbone, args.pretrained, device=args.device)
+    bb = load_backbone(args.backbone, args.pretrained, device=args.device, precision=args.precision)
     hits = search_collection(args.text, args.collection, bb, args.features, args.every, args.top_k, args.sigma,
                              args.radius, args.device, args.params)
     with atomic_dir(out) as tmp:

@@ -8,6 +8,13 @@ On the same generated video and the same model, in one run, it times
 * (c) the extractor end to end (:func:`vadlib.features.extract.extract_video`);
 
 and prints frames/s for each, the ratios c/b and c/a, and the peak RSS of each measurement.
+
+Precision (``--precisions fp32,bf16``, issue 15): (b) and (c) run once per precision, interleaved,
+and (b) also runs each encoder *variant* of ``--variants`` (weights cast to bf16 — what
+``load_backbone(precision="bf16")`` does —, ``torch.autocast`` over fp32 weights, bf16 +
+channels_last input, bf16 + ``torch.compile``), every one printed with its ratio to fp32, plus
+the per-frame cosine of bf16 features to fp32 ones. bf16 variants are skipped (and said so) on a
+CPU without bf16 units.
 Then it extracts a generated 2,000-frame and a 20,000-frame video in two separate
 subprocesses and prints their peak RSS (main process and DataLoader workers) and the ratio.
 Random weights are fine here: they do not change the speed.
@@ -94,7 +101,7 @@ class RssPeak:
         return self.peak / 2**20
 
 
-def _load(model: str, pretrained: str):
+def _load(model: str, pretrained: str, precision: str = "fp32", device: str = "cpu"):
     import torch
 
     from vadlib.features.backbone import RandomWeightsWarning, load_backbone
@@ -102,7 +109,55 @@ def _load(model: str, pretrained: str):
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_backbone(model, pretrained)
+        return load_backbone(model, pretrained, device=device, precision=precision)
+
+
+ENCODER_VARIANTS = ("bf16", "bf16-autocast", "bf16-channels_last", "bf16-compile")
+
+
+def encoder_variant(name: str, bb32, bb16, batch_size: int):
+    """``fn(x)`` running encoder variant ``name`` over ready fp32 tensors ``(N, 3, S, S)`` in batches
+    (float32 features out): ``fp32``; ``bf16`` = weights cast (the backbone's precision path);
+    ``bf16-autocast`` = ``torch.autocast`` over the fp32 weights; ``bf16-channels_last`` = cast
+    weights, channels_last input and patch conv; ``bf16-compile`` = cast weights under ``torch.compile``."""
+    import torch
+
+    if name == "fp32":
+        model, dtype, ctx = bb32.model.visual, torch.float32, None
+    elif name == "bf16-autocast":
+        model, dtype, ctx = bb32.model.visual, torch.float32, torch.bfloat16
+    elif name == "bf16":
+        model, dtype, ctx = bb16.model.visual, torch.bfloat16, None
+    elif name == "bf16-channels_last":
+        model, dtype, ctx = bb16.model.visual, torch.bfloat16, None
+        model.conv1.to(memory_format=torch.channels_last)
+    elif name == "bf16-compile":
+        model, dtype, ctx = torch.compile(bb16.model.visual), torch.bfloat16, None
+    else:
+        raise ValueError(f"unknown encoder variant '{name}' (known: fp32, {', '.join(ENCODER_VARIANTS)})")
+    cl = name == "bf16-channels_last"
+
+    def run(x):
+        outs = []
+        with torch.inference_mode():
+            for s in range(0, len(x), batch_size):
+                xb = x[s:s + batch_size].to(dtype)
+                if cl:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                if ctx is not None:
+                    with torch.autocast("cpu", ctx):
+                        outs.append(model(xb).float())
+                else:
+                    outs.append(model(xb).float())
+        return torch.cat(outs)
+    return run
+
+
+def _cosines(a, b) -> tuple[float, float]:
+    import torch
+
+    c = torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=-1)
+    return float(c.min()), float(c.mean())
 
 
 def naive_loop(video: Path, bb, n: int) -> None:
@@ -194,6 +249,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=None, help="torch threads of the main process (default: torch's)")
     ap.add_argument("--repeats", type=int, default=2,
                     help="interleaved repeats of (b, c, a); the best wall time of each is reported")
+    ap.add_argument("--precisions", default="fp32,bf16",
+                    help="precisions of (b) and (c), as load_backbone(precision=...) applies them")
+    ap.add_argument("--variants", default="bf16,bf16-autocast,bf16-channels_last",
+                    help=f"bf16 encoder variants of (b) (known: {', '.join(ENCODER_VARIANTS)}; bf16-compile "
+                         "compiles for minutes on 2 cores)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: naive,encoder,extractor,memory")
     ap.add_argument("--mem-frames", default="2000,20000", help="frame counts of the memory comparison")
     ap.add_argument("--mem-model", default="vadlib-tiny",
@@ -222,37 +282,79 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"batch {args.batch_size}, workers {args.workers}, device {args.device}, "
           f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
     video = make_video(tmp / "bench.mp4", n, args.height, args.width)
-    bb = _load(args.model, args.pretrained)
-    if args.device != "cpu":
-        bb.model.to(args.device)
+    bb = _load(args.model, args.pretrained, "fp32", args.device)
+    precs = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    bbs = {"fp32": bb}
+    for p in precs:
+        if p == "fp32":
+            continue
+        from vadlib.errors import ConfigError
+
+        try:
+            bbs[p] = _load(args.model, args.pretrained, p, args.device)
+            print(f"# {p}: {bbs[p].precision_reason}")
+        except ConfigError as exc:
+            print(f"# {p} skipped: {exc}")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if "bf16" in bbs else []
     cfg = ExtractConfig(sampling="frame", batch_size=args.batch_size, num_workers=args.workers, device=args.device,
                         progress=False)
     with torch.inference_mode():  # warm-up: allocator, kernels
-        bb.model.encode_image(torch.zeros(min(args.batch_size, 8), 3, bb.image_size, bb.image_size,
-                                          device=args.device))
+        for b in bbs.values():
+            b.encode_images(torch.zeros(min(args.batch_size, 8), 3, bb.image_size, bb.image_size))
     x = _predecode(video, bb, n) if "encoder" not in skip and args.device == "cpu" else None
     v = Video(name="bench", path=video, split="test")
-    runs: dict[str, list[tuple[float, float, float]]] = {"a": [], "b": [], "c": []}
+    enc = {}
+    if x is not None:
+        enc = {p: encoder_variant(p, bb, bbs.get("bf16"), args.batch_size) for p in bbs}
+        for name in variants:
+            if name == "bf16":
+                continue
+            t0 = time.perf_counter()
+            own = name in ("bf16-channels_last", "bf16-compile")  # these change the module: a copy of their own
+            enc[name] = encoder_variant(name, bb, _load(args.model, args.pretrained, "bf16", args.device)
+                                        if own else bbs["bf16"], args.batch_size)
+            enc[name](x[:args.batch_size])  # warm-up (compiles under torch.compile)
+            print(f"# variant {name}: set up + warm-up {time.perf_counter() - t0:.1f} s")
+    keys = [f"b:{k}" for k in enc] + ([f"c:{p}" for p in bbs] if "extractor" not in skip else []) \
+        + (["a"] if "naive" not in skip and args.device == "cpu" else [])
+    runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in keys}
+    feats: dict[str, "torch.Tensor"] = {}
     for _ in range(max(int(args.repeats), 1)):  # interleaved, so a load change on a shared machine hits all
-        if x is not None:
-            runs["b"].append(_timed(encoder_only, x, bb, args.batch_size))
-        if "extractor" not in skip:
-            runs["c"].append(_timed(extract_video, v, bb, cfg))
-        if "naive" not in skip and args.device == "cpu":
-            runs["a"].append(_timed(naive_loop, video, bb, n))
+        for k in keys:
+            kind, _, name = k.partition(":")
+            if kind == "b":
+                box = {}
+                runs[k].append(_timed(lambda: box.setdefault("f", enc[name](x))))
+                feats.setdefault(name, box["f"])
+            elif kind == "c":
+                runs[k].append(_timed(extract_video, v, bbs[name], cfg))
+            else:
+                runs[k].append(_timed(naive_loop, video, bb, n))
     del x
-    labels = {"a": "(a) naive loop, PIL + preprocess, batch 1", "b": "(b) encoder alone on ready tensors",
-              "c": "(c) extractor end to end"}
+    labels = {"a": "(a) naive loop, PIL + preprocess, batch 1, fp32",
+              **{f"b:{k}": f"(b) encoder alone on ready tensors, {k}" for k in enc},
+              **{f"c:{p}": f"(c) extractor end to end, {p}" for p in bbs}}
     fps, cpu_fps = {}, {}
-    for k in ("a", "b", "c"):
+    for k in keys:
         if runs[k]:
             dt, cpu, mb = min(runs[k])
             fps[k], cpu_fps[k] = n / dt, n / max(min(r[1] for r in runs[k]), 1e-9)
-            print(f"{labels[k]:<44s} {fps[k]:8.2f} frames/s  (best of {len(runs[k])}: {dt:7.2f} s wall; "
+            print(f"{labels[k]:<58s} {fps[k]:8.2f} frames/s  (best of {len(runs[k])}: {dt:7.2f} s wall; "
                   f"{1000 * cpu / n:6.1f} ms CPU/frame)  peak RSS {max(r[2] for r in runs[k]):6.0f} MB")
-    for num, den in (("c", "b"), ("c", "a")):
-        if num in fps and den in fps:
-            print(f"{num}/{den} = {fps[num] / fps[den]:.3f}   (by CPU time: {cpu_fps[num] / cpu_fps[den]:.3f})")
+    for k in keys:
+        if k.startswith("b:") and k != "b:fp32" and "b:fp32" in fps:
+            print(f"encoder {k[2:]:<20s} / fp32 = {fps[k] / fps['b:fp32']:.3f}   "
+                  f"(by CPU time: {cpu_fps[k] / cpu_fps['b:fp32']:.3f})")
+    for p in bbs:
+        if p != "fp32" and f"c:{p}" in fps and "c:fp32" in fps:
+            print(f"extractor {p} / fp32 = {fps[f'c:{p}'] / fps['c:fp32']:.3f}")
+        for num, den in ((f"c:{p}", f"b:{p}"), (f"c:{p}", "a")):
+            if num in fps and den in fps:
+                print(f"{num}/{den} = {fps[num] / fps[den]:.3f}   (by CPU time: {cpu_fps[num] / cpu_fps[den]:.3f})")
+    for name, f in feats.items():
+        if name != "fp32" and "fp32" in feats:
+            lo, mean = _cosines(f, feats["fp32"])
+            print(f"cosine of {name} features to fp32, per frame: min {lo:.6f}, mean {mean:.6f}")
     print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
     if "memory" not in skip:
         h, w = (int(s) for s in args.mem_size.lower().split("x"))

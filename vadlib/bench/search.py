@@ -37,11 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--videos", type=int, default=30, help="(b): videos per planted collection")
     ap.add_argument("--planted-only", action="store_true", help="skip (a)")
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                    help="(a): image encoder precision (vadlib.features.precision)")
     a = ap.parse_args(argv or [])
     cols = ["events", "chance", "P@1", "P@5", "P@10"]
     bb = None
     try:
-        bb = None if a.planted_only else load_backbone(a.backbone, a.pretrained)
+        bb = None if a.planted_only else load_backbone(a.backbone, a.pretrained, precision=a.precision)
     except WeightsUnavailableError as exc:
         print(f"(a) not run: {exc}")
     if bb is not None:

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--every", type=int, default=None, help="encode every n-th frame (default 8, or the checkpoint's)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                    help="CLIP image encoder precision: auto = bf16 on CPUs with AMX / AVX-512-BF16, fp16 on CUDA, "
+                         "else fp32 (vadlib.features.precision)")
     ap.add_argument("--flow-cache", default=None,
                     help="optical-flow cache of --method flow_nf (default $XDG_CACHE_HOME/vadlib/flow or ~/.cache/vadlib/flow)")
     ap.add_argument("--sigma", type=float, default=0.0, help="Gaussian smoothing of scores (frames)")
@@ -108,7 +111,8 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     cfg = ExtractConfig(sampling="every", stride=int(spec["stride"]), batch_size=args.batch_size, device=args.device)
     bb = None
     if any(f.needs_backbone for f in factories):
-        bb = load_backbone(spec["backbone"], spec["pretrained"], device=args.device)
+        bb = load_backbone(spec["backbone"], spec["pretrained"], device=args.device,
+                           precision=getattr(args, "precision", "auto"))
     parts: list[DetectMethod] = [f.from_args(n, args, bb if f.needs_backbone else None, cfg, ckpts.get(n))
                                  for n, f in zip(names, factories)]
     prompted = [m for m in parts if m.prompts is not None]
@@ -125,6 +129,7 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
             "checkpoint": [str(c) for c in ckpts.values()] or None,
             "backbone": bb.name if bb else None, "pretrained": bb.pretrained if bb else None,
             "real_weights": bool(bb.real_weights) if bb else True, "sampling": f"every {cfg.stride}",
+            "precision": bb.precision if bb else None,
             "sigma": args.sigma, "prompts": prompts, "normal_prompts": normal_prompts}
     return method, meta, list(ckpts.values())
 

@@ -7,6 +7,12 @@ every output of such a backbone is marked ``real_weights = False`` and warned ab
 
 ``vadlib-tiny`` is a small open_clip model config registered here (2-layer ViT at 64 px,
 64-d embeddings) that runs through the real open_clip code path in seconds.
+
+``precision`` (``auto`` | ``fp32`` | ``bf16`` | ``fp16``, see :mod:`vadlib.features.precision`)
+casts the image tower's weights to bf16 / fp16 — the fast path on CPUs with AMX / AVX-512-BF16
+(``torch.autocast`` is slower than fp32 there for ViTs). The text tower stays fp32: prompts are
+encoded once, and prompt learning trains through it. ``encode_images`` / ``encode_text`` take and
+return float32 whatever the precision.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Callable, Sequence
 import torch
 
 from vadlib.errors import ConfigError, WeightsUnavailableError
+from vadlib.features.precision import resolve_precision
 
 RANDOM = "random"
 TINY = "vadlib-tiny"
@@ -51,6 +58,8 @@ class Backbone:
         embed_dim: width D of image and text embeddings.
         image_size: the encoder's input size (pixels).
         mean, std: the preprocessing normalisation.
+        precision: the precision the weights run in (``fp32``, ``bf16`` or ``fp16``; resolved,
+            never ``auto``); ``precision_requested`` and ``precision_reason`` say how it was chosen.
     """
 
     model: torch.nn.Module
@@ -64,6 +73,19 @@ class Backbone:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     device: torch.device
+    precision: str = "fp32"
+    precision_requested: str = "fp32"
+    precision_reason: str = "requested"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the image tower's weights (image inputs are cast to it)."""
+        return next(self.model.visual.parameters()).dtype
+
+    def precision_protocol(self) -> dict:
+        """``{"precision", "precision_requested", "precision_reason"}`` for store indexes and protocols."""
+        return {"precision": self.precision, "precision_requested": self.precision_requested,
+                "precision_reason": self.precision_reason}
 
     @property
     def tag(self) -> str:
@@ -72,8 +94,10 @@ class Backbone:
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, S, S)`` preprocessed images → ``(B, D)`` raw (unnormalised) embeddings."""
-        return self.model.encode_image(images.to(self.device))
+        """``(B, 3, S, S)`` preprocessed images → ``(B, D)`` float32 raw (unnormalised) embeddings
+        (computed in the backbone's precision)."""
+        p = next(self.model.visual.parameters())
+        return self.model.encode_image(images.to(p.device, p.dtype)).float()
 
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str], normalize: bool = True) -> torch.Tensor:
@@ -81,7 +105,7 @@ class Backbone:
         if len(texts) == 0:
             raise ConfigError("encode_text got an empty prompt list")
         tokens = self.tokenizer(list(texts)).to(self.device)
-        feats = self.model.encode_text(tokens)
+        feats = self.model.encode_text(tokens).float()
         return torch.nn.functional.normalize(feats, dim=-1) if normalize else feats
 
     def warn_if_random(self) -> None:
@@ -123,7 +147,7 @@ def _remedy(kind: str) -> str:
 
 
 def load_backbone(name: str, pretrained: str | None, device: str | torch.device = "cpu",
-                  cache_dir: str | None = None, random_seed: int = 0) -> Backbone:
+                  cache_dir: str | None = None, random_seed: int = 0, precision: str = "fp32") -> Backbone:
     """Build a frozen open_clip backbone.
 
     Args:
@@ -134,8 +158,12 @@ def load_backbone(name: str, pretrained: str | None, device: str | torch.device 
         random_seed: seed of the random initialisation when ``pretrained="random"``, so every
             stage and process builds the *same* random model (image and text towers agree across
             stages, and reruns reproduce); the caller's RNG state is left untouched.
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA): resolved by
+            :func:`~vadlib.features.precision.resolve_precision` (auto = bf16 on CPUs with AMX /
+            AVX-512-BF16, else fp32, logged); non-fp32 casts the image tower's weights
+            (``model.visual``); the text tower stays fp32.
     Raises:
-        ConfigError: unknown model name or empty tag.
+        ConfigError: unknown model name or empty tag; a precision this device cannot run.
         WeightsUnavailableError: the weights cannot be obtained (with remedies in the message).
     """
     import open_clip
@@ -149,6 +177,7 @@ def load_backbone(name: str, pretrained: str | None, device: str | torch.device 
     if not pretrained:
         raise ConfigError(f"backbone '{name}': give a pretrained tag, a checkpoint path, or 'random' explicitly")
     device = torch.device(device)
+    prec = resolve_precision(precision, device)
     real = pretrained != RANDOM
     if real and Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"} and not Path(pretrained).is_file():
         raise _weights_error(name, pretrained, FileNotFoundError(f"no such file: {pretrained}"))
@@ -167,6 +196,8 @@ def load_backbone(name: str, pretrained: str | None, device: str | torch.device 
             raise
         raise _weights_error(name, pretrained, exc) from exc
     model.eval().requires_grad_(False)
+    if prec.name != "fp32":
+        model.visual.to(prec.dtype)
     tokenizer = open_clip.get_tokenizer(name)
     visual = model.visual
     size = visual.image_size
@@ -176,6 +207,7 @@ def load_backbone(name: str, pretrained: str | None, device: str | torch.device 
     with torch.no_grad():
         embed_dim = int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
     bb = Backbone(model=model, preprocess=preprocess, tokenizer=tokenizer, name=name, pretrained=pretrained,
-                  real_weights=real, embed_dim=embed_dim, image_size=size, mean=mean, std=std, device=device)
+                  real_weights=real, embed_dim=embed_dim, image_size=size, mean=mean, std=std, device=device,
+                  precision=prec.name, precision_requested=prec.requested, precision_reason=prec.reason)
     bb.warn_if_random()
     return bb

@@ -35,6 +35,8 @@ import torch.nn.functional as F
 
 from vadlib.defaults import DEFAULT_FPS
 from vadlib.errors import ConfigError, DataError, cli_errors
+from vadlib.features.precision import PRECISIONS as PRECISIONS_ALL
+from vadlib.features.precision import resolve_precision
 from vadlib.features.store import CROPS, SAMPLINGS, FeatureStore, merge_indexes, store_dir
 
 log = logging.getLogger("vadlib.features.extract")
@@ -66,7 +68,9 @@ class ExtractConfig:
         batch_size: frames per encoder batch (a batch never spans two videos).
         num_workers: DataLoader worker processes decoding + preprocessing (0 = in the main process).
         device: torch device of the encoder (preprocessing runs there too when it is CUDA).
-        precision: ``"fp32"``, or ``"fp16"`` / ``"bf16"`` autocast (fp16 needs CUDA).
+        precision: None (default) = the backbone's precision (``load_backbone(precision=...)``, which
+            casts the weights: the fast path); ``"bf16"`` / ``"fp16"`` over an fp32 backbone =
+            ``torch.autocast`` (slower than casting on CPU; fp16 needs CUDA, bf16 a CPU with bf16 units).
         on_error: ``"raise"`` a :class:`DataError` naming the file, or ``"skip"`` the video
             (logged and listed under ``skipped`` in the index).
         resize: ``"shorter"`` (shorter side to the input size, then crop; as open_clip) or
@@ -82,7 +86,7 @@ class ExtractConfig:
     batch_size: int = 32
     num_workers: int = 0
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str | None = None
     on_error: str = "raise"
     resize: str = "shorter"
     progress: bool = True
@@ -102,10 +106,11 @@ class ExtractConfig:
                               f"(got {self.stride}, {self.snippet_len}, {self.batch_size})")
         if int(self.num_workers) < 0:
             raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision '{self.precision}'; known: {', '.join(PRECISIONS)}")
-        if self.precision == "fp16" and not str(self.device).startswith("cuda"):
-            raise ConfigError("precision fp16 needs a CUDA device; use fp32 or bf16 on CPU")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision '{self.precision}'; known: {', '.join(PRECISIONS)} "
+                              "(or None: the backbone's)")
+        if self.precision is not None:
+            resolve_precision(self.precision, self.device)  # refuses fp16 off CUDA, bf16 without bf16 units
         if self.on_error not in ON_ERROR:
             raise ConfigError(f"on_error must be one of {ON_ERROR}, got '{self.on_error}'")
         if self.resize not in RESIZES:
@@ -302,9 +307,25 @@ class VideoResult:
     error: tuple[str, str] | None = None
 
 
-def _autocast(cfg: ExtractConfig):
-    dtype = PRECISIONS[cfg.precision]
-    if dtype is None:
+def effective_precision(backbone, cfg: ExtractConfig) -> str:
+    """The precision features are computed in: ``cfg.precision`` if given, else the backbone's."""
+    own = getattr(backbone, "precision", "fp32")
+    if cfg.precision is None or cfg.precision == own:
+        return own
+    if own != "fp32":
+        raise ConfigError(f"ExtractConfig.precision {cfg.precision} over a backbone loaded in {own}: load the "
+                          f"backbone with precision='{cfg.precision}' (load_backbone(..., precision=...)) instead")
+    return cfg.precision
+
+
+def _input_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of the image tower's weights (``model.visual``; the model's own without one)."""
+    return next(getattr(model, "visual", model).parameters()).dtype
+
+
+def _autocast(backbone, cfg: ExtractConfig):
+    dtype = PRECISIONS[effective_precision(backbone, cfg)]
+    if dtype is None or dtype == _input_dtype(backbone.model):
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(cfg.device).type, dtype=dtype)
 
@@ -333,6 +354,7 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
     if next(model.parameters()).device != device:
         model = model.to(device)
     model.eval()
+    wdtype = _input_dtype(model)  # a bf16 / fp16 cast image tower takes inputs of its dtype
     cur: VideoResult | None = None
     rows: list[np.ndarray] = []
     for item in _loader(videos, cfg, None if on_gpu else pre):
@@ -348,8 +370,8 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
                 if on_gpu:
                     x = pre(x)
                 lead = x.shape[:-3]
-                with _autocast(cfg):
-                    f = model.encode_image(x.reshape(-1, *x.shape[-3:]))
+                with _autocast(backbone, cfg):
+                    f = model.encode_image(x.reshape(-1, *x.shape[-3:]).to(wdtype))
                 rows.append(f.float().reshape(*lead, -1).cpu().numpy())
             cur.n_frames, cur.fps = int(item["n_frames"]), float(item["fps"])
             if progress is not None:
@@ -392,7 +414,9 @@ def store_info(dataset_name: str, backbone, cfg: ExtractConfig) -> dict:
             "preprocessing": pre.describe(), "sampling": cfg.sampling,
             "stride": int(cfg.stride) if cfg.sampling == "every" else 1,
             "snippet_len": int(cfg.snippet_len) if cfg.sampling == "snippet" else None,
-            "crops": int(cfg.crops), "dtype": "float32", "precision": cfg.precision,
+            "crops": int(cfg.crops), "dtype": "float32", "precision": effective_precision(backbone, cfg),
+            "precision_reason": (getattr(backbone, "precision_reason", "requested") if cfg.precision is None
+                                 else f"ExtractConfig.precision {cfg.precision} (torch.autocast)"),
             "embed_dim": int(backbone.embed_dim)}
 
 
@@ -591,7 +615,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
     ap.add_argument("--workers", type=int, default=d.num_workers)
     ap.add_argument("--device", default=d.device, help="cpu, cuda, or cuda:N (under torchrun: cuda:LOCAL_RANK)")
-    ap.add_argument("--precision", default=d.precision, choices=list(PRECISIONS))
+    ap.add_argument("--precision", default="auto", choices=list(PRECISIONS_ALL),
+                    help="backbone precision: auto = bf16 on CPUs with AMX / AVX-512-BF16, fp16 on CUDA, else fp32")
     ap.add_argument("--on-error", default=d.on_error, choices=ON_ERROR)
     ap.add_argument("--resize", default=d.resize, choices=RESIZES)
     ap.add_argument("--threads", type=int, default=None, help="encoder threads (torch.set_num_threads)")
@@ -627,10 +652,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.manual_seed(args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)  # logged by extract_dataset instead
-            bb = load_backbone(args.backbone, args.pretrained, device=device)
+            bb = load_backbone(args.backbone, args.pretrained, device=device, precision=args.precision)
         cfg = ExtractConfig(sampling=args.sampling, stride=args.stride, snippet_len=args.snippet_len,
                             crops=args.crops, batch_size=args.batch_size, num_workers=args.workers, device=device,
-                            precision=args.precision, on_error=args.on_error, resize=args.resize,
+                            on_error=args.on_error, resize=args.resize,
                             progress=not args.no_progress, torch_threads=args.threads)
         store = extract_dataset(ds, bb, args.out, cfg, splits=[s for s in args.splits.split(",") if s])
         rank, _ = dist_env()

@@ -63,13 +63,19 @@ def _slug(s: Any) -> str:
 
 
 def store_dir(out_root: str | Path, dataset: str, info: dict) -> Path:
-    """``<out_root>/<dataset>/<backbone>__<pretrained>__<sampling><stride>__c<crops>__<hash8>``."""
+    """``<out_root>/<dataset>/<backbone>__<pretrained>__<sampling><stride>__c<crops>[__bf16]__<hash8>``
+    (a reduced-precision store — ``precision`` bf16 / fp16 — says so in its name as well as its hash)."""
     validate_info(info)
     samp = info["sampling"]
     step = {"every": info.get("stride", 1), "snippet": info.get("snippet_len", 16), "frame": ""}[samp]
     name = (f"{_slug(info['backbone'])}__{_slug(info['pretrained'])}__{samp}{step}"
-            f"__c{int(info.get('crops', 1))}__{config_hash(info)}")
+            f"__c{int(info.get('crops', 1))}{_precision_tag(info)}__{config_hash(info)}")
     return Path(out_root) / _slug(dataset) / name
+
+
+def _precision_tag(info: dict) -> str:
+    p = info.get("precision")
+    return f"__{p}" if p in ("bf16", "fp16") else ""
 
 
 def validate_info(info: dict) -> None:
@@ -79,6 +85,9 @@ def validate_info(info: dict) -> None:
             raise ConfigError(f"feature store info lacks '{key}' (has: {', '.join(sorted(info))})")
     if info["sampling"] not in SAMPLINGS:
         raise ConfigError(f"unknown sampling '{info['sampling']}'; known: {', '.join(SAMPLINGS)}")
+    if info.get("precision") == "auto":
+        raise ConfigError("feature store info has precision 'auto': record the resolved precision "
+                          "(Backbone.precision: fp32, bf16 or fp16), so stores of different precisions never mix")
     if int(info["crops"]) not in CROPS:
         raise ConfigError(f"crops must be one of {CROPS}, got {info['crops']}")
     if info["sampling"] == "every" and int(info.get("stride", 1)) < 1:

@@ -122,7 +122,7 @@ class DPAMEncoder(nn.Module):
         vis = self.visual
         b, _, hgt, wid = images.shape
         grid = (hgt // vis.patch_size[0], wid // vis.patch_size[1])
-        x = self._embeds(images, grid)
+        x = self._embeds(images.to(vis.conv1.weight.dtype), grid)  # a bf16-cast tower (backbone.precision) takes bf16
         dpam = None
         for i, blk in enumerate(vis.transformer.resblocks):
             if i >= self.first:
@@ -139,7 +139,7 @@ class DPAMEncoder(nn.Module):
         tokens = vis.ln_post(dpam[:, 1:])
         if vis.proj is not None:
             tokens = tokens @ vis.proj
-        return DPAMOutput(image=pooled, patches=tokens, grid=grid)
+        return DPAMOutput(image=pooled.float(), patches=tokens.float(), grid=grid)
 
     def _embeds(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """open_clip's ``VisionTransformer._embeds`` with the positional embedding interpolated

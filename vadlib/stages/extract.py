@@ -31,7 +31,6 @@ class Params:
     crops: Literal[1, 5, 10] = 1
     batch_size: int = bounded(32, min=1)
     num_workers: int = bounded(0, min=0)
-    precision: str = "fp32"                      # fp16 / bf16 autocast on GPU
     on_error: Literal["raise", "skip"] = "raise"
     resize: Literal["shorter", "squash"] = "shorter"   # shorter side then centre crop | whole frame squashed
 
@@ -49,12 +48,14 @@ def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
     item = ctx.item
     torch.manual_seed(ctx.seed)
     dataset = get_dataset(item, **ctx.datasets[item])
-    bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
+    bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device,
+                       precision=ctx.backbone.get("precision", "fp32"))   # backbone.precision (issue 15)
+    print(f"precision {bb.precision} ({bb.precision_reason})")
     if not bb.real_weights:
         print("WARNING — RANDOM WEIGHTS: every feature of this run comes from an untrained backbone.")
     cfg = ExtractConfig(sampling=p.sampling, stride=p.stride, snippet_len=p.snippet_len, crops=p.crops,
                         batch_size=p.batch_size, num_workers=p.num_workers, device=ctx.device,
-                        precision=p.precision, on_error=p.on_error, resize=p.resize)
+                        on_error=p.on_error, resize=p.resize)
     store = extract_dataset(dataset, bb, Path(p.out), cfg)
     rows = [{"video": v, "rows": store.load(v).shape[0], "frames": store.num_frames(v)} for v in store.videos()]
     write_json(ctx.out_dir / "store.json", {"store": str(store.path), "dataset": item,

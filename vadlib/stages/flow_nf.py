@@ -79,6 +79,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         "held-out TRAINING (calibration) videos; no test statistics", "micro": "all test frames concatenated",
         "macro": "mean of per-video AUCs, single-class videos skipped", "source": model.source,
         "region_to_frame": "max over regions; frames without regions = lowest calibration region score",
+        "precision": "fp32",  # optical flow + Glow, no CLIP encoder: backbone.precision does not apply
     }
     info["seconds_total"] = time.perf_counter() - t_start
     metrics = {"protocol": protocol, "params": p, "info": {k: v for k, v in info.items() if k != "glow_history"},

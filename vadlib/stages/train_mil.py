@@ -83,6 +83,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     protocol = {"dataset": item, "gt_file": dataset.gt_file or "generated", "method": p.method, "preset": preset,
                 "seed": ctx.seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
                 "ap_definition": "sklearn average_precision_score",
+                "precision": store.info.get("precision", "fp32"), "precision_reason": store.info.get("precision_reason"),
                 "selection": ("validation split of training videos" if chosen else
                               "evaluate-only: the given checkpoint" if p.checkpoint_in else
                               "none: no validation signal, last epoch"),

@@ -144,7 +144,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         "temporal": cfg.temporal.to_dict(), "train": {k: getattr(cfg.train, k) for k in cfg.train.__dataclass_fields__},
         "prompt_learning": None if cfg.prompt_learning is None else cfg.prompt_learning.to_dict(),
         "sampling": {d: f"{stores[d].info.get('sampling')} stride {stores[d].info.get('stride')}" for d in names},
-        "windows": "clip_length/stride count feature rows, not frames"}
+        "windows": "clip_length/stride count feature rows, not frames",
+        "precision": {d: stores[d].info.get("precision", "fp32") for d in names}}
     auc, ap = transfer_matrix(table, p.score, "micro_auc"), transfer_matrix(table, p.score, "micro_ap")
     md = pd.concat([auc.add_prefix("AUC ").round(4), ap.add_prefix("AP ").round(4)], axis=1)
     with atomic_path(out / "transfer_matrix.csv") as tmp:

@@ -90,7 +90,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
                 "gt_file": dataset.gt_file or "generated (demo annotations)", "sigma": sigma,
                 "ap_definition": "sklearn average_precision_score", "backbone": f"{bb.name}/{bb.pretrained}",
                 "real_weights": real, "split": "test", "tau": p.tau,
-                "sampling": f"{store.info.get('sampling')} stride {store.info.get('stride')}"}
+                "sampling": f"{store.info.get('sampling')} stride {store.info.get('stride')}",
+                "precision": store.info.get("precision", "fp32"), "precision_reason": store.info.get("precision_reason")}
 
     classes = {v.name: v.frame_classes for v in test if v.frame_classes is not None}
     names_ds = dataset.class_names

@@ -148,6 +148,7 @@ class AnomalyCLIPConfig:
     batch_size: int = 64          # half abnormal, half normal
     test_batch_grids: int = 16    # grids per forward at inference
     reference: ReferenceSwitches = field(default_factory=ReferenceSwitches)   # reference-mode switches
+    precision: str = "fp32"       # fp32 | bf16 | auto: temporal model under bf16 autocast (CPU bf16 units, issue 15)
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> "AnomalyCLIPConfig":
@@ -170,6 +171,8 @@ class AnomalyCLIPConfig:
             raise ConfigError(f"anomalyclip: select_dropout must be in [0, 1), got {self.select_dropout}")
         if max(self.topk, self.bottomk) > self.num_segments:
             raise ConfigError("anomalyclip: topk/bottomk exceed num_segments")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ConfigError(f"anomalyclip: precision must be fp32, bf16 or auto, got {self.precision!r}")
         if self.text_source not in ("prompts", "embeddings"):
             raise ConfigError(f"anomalyclip: text_source must be 'prompts' or 'embeddings', got {self.text_source!r}")
 
@@ -436,6 +439,9 @@ class AnomalyCLIP(nn.Module):
         self.temporal = AxialTransformer(cfg.emb_size, cfg.depth, cfg.heads, (cfg.num_segments, cfg.seg_length),
                                          cfg.ff_kernel, cfg.ff_mult, cfg.recompute)
         self.head = nn.Sequential(nn.LayerNorm(cfg.emb_size), nn.Linear(cfg.emb_size, 1))
+        from vadlib.features.precision import resolve_precision  # refuses bf16 on a CPU without bf16 units
+
+        self.precision = resolve_precision(cfg.precision, "cpu").name
 
     # -- prototype and text -------------------------------------------------------------------
     def set_centroid(self, m: torch.Tensor | np.ndarray) -> None:
@@ -484,10 +490,12 @@ class AnomalyCLIP(nn.Module):
         s = xc @ d.T                                            # (B, T, A)
         z = self.selector_bn(s.reshape(B * T, -1)).reshape(B, T, -1)
         h = torch.cat([z, xc], -1) if cfg.concat_features else xc
-        h = self.embed(h)                                       # (B, T, E)
-        h = h.reshape(B, N, L, -1).permute(0, 3, 1, 2)          # (B, E, N, L)
-        h = self.temporal(h).permute(0, 2, 3, 1).reshape(B, T, -1)
-        logit = self.head(h).squeeze(-1)                        # (B, T)
+        # the temporal model in bf16 autocast when precision says so (selector, BN and losses stay fp32)
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
+            h = self.embed(h)                                   # (B, T, E)
+            h = h.reshape(B, N, L, -1).permute(0, 3, 1, 2)      # (B, E, N, L)
+            h = self.temporal(h).permute(0, 2, 3, 1).reshape(B, T, -1)
+            logit = self.head(h).squeeze(-1).float()            # (B, T)
         return {"z": z, "logit": logit,
                 "log_probs": compose_log_probs(z, logit, unsafe_log=cfg.reference.log_without_eps)}
 

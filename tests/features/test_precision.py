@@ -1,0 +1,127 @@
+"""backbone.precision: CPU bf16 detection, auto resolution, refusal, and bf16-vs-fp32 agreement."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from vadlib.errors import ConfigError
+from vadlib.features import precision as P
+
+NO_BF16 = P.CpuBf16(False, (), "/proc/cpuinfo (test)")
+WITH_AMX = P.CpuBf16(True, ("amx_bf16", "amx_tile", "avx512_bf16"), "/proc/cpuinfo (test)")
+needs_bf16 = pytest.mark.skipif(not P.cpu_bf16_support().supported,
+                                reason="this CPU has no native bf16 (AMX / AVX-512-BF16)")
+
+
+def _load(prec: str):
+    from vadlib.features import load_backbone
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_backbone("vadlib-tiny", "random", precision=prec)
+
+
+def test_cpuinfo_flags_are_read_not_assumed(tmp_path, monkeypatch):
+    f = tmp_path / "cpuinfo"
+    monkeypatch.setattr(P, "CPUINFO", f)
+    for text, supported, flags in [
+        ("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n", False, ()),
+        ("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n", True,
+         ("amx_bf16", "amx_tile", "avx512_bf16")),
+        ("processor\t: 0\nFeatures\t: fp asimd sve bf16\n", True, ("bf16",)),
+    ]:
+        f.write_text(text)
+        P.cpu_bf16_support.cache_clear()
+        got = P.cpu_bf16_support()
+        assert (got.supported, got.flags, got.source) == (supported, flags, str(f))
+    P.cpu_bf16_support.cache_clear()
+
+
+def test_resolution_on_cpus_with_and_without_bf16(monkeypatch, caplog):
+    monkeypatch.setattr(P, "cpu_bf16_support", lambda: WITH_AMX)
+    r = P.resolve_precision("auto", "cpu")
+    assert r.name == "bf16" and r.dtype == torch.bfloat16 and "amx_bf16" in r.reason
+    assert P.resolve_precision("bf16").name == "bf16"
+    assert P.resolve_precision("fp32").name == "fp32"
+    monkeypatch.setattr(P, "cpu_bf16_support", lambda: NO_BF16)
+    with caplog.at_level(logging.WARNING, logger="vadlib.features.precision"):
+        r = P.resolve_precision("auto", "cpu")
+    assert r.name == "fp32" and "fell back to fp32" in r.reason and "AVX-512-BF16" in r.reason
+    assert "fell back to fp32" in caplog.text  # the fallback is said in the log ...
+    assert r.protocol() == {"precision": "fp32", "precision_requested": "auto", "precision_reason": r.reason}
+    with pytest.raises(ConfigError, match="bf16 refused.*neither AMX nor AVX-512-BF16.*fp32 or auto"):
+        P.resolve_precision("bf16", "cpu")
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        P.resolve_precision("fp16", "cpu")
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
+        P.resolve_precision("fp8", "cpu")
+
+
+def test_load_backbone_refuses_bf16_and_records_the_auto_fallback(monkeypatch):
+    monkeypatch.setattr(P, "cpu_bf16_support", lambda: NO_BF16)
+    with pytest.raises(ConfigError, match="backbone.precision bf16 refused"):
+        _load("bf16")
+    bb = _load("auto")
+    assert bb.precision == "fp32" and bb.dtype == torch.float32
+    proto = bb.precision_protocol()  # ... and in the protocol / store index
+    assert proto["precision"] == "fp32" and proto["precision_requested"] == "auto"
+    assert "fell back to fp32" in proto["precision_reason"]
+
+
+def test_auto_fallback_is_recorded_in_the_store_index(monkeypatch, toy_dataset, tmp_path):
+    from vadlib.features.extract import ExtractConfig, extract_dataset
+
+    monkeypatch.setattr(P, "cpu_bf16_support", lambda: NO_BF16)
+    bb = _load("auto")
+    store = extract_dataset(toy_dataset, bb, tmp_path, ExtractConfig(sampling="every", stride=4, progress=False))
+    assert store.info["precision"] == "fp32" and "fell back to fp32" in store.info["precision_reason"]
+
+
+@needs_bf16
+def test_bf16_backbone_agrees_with_fp32_per_frame(toy_dataset, tmp_path):
+    """Per-frame cosine >= 0.999 of bf16 features (weights cast) to fp32 ones; own store; float32 out."""
+    from vadlib.features.extract import ExtractConfig, extract_dataset
+
+    fp32, bf16 = _load("fp32"), _load("bf16")
+    assert bf16.dtype == torch.bfloat16 and bf16.precision == "bf16"
+    cfg = ExtractConfig(sampling="every", stride=2, progress=False)
+    a_store = extract_dataset(toy_dataset, fp32, tmp_path, cfg)
+    b_store = extract_dataset(toy_dataset, bf16, tmp_path, cfg)
+    assert a_store.path != b_store.path and b_store.info["precision"] == "bf16" and "__bf16__" in b_store.path.name
+    for v in a_store.videos():
+        a, b = a_store.load(v), b_store.load(v)
+        assert b.dtype == np.float32 and a.shape == b.shape and not np.array_equal(a, b)
+        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cos.min() >= 0.999, (v, cos.min())
+    ta, tb = fp32.encode_text(["a person running"]), bf16.encode_text(["a person running"])
+    assert tb.dtype == torch.float32 and float((ta * tb).sum()) >= 0.999
+    assert next(bf16.model.transformer.parameters()).dtype == torch.float32  # text tower stays fp32
+    x = torch.randn(3, 3, fp32.image_size, fp32.image_size)
+    ia, ib = fp32.encode_images(x), bf16.encode_images(x)
+    assert ib.dtype == torch.float32 and torch.nn.functional.cosine_similarity(ia, ib).min() >= 0.999
+
+
+def test_extract_config_precision_over_a_cast_backbone_is_refused(monkeypatch, toy_dataset, tmp_path):
+    from vadlib.features.extract import ExtractConfig, effective_precision
+
+    monkeypatch.setattr(P, "cpu_bf16_support", lambda: WITH_AMX)
+    bb = _load("bf16")
+    assert effective_precision(bb, ExtractConfig()) == "bf16"
+    with pytest.raises(ConfigError, match="load the backbone with precision='fp32'"):
+        effective_precision(bb, ExtractConfig(precision="fp32"))
+
+
+def test_store_rejects_unresolved_auto(tmp_path):
+    from vadlib.features.store import store_dir
+
+    info = {"dataset": "toy", "backbone": "vadlib-tiny", "pretrained": "random", "sampling": "every", "stride": 2,
+            "crops": 1, "precision": "auto"}
+    with pytest.raises(ConfigError, match="precision 'auto'"):
+        store_dir(tmp_path, "toy", info)
+    assert "__bf16__" in store_dir(tmp_path, "toy", {**info, "precision": "bf16"}).name
+    assert "__bf16" not in store_dir(tmp_path, "toy", {**info, "precision": "fp32"}).name
