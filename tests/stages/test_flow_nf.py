@@ -20,7 +20,7 @@ def test_flow_nf_writes_every_output(repo, params_yaml):
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["results"]) == {"demo_a", "demo_b"} and m["results"]["demo_b"]["transfer"] == "demo_a → demo_b"
     assert m["params"]["glow"]["K"] == 2 and m["params"]["glow"]["L"] == 1    # merged with the defaults
-    assert m["rows"] and m["params"]["seed"] == 0
+    assert m["rows"] and m["params"]["seed"] == 0 and m["protocol"]["precision"] == "fp32"
     table = pd.read_csv(out / "results.csv")
     assert set(table["test"]) == {"demo_a", "demo_b"} and "fusion" in set(table["method"])
     assert FlowNFModel.load(out / "model").source == "demo_a"

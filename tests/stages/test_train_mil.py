@@ -25,6 +25,7 @@ def test_train_mil_writes_every_output(repo, trained):
     m = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= m["micro_auc"] <= 1.0 and m["protocol"]["method"] == "sultani"
     assert m["protocol"]["preset"] == "demo" and m["config"]["epochs"] == 2
+    assert m["protocol"]["precision"] == "fp32"
     assert list(pd.read_csv(out / "roc.csv").columns)[:2] == ["fpr", "tpr"]
     assert set(Predictions.load(out / "predictions.npz").videos) == set(trained["labels"])
     assert {"training.png", "roc_pr.png", "timelines.png"} <= {p.name for p in (out / "figures").iterdir()}

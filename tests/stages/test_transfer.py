@@ -19,6 +19,7 @@ def test_transfer_writes_every_output(repo, params_yaml):
     assert set(m["pairs"]) == {"demo_a->demo_b", "demo_b->demo_a"}
     assert set(m["pairs"]["demo_a->demo_b"]) == set(p["variants"])
     assert m["protocol"]["real_weights"] is False and m["protocol"]["train"]["epochs"] == 2
+    assert m["protocol"]["precision"] == {"demo_a": "fp32", "demo_b": "fp32"}
     table = pd.read_csv(out / "transfer_matrix.csv")
     assert {"source", "target", "variant", "score", "micro_auc"} <= set(table.columns)
     assert "RANDOM WEIGHTS" in (out / "transfer_matrix.md").read_text()

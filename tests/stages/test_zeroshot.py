@@ -20,6 +20,7 @@ def test_zeroshot_writes_every_output(repo, params_yaml):
     m = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= m["micro_auc"] <= 1.0 and "max_cos_micro_auc" in m
     assert m["protocol"]["real_weights"] is False and m["protocol"]["dataset"] == "demo_a"
+    assert m["protocol"]["precision"] == "fp32" and m["protocol"]["precision_reason"]  # from the store index
     assert list(pd.read_csv(out / "roc.csv").columns)[:2] == ["fpr", "tpr"]
     assert list(pd.read_csv(out / "pr.csv").columns)[:2] == ["recall", "precision"]
     preds = Predictions.load(out / "predictions.npz")
