@@ -43,7 +43,7 @@ def test_every_stage_has_its_notebook_and_params():
     for name in stages:
         assert (ROOT / "notebooks" / f"{name}.py").is_file(), name
         assert name in params, name
-    assert params["backbone"] == {"name": "ViT-B-16", "pretrained": "openai", "device": "cpu"}
+    assert params["backbone"] == {"name": "ViT-B-16", "pretrained": "openai", "device": "cpu", "precision": "auto"}
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -68,6 +68,7 @@ def test_workspace_sync_and_params(tmp_path):
     assert main([str(dest), "--root", str(ROOT), "--overrides", "params.demo.yaml", "--set", "demo.size=tiny"]) == 0
     params = yaml.safe_load((dest / "params.yaml").read_text())
     assert params["backbone"]["name"] == "vadlib-tiny" and params["backbone"]["pretrained"] == "random"
+    assert params["backbone"]["precision"] == "fp32"   # the demo's figures must not depend on the CPU's bf16 units
     assert params["demo"]["size"] == "tiny" and params["zeroshot"] == load_params(ROOT / "params.yaml")["zeroshot"]
     ped2 = params["datasets"]["ucsd_ped2"]["root"]      # ../shared/… re-pointed from the workspace
     assert (dest / ped2).resolve() == (ROOT / load_params(ROOT / "params.yaml")["datasets"]["ucsd_ped2"]["root"]).resolve()
