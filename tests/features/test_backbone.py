@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import pytest
@@ -53,13 +54,14 @@ def test_empty_tag_is_refused():
         load_backbone("vadlib-tiny", "")
 
 
-def test_missing_checkpoint_path_gives_remedies(tmp_path):
+def test_missing_checkpoint_path_gives_remedies(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)   # a command line, not a stage's kernel
     missing = tmp_path / "clip.pt"
     with pytest.raises(WeightsUnavailableError) as err:
         load_backbone("vadlib-tiny", str(missing))
     msg = str(err.value)
     assert str(missing) in msg and "Remedies" in msg
-    assert "pre-download" in msg and "local checkpoint" in msg and "pretrained=random" in msg
+    assert "pre-download" in msg and "local checkpoint" in msg and "--pretrained random" in msg
 
 
 def test_local_checkpoint_loads_as_real_weights(tmp_path):
