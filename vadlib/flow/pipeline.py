@@ -111,6 +111,7 @@ class FlowNFParams:
     cache: str = "data/flow"
     workers: int = bounded(2, min=0)
     seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])   # the stage trains once per seed ([] = `seed`)
     sigma: float = bounded(3, min=0)
     calib_every: int = bounded(5, min=1)
     norm_quantiles: list[float] = field(default_factory=lambda: [0.0, 0.999])   # two: see _config_check
