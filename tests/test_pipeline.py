@@ -101,7 +101,8 @@ def test_executed_notebook_run_metadata_stripped(tmp_path):
                                            "x: 100%|███| 600/600 [00:01<00:00, 519.59frame/s, a_test_007]\n"),
                     nbformat.v4.new_output("stream", name="stderr", text="\n"),
                     nbformat.v4.new_output("stream", name="stderr", text="RandomWeightsWarning: RANDOM WEIGHTS\n"),
-                    nbformat.v4.new_output("stream", name="stdout", text="10/20 [kept: stdout]\n")]
+                    nbformat.v4.new_output("stream", name="stdout", text="10/20 [kept: stdout]\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="wall time: 3.2 s (timing.json)\n")]
     nb.cells.append(cell)
     path = tmp_path / "a.ipynb"
     nbformat.write(nb, path)

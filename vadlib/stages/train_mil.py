@@ -75,7 +75,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     for name in ("roc.csv", "pr.csv", "predictions.npz", "model.pt"):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(d0 / name, tmp)
-    timing = {"train_seconds": {str(s): r["train"]["seconds"] for s, r in runs.items()}}
+    timing = {"train_seconds": {str(s): r["train"]["seconds"] for s, r in runs.items()},
+              "epoch_seconds": {str(s): r["train"]["epoch_seconds"] for s, r in runs.items()}}
     write_timing(out, timing)
     result = {**first, "metrics": metrics, "protocol": protocol, "seeds": runs, "timing": timing}
     result["figures"] = write_figures(result, p, out / "figures") if figures else []
@@ -111,6 +112,8 @@ def run_seed(p: Params, ctx: StageContext, seed: int) -> dict:
     if p.checkpoint_in and Path(res["checkpoint"]).resolve() != (out / "model.pt").resolve():
         with atomic_path(out / "model.pt") as tmp:   # the evaluated checkpoint is this stage's model output
             shutil.copyfile(res["checkpoint"], tmp)
+    # per-epoch wall times are not results: they go to timing.json, so the notebook (a DVC output) is reproducible
+    res["epoch_seconds"] = [row.pop("seconds", None) for row in res["history"]]
     chosen = validation_signal(pd.DataFrame(res["history"]))  # no finite validation score: no epoch chosen, last kept
     print(f"seed {seed}: " + (f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos)" if chosen else
            f"no validation signal on {res['n_val']} validation TRAINING video(s): no epoch chosen, the last kept")
