@@ -56,3 +56,12 @@ def test_resamples_are_reproducible_and_a_missing_video_is_named():
     assert (bootstrap_resamples(5, 10, seed=1) == bootstrap_resamples(5, 10, seed=1)).all()
     with pytest.raises(KeyError, match="v3"):
         paired_bootstrap_auc(A, {k: v for k, v in B.items() if k != "v3"}, LABELS)
+
+
+def test_several_seeds_average_the_auc_per_resample():
+    rs = [[0, 1, 2], [0, 0, 1]]
+    B2 = {k: v[::-1].copy() if k != "v3" else v for k, v in B.items()}
+    both = paired_bootstrap_auc([A, A], [B, B2], LABELS, resamples=rs, level=0.5)
+    one, two = (paired_bootstrap_auc(A, b, LABELS, resamples=rs, level=0.5) for b in (B, B2))
+    for w in ("micro", "macro"):      # the AUC of a resample is the mean over seeds, so differences average too
+        assert both[w]["diff"] == pytest.approx((one[w]["diff"] + two[w]["diff"]) / 2)

@@ -11,8 +11,11 @@ draw is applied to both methods (paired), and ``AUC_A − AUC_B`` is computed on
 
 The interval is the percentile interval ``[q(α/2), q(1−α/2)]`` of the resampled differences (95 % by
 default); A "beats" B when the whole interval lies above 0. Resamples whose drawn videos hold a single
-class (micro) or no two-class video (macro) are dropped and counted. With several seeds, pass the
-seed-averaged scores per video, or compare seed by seed.
+class (micro) or no two-class video (macro) are dropped and counted.
+
+Several seeds: give a method as a list of score dicts, one per seed; its AUC on a resample is then the
+mean over its seeds of the AUC on that resample (the number the results table prints), so the interval
+covers the seed-averaged difference on the same test videos.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ def bootstrap_resamples(n_videos: int, n_boot: int = 2000, seed: int = 0) -> np.
 
 
 def paired_bootstrap_auc(
-    scores_a: Mapping[str, np.ndarray],
-    scores_b: Mapping[str, np.ndarray],
+    scores_a: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]],
+    scores_b: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]],
     labels: Mapping[str, np.ndarray],
     n_boot: int = 2000,
     seed: int = 0,
@@ -44,7 +47,8 @@ def paired_bootstrap_auc(
 ) -> dict:
     """Paired bootstrap over test videos of ``AUC(A) − AUC(B)``, micro and macro.
 
-    ``scores_a``, ``scores_b``: ``{video: (T,) float}`` per-frame scores of the two methods;
+    ``scores_a``, ``scores_b``: ``{video: (T,) float}`` per-frame scores of the two methods, or a list of
+    such dicts (one per seed: the method's AUC is the mean over its seeds);
     ``labels``: ``{video: (T,) 0/1}``; all three on the same videos (sorted by name; ``KeyError``
     naming a missing video). ``resamples``: an explicit ``(B, n)`` array of video indices (into the
     sorted names) instead of ``n_boot`` draws from ``seed``.
@@ -53,28 +57,36 @@ def paired_bootstrap_auc(
     ``{"a", "b", "diff" (on the full test set), "low", "high" (the interval), "p_le_0" (share of
     resampled differences ≤ 0), "n_valid" (resamples used), "a_beats_b", "b_beats_a"}``."""
     names = sorted(labels)
-    for what, sc in (("scores_a", scores_a), ("scores_b", scores_b)):
-        missing = [v for v in names if v not in sc]
-        if missing:
-            raise KeyError(f"{what} has no scores for test video(s) {missing[:3]}: compare on the same test set")
     ys = [np.asarray(labels[v]).astype(int).ravel() for v in names]
-    sa = [np.asarray(scores_a[v], dtype=float).ravel() for v in names]
-    sb = [np.asarray(scores_b[v], dtype=float).ravel() for v in names]
-    for v, y, a, b in zip(names, ys, sa, sb):
-        if not len(y) == len(a) == len(b):
-            raise ValueError(f"video '{v}': {len(y)} labels but {len(a)} / {len(b)} scores")
-    va = np.array([_auc(y, a) for y, a in zip(ys, sa)])       # per-video AUC (NaN: single-class video)
-    vb = np.array([_auc(y, b) for y, b in zip(ys, sb)])
+
+    def per_seed(what, sc):          # [seed][video] -> (T,) float
+        seeds = [sc] if isinstance(sc, Mapping) else list(sc)
+        out = []
+        for k, s in enumerate(seeds):
+            missing = [v for v in names if v not in s]
+            if missing:
+                raise KeyError(f"{what}{'' if len(seeds) == 1 else f'[{k}]'} has no scores for test video(s) "
+                               f"{missing[:3]}: compare on the same test set")
+            out.append([np.asarray(s[v], dtype=float).ravel() for v in names])
+            for v, y, a in zip(names, ys, out[-1]):
+                if len(y) != len(a):
+                    raise ValueError(f"video '{v}': {len(y)} labels but {len(a)} scores in {what}")
+        return out
+
+    sa, sb = per_seed("scores_a", scores_a), per_seed("scores_b", scores_b)
+    va = np.array([[_auc(y, a) for y, a in zip(ys, s)] for s in sa])   # (seeds, videos) AUC; NaN: single-class
+    vb = np.array([[_auc(y, b) for y, b in zip(ys, s)] for s in sb])
     idx = (bootstrap_resamples(len(names), n_boot, seed) if resamples is None
            else np.asarray(resamples, dtype=int).reshape(len(resamples), -1))
 
     def micro(rows) -> tuple[float, float]:
         y = np.concatenate([ys[i] for i in rows])
-        return _auc(y, np.concatenate([sa[i] for i in rows])), _auc(y, np.concatenate([sb[i] for i in rows]))
+        return tuple(float(np.mean([_auc(y, np.concatenate([s[i] for i in rows])) for s in m])) for m in (sa, sb))
 
     def macro(rows) -> tuple[float, float]:
-        rows = [i for i in rows if not math.isnan(va[i])]
-        return (float(np.mean(va[rows])), float(np.mean(vb[rows]))) if rows else (math.nan, math.nan)
+        rows = [i for i in rows if not math.isnan(va[0, i])]
+        return ((float(va[:, rows].mean(1).mean()), float(vb[:, rows].mean(1).mean())) if rows
+                else (math.nan, math.nan))
 
     alpha = 1.0 - level
     out = {"n_videos": len(names), "n_boot": int(len(idx)), "level": level}
