@@ -24,8 +24,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from vadlib.errors import ConfigError
-from vadlib.flow.pipeline import (FlowNFModel, FlowNFParams, apply_model, evaluate_all, merge_params, report_rows,
-                                  train_flow_nf)
+from vadlib.flow.pipeline import (FlowNFModel, FlowNFParams, apply_model, evaluate_all, feature_memo, merge_params,
+                                  report_rows, train_flow_nf)
 from vadlib.io import atomic_path, write_json
 from vadlib.metrics import json_safe
 from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
@@ -54,7 +54,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     seeds = resolve_seeds(p["seeds"], ctx.seed)
     if p["model_in"]:                     # applying one given model: nothing is trained, one run
         seeds = seeds[:1]
-    runs = {s: run_seed({**p, "seed": s}, ctx, seed_dir(out, s)) for s in seeds}
+    with feature_memo():                  # regions and features do not depend on the seed: computed once
+        runs = {s: run_seed({**p, "seed": s}, ctx, seed_dir(out, s)) for s in seeds}
     first = runs[seeds[0]]
     if (seed_dir(out, seeds[0]) / "model").exists():   # the first seed's model is the stage's
         if (out / "model").exists():
