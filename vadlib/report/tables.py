@@ -326,7 +326,9 @@ def display_table(df: pd.DataFrame, floatfmt: str = ".2f") -> pd.DataFrame:
             for c in (sp if isinstance(sp, dict) else ()):
                 text = spread_cell(d.at[i, c], sp, c, floatfmt) if c in d else None
                 if text is not None:
-                    d[c] = d[c].astype(object)
+                    if d[c].dtype != object:   # the column turns text: its single values keep floatfmt
+                        d[c] = [v if _fmt(v, floatfmt) == "--" else format(float(v), floatfmt) for v in d[c]]
+                        d[c] = d[c].astype(object).where(df[c].notna(), None)
                     d.at[i, c] = text
         d = d.drop(columns="spread")
     if "ranges" in d:
