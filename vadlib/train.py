@@ -473,7 +473,8 @@ def save_checkpoint(path: str | Path, method: Method, meta: Mapping | None = Non
             "class_names": list(method.class_names), "feat_dim": feat_dim, "extra": dict(extra),
             "meta": dict(meta or {}), "state_dict": sd}
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(ckpt, tmp)
+        with open(tmp, "wb") as fh:   # a file object: the archive is named "archive", not after the temp file
+            torch.save(ckpt, fh)
     return Path(path)
 
 

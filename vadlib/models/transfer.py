@@ -541,7 +541,8 @@ def save_transfer_model(path, model: VideoAnomalyCLIP, params: Mapping, source: 
     ck = {"format": CHECKPOINT_FORMAT, "source": source, "dim": int(model.dim), "params": json_params(params),
           "features": dict(features), "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(ck, tmp)
+        with open(tmp, "wb") as fh:   # a file object: the archive is named "archive", not after the temp file
+            torch.save(ck, fh)
     return Path(path)
 
 
