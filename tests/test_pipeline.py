@@ -116,6 +116,12 @@ def test_executed_notebook_run_metadata_stripped(tmp_path):
     nbformat.write(nb, path)
     strip_run_metadata(path, Path("notebooks/a.py"), Path("reports/a/a.ipynb"))
     assert [o["text"] for o in nbformat.read(path, as_version=4).cells[0].outputs] == ["a\nb\n"]
+    cell.outputs = [nbformat.v4.new_output("stream", name=n, text=t)      # interleaving depends on timing
+                    for n, t in (("stdout", "1\n"), ("stderr", "w\n"), ("stdout", "2\n"))]
+    nbformat.write(nb, path)
+    strip_run_metadata(path, Path("notebooks/a.py"), Path("reports/a/a.ipynb"))
+    assert [(o["name"], o["text"]) for o in nbformat.read(path, as_version=4).cells[0].outputs] == [
+        ("stdout", "1\n2\n"), ("stderr", "w\n")]
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:

@@ -207,10 +207,18 @@ def strip_run_metadata(notebook: Path, src: Path, target: Path) -> None:
                     o["text"] = _without_progress(o["text"])
                     if not o["text"].strip():
                         continue
-                if (o.get("output_type") == "stream" and kept and kept[-1].get("output_type") == "stream"
-                        and kept[-1].get("name") == o.get("name")):   # how text was chunked depends on timing
-                    kept[-1]["text"] += o["text"]
-                    continue
+                if o.get("output_type") == "stream":
+                    # how text was chunked, and how stdout and stderr interleave, depends on timing: within a
+                    # run of stream outputs, each stream's text goes to its first output
+                    block = []
+                    for prev in reversed(kept):
+                        if prev.get("output_type") != "stream":
+                            break
+                        block.append(prev)
+                    same = [prev for prev in block if prev.get("name") == o.get("name")]
+                    if same:
+                        same[-1]["text"] += o["text"]
+                        continue
                 kept.append(o)
             cell["outputs"] = kept
         for k in _RUN_KEYS:
