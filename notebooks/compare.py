@@ -41,7 +41,7 @@ from pathlib import Path
 from vadlib.io import atomic_path
 from vadlib.report import style
 from vadlib.report.experiments import (experiments_table, metric_columns, param_columns, plot_metric_vs_param,
-                                       roc_overlay_runs, select_runs)
+                                       roc_overlay_runs, select_runs, spread_columns)
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,8 @@ mcol = f"{metrics_file}:{metric}" if metrics_file else cols[0]
 varying = param_columns(df[df["kind"] != "workspace"])
 pcol = param or (varying[0] if varying else None)
 print(f"{len(df[df['kind'] == 'experiment'])} experiments · metric column {mcol} · parameters that differ: {varying}")
-df[["name", "kind", "timestamp"] + varying + cols]
+spread = spread_columns(df, metric)    # trained stages: <metric> is the mean over seeds; _std/_min/_max/n_seeds beside it
+df[["name", "kind", "timestamp"] + varying + [c for c in df.columns if c in cols or c in spread]]
 
 # %% [markdown]
 # ## Metric against the swept parameter
@@ -79,4 +80,4 @@ fig, missing = roc_overlay_runs(repo, chosen, roc_path, pr_path or None, title=r
 style.save(fig, "roc_runs", out / "figures")
 for m in missing:
     print("missing —", m)
-chosen[["name", "rev", "kind"] + ([pcol] if pcol else []) + [mcol]]
+chosen[["name", "rev", "kind"] + ([pcol] if pcol else []) + [mcol] + [c for c in spread if c.startswith(mcol)]]

@@ -37,10 +37,13 @@ from IPython.display import Image, display
 from vadlib.stages import flow_nf
 
 res = flow_nf.run_notebook_params(params)
-print(f"total stage time {res['info']['seconds_total']:.1f} s; model: {res['info'].get('model_out', res['params']['model_in'])}")
+print(f"model: {res['info'].get('model_out', res['params']['model_in'])}")
 
 # %% [markdown]
 # ## Results: frame-level micro and macro AUC
+# Mean over the training seeds (`seeds`; `_std` = sample std, `n_seeds`); each seed's files are in
+# `seeds/seed_<k>/`; the untrained `naive` baseline has one value. Figures and run facts below are the
+# first seed's. Wall times (total, Glow training) are in `timing.json`, not a DVC output.
 # Every row is smoothed with the same σ; the fusion uses the normalisers fitted on the source's
 # calibration (training) videos, also on transfer targets.
 
@@ -48,7 +51,8 @@ print(f"total stage time {res['info']['seconds_total']:.1f} s; model: {res['info
 table = pd.DataFrame(res["table"])
 for name in res["results"]:
     print(flow_nf.caption(res, name))
-table.pivot_table(index=["train", "test", "method"], values=["micro_auc", "macro_auc", "micro_ap"], sort=False).round(4)
+table.pivot_table(index=["train", "test", "method"], values=[c for c in ("micro_auc", "micro_auc_std", "macro_auc",
+                  "micro_ap", "n_seeds") if c in table], sort=False).round(4)
 
 # %% [markdown]
 # ## Normal vs abnormal log-likelihoods

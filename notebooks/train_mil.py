@@ -49,6 +49,15 @@ det = res["detection"]
 pd.DataFrame([{k: det[k] for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "n_frames", "n_videos")}])
 
 # %% [markdown]
+# ## Over seeds: one training per seed of `seeds`; `metrics.json` holds the mean, `<key>_std` (sample std),
+# `_min`, `_max` and `n_seeds`; each seed's files are in `seeds/seed_<k>/`. The sections above and below
+# show the first seed. Training wall times are in `timing.json` beside `metrics.json` (not a DVC output:
+# they differ on every run).
+
+# %%
+pd.DataFrame(res["metrics"]["per_seed"]).T
+
+# %% [markdown]
 # ## Recognition (AnomalyCLIP only): mAUC / mAP, top-1 / top-5 per class
 
 # %%

@@ -39,13 +39,15 @@ pd.DataFrame([{"target": t, "normal prompts": "; ".join(p.normal), "anomaly prom
 # %% [markdown]
 # ## Train on each source, test on each target
 # Each source's trained model ("full" variant) is saved for
-# `vadlib detect --method transfer --checkpoint transfer@SOURCE`.
+# `vadlib detect --method transfer --checkpoint transfer@SOURCE`. Every source is trained once per seed of
+# `seeds` (`seeds/seed_<k>/`; the table below and the saved models are the first seed's); training wall
+# times are in `timing.json` beside `metrics.json` (not a DVC output: they differ on every run).
 
 # %%
 res["training"]
 
 # %% [markdown]
-# ## The transfer matrix (micro frame AUC / AP)
+# ## The transfer matrix (micro frame AUC / AP; mean ± sample std over the seeds)
 
 # %%
 res["matrix"]

@@ -102,7 +102,8 @@ def test_executed_notebook_run_metadata_stripped(tmp_path):
                                            "x: 100%|███| 600/600 [00:01<00:00, 519.59frame/s, a_test_007]\n"),
                     nbformat.v4.new_output("stream", name="stderr", text="\n"),
                     nbformat.v4.new_output("stream", name="stderr", text="RandomWeightsWarning: RANDOM WEIGHTS\n"),
-                    nbformat.v4.new_output("stream", name="stdout", text="10/20 [kept: stdout]\n")]
+                    nbformat.v4.new_output("stream", name="stdout", text="10/20 [kept: stdout]\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="wall time: 3.2 s (timing.json)\n")]
     nb.cells.append(cell)
     path = tmp_path / "a.ipynb"
     nbformat.write(nb, path)
@@ -116,6 +117,12 @@ def test_executed_notebook_run_metadata_stripped(tmp_path):
     nbformat.write(nb, path)
     strip_run_metadata(path, Path("notebooks/a.py"), Path("reports/a/a.ipynb"))
     assert [o["text"] for o in nbformat.read(path, as_version=4).cells[0].outputs] == ["a\nb\n"]
+    cell.outputs = [nbformat.v4.new_output("stream", name=n, text=t)      # interleaving depends on timing
+                    for n, t in (("stdout", "1\n"), ("stderr", "w\n"), ("stdout", "2\n"))]
+    nbformat.write(nb, path)
+    strip_run_metadata(path, Path("notebooks/a.py"), Path("reports/a/a.ipynb"))
+    assert [(o["name"], o["text"]) for o in nbformat.read(path, as_version=4).cells[0].outputs] == [
+        ("stdout", "1\n2\n"), ("stderr", "w\n")]
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:

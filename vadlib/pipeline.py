@@ -168,11 +168,15 @@ _RUN_KEYS = ("start_time", "end_time", "duration")
 # A tqdm progress-bar line ("name:  95%|█████▌| 570/600 [00:01<00:00, 529.80frame/s]"): its rate and times
 # differ on every run, and how many lines it prints depends on the speed.
 _PROGRESS = re.compile(r"\d+%\|.*\|\s*\d+/\d+ \[|^\s*\d+/\d+ \[\d+:\d+")
+# A wall-time line a stage prints ("wall time: ..."; the figures are in the stage's timing.json): it
+# differs on every run, so it is dropped from the stored notebook like a progress bar.
+_WALL_TIME = re.compile(r"^wall time: ")
 
 
 def _without_progress(text: str) -> str:
-    """``text`` without its progress-bar lines (a bar redraws with ``\\r``)."""
-    return "".join(line for line in re.split(r"(?<=[\r\n])", text) if not _PROGRESS.search(line))
+    """``text`` without its progress-bar lines (a bar redraws with ``\\r``) and ``wall time:`` lines."""
+    return "".join(line for line in re.split(r"(?<=[\r\n])", text)
+                    if not _PROGRESS.search(line) and not _WALL_TIME.match(line))
 
 
 def strip_run_metadata(notebook: Path, src: Path, target: Path) -> None:
@@ -199,14 +203,22 @@ def strip_run_metadata(notebook: Path, src: Path, target: Path) -> None:
         if cell.get("outputs"):           # progress bars (stderr) go; warnings and prints stay
             kept = []
             for o in cell.outputs:
-                if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                if o.get("output_type") == "stream":     # stdout too: its "wall time:" lines
                     o["text"] = _without_progress(o["text"])
                     if not o["text"].strip():
                         continue
-                if (o.get("output_type") == "stream" and kept and kept[-1].get("output_type") == "stream"
-                        and kept[-1].get("name") == o.get("name")):   # how text was chunked depends on timing
-                    kept[-1]["text"] += o["text"]
-                    continue
+                if o.get("output_type") == "stream":
+                    # how text was chunked, and how stdout and stderr interleave, depends on timing: within a
+                    # run of stream outputs, each stream's text goes to its first output
+                    block = []
+                    for prev in reversed(kept):
+                        if prev.get("output_type") != "stream":
+                            break
+                        block.append(prev)
+                    same = [prev for prev in block if prev.get("name") == o.get("name")]
+                    if same:
+                        same[-1]["text"] += o["text"]
+                        continue
                 kept.append(o)
             cell["outputs"] = kept
         for k in _RUN_KEYS:

@@ -212,7 +212,8 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
                 best_state = copy.deepcopy(method.module.state_dict())
         res.history.append(row)
         if log:
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                         if k != "seconds"))   # wall time: not printed, so an executed notebook is reproducible
     if best_state is not None:
         method.module.load_state_dict(best_state)
     else:

@@ -104,3 +104,19 @@ def test_frame_handles_queued_and_failed_records():
     assert list(df["kind"]) == ["workspace", "baseline", "experiment", "experiment"]
     assert df.set_index("name").loc["queued-1", "state"] == "dvc-task"
     assert df.set_index("name").loc["bad", "error"] == "boom"
+
+
+def test_spread_columns_and_error_bars_of_multi_seed_metrics():
+    from vadlib.report.experiments import plot_metric_vs_param, spread_columns
+
+    f = "reports/train_mil/demo_a/metrics.json"
+    df = pd.DataFrame({"name": ["a", "b"], "kind": ["experiment"] * 2, "train_mil.val_fraction": [0.1, 0.2],
+                       f"{f}:micro_auc": [0.7, 0.8], f"{f}:micro_auc_std": [0.02, 0.05],
+                       f"{f}:micro_auc_max": [0.72, 0.85], f"{f}:n_seeds": [3, 3],
+                       "reports/zeroshot/demo_a/metrics.json:micro_auc": [0.6, 0.6]})
+    assert spread_columns(df) == [f"{f}:micro_auc_std", f"{f}:micro_auc_max", f"{f}:n_seeds"]
+    fig = plot_metric_vs_param(df, "train_mil.val_fraction", f"{f}:micro_auc")
+    bars = [c for c in fig.axes[0].containers if c.__class__.__name__ == "ErrorbarContainer"]
+    assert len(bars) == 1
+    segs = bars[0].lines[2][0].get_segments()
+    assert [s[1][1] - s[0][1] for s in segs] == pytest.approx([0.04, 0.10])

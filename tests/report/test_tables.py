@@ -121,3 +121,27 @@ def test_latex_compiles_if_pdflatex(reports, tmp_path):
     r = subprocess.run(["pdflatex", "-interaction=nonstopmode", doc.name], cwd=tmp_path, capture_output=True, timeout=60)
     assert r.returncode == 0, r.stdout[-2000:]
     assert b"Overfull \\hbox" not in r.stdout        # scaled to the text width
+
+
+def test_multi_seed_rows_print_mean_pm_std_and_per_seed_files_are_not_rows(reports):
+    from vadlib.seeds import summarize
+
+    per = {0: {"micro_auc": 0.70, "macro_auc": 0.6}, 1: {"micro_auc": 0.80, "macro_auc": 0.6},
+           2: {"micro_auc": 0.75, "macro_auc": 0.6}}
+    for s, m in per.items():
+        _write(reports / "train_mil" / "demo_a" / "seeds" / f"seed_{s}" / "metrics.json",
+               {**m, "protocol": {"method": "sultani", "dataset": "demo_a"}})
+    _write(reports / "train_mil" / "demo_a" / "metrics.json",
+           {**summarize(per, ["micro_auc", "macro_auc"]), "protocol": {"method": "sultani", "dataset": "demo_a"}})
+    t = results_table(reports, quoted="all")
+    mil = t[t["stage"] == "train_mil"]
+    assert len(mil) == 1                                  # seeds/seed_<k>/ are not rows of their own
+    assert mil["micro_auc"].iloc[0] == pytest.approx(75.0)
+    shown = display_table(t)
+    row = shown[shown["stage"] == "train_mil"].iloc[0]
+    assert row["micro_auc"] == "75.00 ± 5.00 (3)" and row["macro_auc"] == "60.00 ± 0.00 (3)"
+    zs = shown[shown["stage"] == "zeroshot"].iloc[0]
+    assert zs["micro_auc"] == "61.00"                     # untrained: one value, same format
+    assert not shown[shown["kind"] != "measured"].astype(str).apply(lambda c: c.str.contains("±")).any().any()
+    tex = to_latex(t, columns=["method", "dataset", "micro_auc"])
+    assert r"75.00 $\pm$ 5.00 (3)" in tex and "zeroshot" in tex and r"61.00 \\" in tex

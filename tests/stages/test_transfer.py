@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 import torch
 
 from vadlib.stages import transfer
@@ -27,3 +28,20 @@ def test_transfer_writes_every_output(repo, params_yaml):
     ck = torch.load(out / "model" / "demo_a.pt", map_location="cpu", weights_only=True)
     assert ck["features"]["backbone"] == "vadlib-tiny"
     assert len(list((out / "predictions").glob("*.npz"))) == len(res["result"].predictions)
+
+
+def test_transfer_matrix_is_the_mean_of_the_per_seed_matrices(repo, params_yaml):
+    p = {**params_yaml["transfer"], "train": {"epochs": 2}, "variants": ["full", "clip_zeroshot"], "seeds": [0, 1]}
+    transfer.run(p, repo.ctx("transfer_seeds"))
+    out = repo.root / "reports" / "transfer_seeds"
+    m = json.loads((out / "metrics.json").read_text())
+    per = [json.loads((out / "seeds" / f"seed_{s}" / "metrics.json").read_text()) for s in (0, 1)]
+    cell, vals = m["pairs"]["demo_a->demo_b"]["full"], [x["pairs"]["demo_a->demo_b"]["full"]["micro_auc"] for x in per]
+    assert cell["n_seeds"] == 2 and cell["micro_auc"] == pytest.approx(sum(vals) / 2)
+    assert cell["micro_auc_std"] == pytest.approx(abs(vals[0] - vals[1]) / 2 ** 0.5)
+    w = [torch.load(out / "seeds" / f"seed_{s}" / "model" / "demo_a.pt", weights_only=True)["state_dict"] for s in (0, 1)]
+    assert any(not torch.equal(w[0][k], w[1][k]) for k in w[0])   # the seeds train different models
+    assert m["pairs"]["demo_a->demo_b"]["clip_zeroshot"]["micro_auc_std"] == 0.0   # untrained variant
+    assert " ± " in (out / "transfer_matrix.md").read_text()
+    assert "seconds" not in (out / "transfer_matrix.csv").read_text() + (out / "metrics.json").read_text()
+    assert set(json.loads((out / "timing.json").read_text())["training_seconds"]) == {"0", "1"}

@@ -247,9 +247,10 @@ def compute_dataset_flow(videos: Sequence, cache_dir: str | Path, cfg: FlowConfi
     dt = time.perf_counter() - t0
     stats = {"videos_computed": len(todo), "videos_cached": len(videos) - len(todo), "frames": n_frames,
              "seconds": dt, "frames_per_s": n_frames / dt if n_frames else None, "workers": workers}
+    # "wall time:" lines depend on the run (speed, what was cached): stored notebooks drop them (vadlib.pipeline)
     if n_frames:
-        print(f"optical flow ({cfg.method}/{cfg.preset}): {n_frames} frames of {len(todo)} videos in "
+        print(f"wall time: optical flow ({cfg.method}/{cfg.preset}): {n_frames} frames of {len(todo)} videos in "
               f"{dt:.1f} s = {n_frames / dt:.1f} frames/s with {workers} worker(s)")
     else:
-        print(f"optical flow: all {len(videos)} videos already cached in {cache_dir}")
+        print(f"wall time: optical flow: all {len(videos)} videos already cached in {cache_dir}")
     return FlowCache(cache_dir, cfg, stats)

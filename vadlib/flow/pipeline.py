@@ -111,6 +111,7 @@ class FlowNFParams:
     cache: str = "data/flow"
     workers: int = bounded(2, min=0)
     seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])   # the stage trains once per seed ([] = `seed`)
     sigma: float = bounded(3, min=0)
     calib_every: int = bounded(5, min=1)
     norm_quantiles: list[float] = field(default_factory=lambda: [0.0, 0.999])   # two: see _config_check
@@ -196,9 +197,41 @@ def video_features(video, flow_file: Path, flow_cfg: FlowConfig, rcfg: RegionCon
         np.stack(vels) if vels else np.zeros((0, vel_bins), np.float32), naive)
 
 
+#: ``{key: {video: RegionFeatures}}`` while a multi-seed stage runs (:func:`feature_memo`); None = off.
+#: The features do not depend on the seed, so the seeds after the first reuse them.
+_FEATURE_MEMO: dict | None = None
+
+
+class feature_memo:
+    """``with feature_memo():`` — :func:`dataset_features` computes each video set's features once inside."""
+
+    def __enter__(self):
+        global _FEATURE_MEMO
+        self._outer, _FEATURE_MEMO = _FEATURE_MEMO, ({} if _FEATURE_MEMO is None else _FEATURE_MEMO)
+        return self
+
+    def __exit__(self, *exc):
+        global _FEATURE_MEMO
+        _FEATURE_MEMO = self._outer
+        return False
+
+
 def dataset_features(videos: Sequence, cache_dir: Path, flow_cfg: FlowConfig, rcfg: RegionConfig, patch: Mapping,
                      vel_bins: int, naive_top: float, workers: int = 2) -> dict[str, RegionFeatures]:
-    """Flow (cached) then features of all ``videos`` (process pool); ``{video: RegionFeatures}``."""
+    """Flow (cached) then features of all ``videos`` (process pool); ``{video: RegionFeatures}``
+    (reused inside :class:`feature_memo`)."""
+    key = (tuple(str(getattr(v, "path", v.name)) for v in videos), str(cache_dir), repr(flow_cfg), repr(rcfg),
+           repr(sorted(dict(patch).items())), int(vel_bins), float(naive_top))
+    if _FEATURE_MEMO is not None and key in _FEATURE_MEMO:
+        return _FEATURE_MEMO[key]
+    out = _dataset_features(videos, cache_dir, flow_cfg, rcfg, patch, vel_bins, naive_top, workers)
+    if _FEATURE_MEMO is not None:
+        _FEATURE_MEMO[key] = out
+    return out
+
+
+def _dataset_features(videos: Sequence, cache_dir: Path, flow_cfg: FlowConfig, rcfg: RegionConfig, patch: Mapping,
+                      vel_bins: int, naive_top: float, workers: int = 2) -> dict[str, RegionFeatures]:
     from tqdm.auto import tqdm
 
     cache = compute_dataset_flow(videos, cache_dir, flow_cfg, workers=workers)
@@ -211,8 +244,8 @@ def dataset_features(videos: Sequence, cache_dir: Path, flow_cfg: FlowConfig, rc
             feats = list(tqdm(pool.map(_vf_star, args), total=len(args), desc="regions+features", unit="video"))
     n_reg = sum(len(f.frame) for f in feats)
     n_fr = sum(f.n_frames for f in feats)
-    print(f"regions+features: {n_reg} regions in {n_fr} frames ({n_reg / max(n_fr, 1):.2f}/frame) "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(f"regions+features: {n_reg} regions in {n_fr} frames ({n_reg / max(n_fr, 1):.2f}/frame)")
+    print(f"wall time: regions+features {time.perf_counter() - t0:.1f} s")
     return {f.name: f for f in feats}
 
 

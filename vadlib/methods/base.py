@@ -171,7 +171,8 @@ class Method(ABC):
                 "class_names": list(self.class_names), "feat_dim": int(self.feat_dim), "extra": dict(extra),
                 "meta": meta, "state_dict": sd}
         with atomic_path(path, suffix=".pt") as tmp:
-            torch.save(ckpt, tmp)
+            with open(tmp, "wb") as fh:   # a file object: the archive is named "archive", not after the temp file
+                torch.save(ckpt, fh)
         return Path(path)
 
     @classmethod

@@ -397,7 +397,8 @@ class GlowDensity:
 
     def save(self, path: str | Path) -> Path:
         with atomic_path(path) as tmp:
-            torch.save(self.state(), tmp)
+            with open(tmp, "wb") as fh:   # a file object: the archive is named "archive", not after the temp file
+                torch.save(self.state(), fh)
         return Path(path)
 
     @classmethod

@@ -504,8 +504,7 @@ def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list
                     training[key] = train_source(model, train, train_cfg, cfg.device)
                     if log:
                         log(f"  objective {training[key]['objective']}, final loss "
-                            f"{training[key]['losses'][-1] if training[key]['losses'] else float('nan'):.4f}, "
-                            f"{training[key]['seconds']:.1f}s")
+                            f"{training[key]['losses'][-1] if training[key]['losses'] else float('nan'):.4f}")
                 models[key] = model
             model = models[key]
             if var.test == "generic":
@@ -542,7 +541,8 @@ def save_transfer_model(path, model: VideoAnomalyCLIP, params: Mapping, source: 
     ck = {"format": CHECKPOINT_FORMAT, "source": source, "dim": int(model.dim), "params": json_params(params),
           "features": dict(features), "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(ck, tmp)
+        with open(tmp, "wb") as fh:   # a file object: the archive is named "archive", not after the temp file
+            torch.save(ck, fh)
     return Path(path)
 
 
@@ -604,8 +604,10 @@ def fired_summary(preds: Predictions, videos: Sequence[VideoFeatures]):
     return df / df.sum(0).replace(0, np.nan)
 
 
-def plot_transfer(table, score: str = "calibrated", real_weights: bool = True, caption: str = ""):
-    """Two heatmaps: source × target AUC of the ``full`` model, and variant × pair AUC/AP."""
+def plot_transfer(table, score: str = "calibrated", real_weights: bool = True, caption: str = "",
+                  spread: bool = False):
+    """Two heatmaps: source × target AUC of the ``full`` model, and variant × pair AUC/AP. ``spread``:
+    ``table`` holds means over seeds with ``<metric>_std`` columns; each cell then reads ``mean ± std``."""
     import matplotlib.pyplot as plt
 
     st = source_target_matrix(table, "full", score)
@@ -614,14 +616,17 @@ def plot_transfer(table, score: str = "calibrated", real_weights: bool = True, c
     fig, axes = plt.subplots(1, 3, figsize=(5 + 2.2 * (st.shape[1] + 2 * auc.shape[1]), 1.5 + 0.6 * max(len(st), len(auc))),
                              gridspec_kw={"width_ratios": [max(st.shape[1], 1), auc.shape[1], ap.shape[1]],
                                           "wspace": 0.6})
+    sds = ((source_target_matrix(table, "full", score, "micro_auc_std"), transfer_matrix(table, score, "micro_auc_std"),
+            transfer_matrix(table, score, "micro_ap_std")) if spread else (None, None, None))
     for k, (ax, m, title) in enumerate(((axes[0], st, f"full model, micro AUC ({score})"), (axes[1], auc, "micro AUC"),
                                         (axes[2], ap, "micro AP"))):
+        sd = sds[k]
         im = ax.imshow(m.values.astype(float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(m.shape[1]), list(m.columns), rotation=30, ha="right")
         ax.set_yticks(range(m.shape[0]), list(m.index) if k < 2 else [])
         for (i, j), val in np.ndenumerate(m.values.astype(float)):
             if np.isfinite(val):
-                ax.text(j, i, f"{val:.3f}", ha="center", va="center", color="w" if val < 0.6 else "k", fontsize=9)
+                ax.text(j, i, f"{val:.3f}" + ("" if sd is None else f"\n± {float(sd.values[i, j]):.3f}"), ha="center", va="center", color="w" if val < 0.6 else "k", fontsize=9)
         ax.set_title(title, fontsize=10)
     axes[0].set_xlabel("target")
     axes[0].set_ylabel("source")

@@ -98,6 +98,16 @@ def metric_columns(df: pd.DataFrame, key: str = "micro_auc") -> list[str]:
     return [c for c in df.columns if ":" in c and c.rsplit(":", 1)[1] == key]
 
 
+def spread_columns(df: pd.DataFrame, key: str = "micro_auc") -> list[str]:
+    """The spread over seeds beside each metric column of ``key`` (:mod:`vadlib.seeds`): the columns
+    ``<file>:<key>_std``, ``_min``, ``_max`` and ``<file>:n_seeds`` that exist, in that order per file."""
+    out = []
+    for c in metric_columns(df, key):
+        f = c.rsplit(":", 1)[0]
+        out += [x for x in (f"{c}_std", f"{c}_min", f"{c}_max", f"{f}:n_seeds") if x in df.columns]
+    return out
+
+
 def param_columns(df: pd.DataFrame) -> list[str]:
     """Parameter columns whose value differs between rows (what an experiment changed)."""
     cols = [c for c in df.columns if c not in META and ":" not in c]
@@ -149,13 +159,15 @@ def select_runs(df: pd.DataFrame, names: Iterable[str] | None = None, limit: int
 
 def plot_metric_vs_param(df: pd.DataFrame, param: str, metric: str, hue: str | None = None,
                          width: str | float = "single", real_weights: bool = True):
-    """Metric against a parameter over experiments: points (one per run) and the mean per value."""
+    """Metric against a parameter over experiments: points (one per run) and the mean per value; a
+    run's spread over seeds (the ``<metric>_std`` column, when present) as an error bar."""
     from vadlib.report import style
 
     for c in (param, metric) + ((hue,) if hue else ()):
         if c not in df.columns:
             raise VadlibError(f"column {c!r} not in the experiments table; columns: {', '.join(map(str, df.columns))}")
-    d = df[[param, metric] + ([hue] if hue else [])].dropna(subset=[metric])
+    std = f"{metric}_std" if f"{metric}_std" in df.columns else None
+    d = df[[param, metric] + ([hue] if hue else []) + ([std] if std else [])].dropna(subset=[metric])
     d = d.assign(**{metric: pd.to_numeric(d[metric], errors="coerce")}).dropna(subset=[metric])
     x = pd.to_numeric(d[param], errors="coerce")
     numeric = x.notna().all() and len(x)
@@ -165,6 +177,9 @@ def plot_metric_vs_param(df: pd.DataFrame, param: str, metric: str, hue: str | N
         for j, (h, g) in enumerate(groups):
             gx = pd.to_numeric(g[param], errors="coerce") if numeric else g[param].astype(str)
             ax.scatter(gx, g[metric], s=12, color=style.PALETTE[j % len(style.PALETTE)], label=h, zorder=3)
+            if std:                   # ± std over seeds of each run
+                ax.errorbar(gx, g[metric], yerr=pd.to_numeric(g[std], errors="coerce").fillna(0).values, fmt="none",
+                            ecolor=style.PALETTE[j % len(style.PALETTE)], elinewidth=0.7, capsize=2, zorder=2)
             if numeric:
                 mean = g.assign(_x=gx).groupby("_x")[metric].mean().sort_index()
                 ax.plot(mean.index, mean.values, color=style.PALETTE[j % len(style.PALETTE)], lw=0.9)

@@ -102,31 +102,34 @@ def timeline_figures(reports: Path, out: Path, datasets: Mapping[str, Mapping] |
     return paths, skipped
 
 
-def _matrix_from_csv(path: Path) -> pd.DataFrame:
+def _matrix_from_csv(path: Path, metric: str | None = None) -> pd.DataFrame:
+    """Source × target matrix (percent) of ``metric`` (default ``micro_auc``) of a ``transfer_matrix.csv``."""
     df = pd.read_csv(path)
     if {"source", "target"} <= set(df.columns):
-        metric = "micro_auc" if "micro_auc" in df.columns else df.select_dtypes("number").columns[0]
+        metric = metric or ("micro_auc" if "micro_auc" in df.columns else df.select_dtypes("number").columns[0])
         if "variant" in df.columns:
             df = df[df["variant"] == ("full" if (df["variant"] == "full").any() else df["variant"].iloc[0])]
         if "score" in df.columns:
             score = (_metrics_near(path).get("protocol") or {}).get("score")
             df = df[df["score"] == (score if score in set(df["score"]) else df["score"].iloc[0])]
         m = df.pivot_table(index="source", columns="target", values=metric, aggfunc="first")
-        return m * 100 if m.max().max() <= 1.0 else m
+        return m * 100 if metric.endswith("_std") or m.max().max() <= 1.0 else m
     return pd.read_csv(path, index_col=0)
 
 
 def transfer_figures(reports: Path, out: Path, **_: Any) -> Made:
-    """Source × target heatmap from every ``transfer_matrix.csv`` (long table or matrix)."""
-    found = sorted(reports.glob("*/**/transfer_matrix.csv"))
+    """Source × target heatmap from every ``transfer_matrix.csv`` (long table or matrix); a table of means
+    over seeds (``micro_auc_std`` column) gives cells ``mean ± std``. Per-seed tables (``seeds/``) are skipped."""
+    found = sorted(f for f in reports.glob("*/**/transfer_matrix.csv") if "seeds" not in f.relative_to(reports).parts)
     if not found:
         return [], ["transfer heatmap: no reports/<stage>/transfer_matrix.csv found"]
     paths = []
     for f in found:
         m = _matrix_from_csv(f)
+        sd = _matrix_from_csv(f, "micro_auc_std") if "micro_auc_std" in pd.read_csv(f, nrows=0).columns else None
         real = (_metrics_near(f).get("protocol") or {}).get("real_weights", True) is not False
         name = "transfer_matrix" if len(found) == 1 else f"transfer_matrix_{_slug(f.parent.relative_to(reports))}"
-        paths.append(style.save(style.transfer_heatmap(m, real_weights=real), name, out)[-1])
+        paths.append(style.save(style.transfer_heatmap(m, real_weights=real, spread=sd), name, out)[-1])
     return paths, []
 
 

@@ -131,6 +131,9 @@ def table_html(df: pd.DataFrame, columns: Sequence[str] | None = None, css_id: s
         for c in cols:
             v = r[c]
             text = html.escape(ranges[c]) if c in ranges and _cell(v) == "—" else _cell(v)
+            if isinstance(r.get("spread"), dict) and c in r["spread"] and _cell(v) != "—":   # mean ± std (n seeds)
+                std, n = r["spread"][c]
+                text = f"{float(v):.2f} ± {float(std):.2f} ({int(n)})"
             if c == "kind" and quoted:
                 text = f'<span class="badge quoted-badge">quoted {html.escape(str(r.get("source", "")))}</span>'
             elif c == "method" and random:

@@ -215,14 +215,18 @@ def class_bars(df: pd.DataFrame, value: str = "auc", cls: str = "class", hue: st
 
 
 def transfer_heatmap(matrix: pd.DataFrame, width: str | float = "single", fmt: str = ".1f", label: str = "AUC (%)",
-                     real_weights: bool = True):
-    """Source (rows) × target (columns) heatmap, e.g. a ``transfer_matrix.csv`` read with ``index_col=0``."""
+                     real_weights: bool = True, spread: pd.DataFrame | None = None):
+    """Source (rows) × target (columns) heatmap, e.g. a ``transfer_matrix.csv`` read with ``index_col=0``.
+    ``spread``: the std over seeds, same shape; cells then read ``mean ± std``."""
     import seaborn as sns
 
     m = matrix.apply(pd.to_numeric, errors="coerce")
     fig, ax = figure(width, aspect=0.85)
     with thesis_style():
-        sns.heatmap(m, annot=True, fmt=fmt, cmap="viridis", ax=ax, cbar_kws={"label": label},
+        annot = True if spread is None else np.array(
+            [[f"{a:{fmt}}\n± {b:{fmt}}" if np.isfinite(a) else "" for a, b in zip(ra, rb)]
+             for ra, rb in zip(m.values.astype(float), spread.reindex_like(m).values.astype(float))], dtype=object)
+        sns.heatmap(m, annot=annot, fmt=fmt if spread is None else "", cmap="viridis", ax=ax, cbar_kws={"label": label},
                     annot_kws={"fontsize": 6}, linewidths=0.4, linecolor="white")
         ax.set(xlabel=m.columns.name or "target", ylabel=m.index.name or "source")
         ax.tick_params(axis="x", rotation=30)

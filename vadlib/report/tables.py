@@ -3,6 +3,11 @@
 Measured rows come from ``reports/<stage>/[<item>/]metrics.json``; reference rows are the
 published figures of :file:`vadlib/report/published.yaml`, always carried with
 ``kind = "quoted"`` and their source tag so they are never mistaken for measurements.
+
+A trained stage run over several seeds (:mod:`vadlib.seeds`) gives the mean in the metric column and
+its spread in ``spread`` (``{metric: [std, n]}``, std in the metric's unit); :func:`display_table` and
+:func:`to_latex` print such a cell as ``mean ± std (n)``, untrained rows as one value, quoted rows as
+quoted. Per-seed files (``<stage>/.../seeds/seed_<k>/metrics.json``) are not rows of their own.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ METRICS = ["micro_auc", "macro_auc", "micro_ap", "macro_ap", "mauc", "map"]
 PROTOCOL = ["sigma", "ap_definition", "gt_file", "backbone", "real_weights"]
 COLUMNS = ["stage", "method", "dataset", "micro_auc", "macro_auc", "micro_ap", "macro_ap", "mauc",
            "sigma", "ap_definition", "gt_file", "backbone", "real_weights", "source"]
-RESULT_COLUMNS = ["kind", "stage", "method", "dataset", "setting", *METRICS, *PROTOCOL, "source", "note", "ranges"]
+RESULT_COLUMNS = ["kind", "stage", "method", "dataset", "setting", *METRICS, *PROTOCOL, "source", "note", "ranges",
+                  "spread"]
 PUBLISHED = Path(__file__).with_name("published.yaml")
 
 # other spellings a stage may use for the same metric
@@ -49,7 +55,8 @@ def _metric_files(reports: Path, exclude: Sequence[str]) -> list[tuple[str, Path
     out = []
     for path in sorted(reports.glob("*/**/metrics.json")):
         stage = path.relative_to(reports).parts[0]
-        if stage not in exclude and not any(p.startswith(".") for p in path.relative_to(reports).parts):
+        parts = path.relative_to(reports).parts
+        if stage not in exclude and not any(p.startswith(".") for p in parts) and "seeds" not in parts[1:-1]:
             out.append((stage, path))
     return out
 
@@ -62,6 +69,19 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise DataError(path, f"metrics file must hold a JSON object, found {type(data).__name__}")
     return data
+
+
+def _spread(d: Mapping) -> dict | None:
+    """``{metric: [std, n]}`` of a multi-seed result (``<key>_std`` and ``n_seeds`` > 1), else None."""
+    n = d.get("n_seeds")
+    if not isinstance(n, int) or n < 2:
+        return None
+    out = {}
+    for k, names in _ALIASES.items():
+        std = _pick(d, [f"{a}_std" for a in names])
+        if std is not None and _pick(d, names) is not None:
+            out[k] = [std, n]
+    return out or None
 
 
 def _pair_rows(data: dict, stage: str) -> list[dict]:
@@ -103,6 +123,7 @@ def measured_rows(reports: str | Path, exclude: Sequence[str] = ("report", "comp
                 **{k: d.get(k, proto.get(k)) for k in PROTOCOL},
                 "source": str(path.relative_to(reports)),
                 "note": d.get("note", proto.get("note")),
+                "spread": _spread(d),
             })
     return rows
 
@@ -175,6 +196,8 @@ def results_table(reports: str | Path, published: str | Path | pd.DataFrame | No
         for k in METRICS:
             if r[k] is not None:
                 r[k] = 100.0 * r[k]
+        if r.get("spread"):
+            r["spread"] = {k: [100.0 * std, n] for k, (std, n) in r["spread"].items()}
     rows = list(meas)
     if quoted != "none":
         pub = published if isinstance(published, pd.DataFrame) else load_published(published)
@@ -206,6 +229,14 @@ def _fmt(v: Any, floatfmt: str) -> str:
     return str(v)
 
 
+def spread_cell(mean: Any, spread: Any, col: str, floatfmt: str) -> str | None:
+    """``"81.20 ± 1.30 (3)"`` when ``spread`` (a row's ``{metric: [std, n]}``) has ``col``, else None."""
+    if not isinstance(spread, dict) or col not in spread or _fmt(mean, floatfmt) == "--":
+        return None
+    std, n = spread[col]
+    return f"{format(float(mean), floatfmt)} ± {format(float(std), floatfmt)} ({int(n)})"
+
+
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f", index: bool = False) -> str:
     """Markdown table (needs ``tabulate``); missing values print as ``--``; quoted rows keep their ``kind``."""
     d = df.astype(object).where(df.notna(), None)
@@ -215,7 +246,7 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f", index: bool = False) ->
 _TEX_ESC = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
             "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
             "σ": r"$\sigma$", "µ": r"$\mu$", "–": "--", "→": r"$\to$", "≈": r"$\approx$", "†": r"$^\dagger$",
-            "×": r"$\times$", "§": r"\S{}", "—": "---", "·": r"$\cdot$"}
+            "×": r"$\times$", "§": r"\S{}", "—": "---", "·": r"$\cdot$", "±": r"$\pm$"}
 
 
 def latex_escape(text: str) -> str:
@@ -232,7 +263,7 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results",
     ``\\midrule`` heading, each quoted method marked with a dagger and explained in the caption.
     Missing values print as ``--``. The result pastes into a document unchanged.
     """
-    cols = [c for c in (columns or df.columns) if c in df.columns and c not in ("kind", "ranges")]
+    cols = [c for c in (columns or df.columns) if c in df.columns and c not in ("kind", "ranges", "spread")]
     has_kind = "kind" in df.columns
     align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) and df[c].dtype != bool else "l" for c in cols)
     head = " & ".join(latex_escape(LABELS.get(c, c)) for c in cols) + r" \\"
@@ -248,7 +279,10 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results",
             cells = []
             ranges = r.get("ranges") if isinstance(r.get("ranges"), dict) else {}
             for c in cols:
-                if c in ranges and _fmt(r[c], "g") == "--":
+                spread = spread_cell(r[c], r.get("spread"), c, floatfmt)
+                if spread is not None:          # mean ± std (n seeds)
+                    s = latex_escape(spread)
+                elif c in ranges and _fmt(r[c], "g") == "--":
                     s = latex_escape(ranges[c])
                 else:
                     s = latex_escape(_fmt(r[c], floatfmt if c in METRICS or c not in PROTOCOL else "g"))
@@ -282,10 +316,21 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "tab:results",
     return "\n".join(lines) + "\n"
 
 
-def display_table(df: pd.DataFrame) -> pd.DataFrame:
+def display_table(df: pd.DataFrame, floatfmt: str = ".2f") -> pd.DataFrame:
     """``df`` for reading (Markdown/HTML): quoted rows' ``kind`` spelled ``quoted [tag]``, published
-    ranges written into their metric cells, random-weight rows flagged, ``ranges`` dropped."""
+    ranges written into their metric cells, multi-seed cells as ``mean ± std (n)`` (``floatfmt``),
+    random-weight rows flagged, ``ranges`` and ``spread`` dropped."""
     d = df.copy()
+    if "spread" in d:
+        for i, sp in d["spread"].items():
+            for c in (sp if isinstance(sp, dict) else ()):
+                text = spread_cell(d.at[i, c], sp, c, floatfmt) if c in d else None
+                if text is not None:
+                    if d[c].dtype != object:   # the column turns text: its single values keep floatfmt
+                        d[c] = [v if _fmt(v, floatfmt) == "--" else format(float(v), floatfmt) for v in d[c]]
+                        d[c] = d[c].astype(object).where(df[c].notna(), None)
+                    d.at[i, c] = text
+        d = d.drop(columns="spread")
     if "ranges" in d:
         for c in METRICS:
             if c in d:

@@ -5,10 +5,17 @@ retraining to every ``transfer`` dataset.
 Writes under ``ctx.out_dir`` every output ``dvc.yaml`` lists (besides the executed notebook):
 ``model/`` (when trained), ``metrics.json``, ``results.csv`` and ``figures/`` (log-likelihood
 histograms and score timelines per test dataset).
+
+The Glow / velocity GMM / pose flow are trained once per seed of ``seeds``: each seed's ``model/``,
+``metrics.json`` and ``results.csv`` go to ``seeds/seed_<k>/``; the top-level ``metrics.json`` and
+``results.csv`` give per test dataset × method the mean over seeds with ``_std``, ``_min``, ``_max``,
+``n_seeds`` (:mod:`vadlib.seeds`; the untrained ``naive`` baseline keeps one value), and the top-level
+``model/`` and figures are the first seed's. Wall times go to ``timing.json`` (not a DVC output).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -17,10 +24,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from vadlib.errors import ConfigError
-from vadlib.flow.pipeline import (FlowNFModel, FlowNFParams, apply_model, evaluate_all, merge_params, report_rows,
-                                  train_flow_nf)
+from vadlib.flow.pipeline import (FlowNFModel, FlowNFParams, apply_model, evaluate_all, feature_memo, merge_params,
+                                  report_rows, train_flow_nf)
 from vadlib.io import atomic_path, write_json
 from vadlib.metrics import json_safe
+from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 
 Params = FlowNFParams
@@ -29,9 +37,10 @@ STAGE = "flow_nf"
 
 def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True) -> dict:
     """The whole stage. ``params``: the ``flow_nf`` section (a :class:`Params` or a mapping, checked);
-    ``ctx.seed`` is the seed. Returns everything the notebook shows: ``{"params", "protocol", "info",
+    ``seeds`` (default ``[ctx.seed]``) the training seeds. Returns the first seed's everything the notebook shows: ``{"params", "protocol", "info",
     "results": {dataset: apply_model(...) + "metrics", "gt_file", "transfer"}, "table": rows,
-    "model": FlowNFModel, "figures": [paths]}``."""
+    "model": FlowNFModel}`` with ``"seeds"`` (``{seed: that run}``), ``"summary"`` (the top-level
+    ``metrics.json``), ``"timing"`` and ``"figures": [paths]``."""
     import torch
 
     from vadlib.data import get_dataset
@@ -40,9 +49,60 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         params = from_section(Params, params, STAGE)
     p = merge_params({**asdict(params), "seed": ctx.seed})
     torch.set_num_threads(max(1, int(p["workers"])))
-    t_start = time.perf_counter()
     out = ctx.out_dir
     out.mkdir(parents=True, exist_ok=True)
+    seeds = resolve_seeds(p["seeds"], ctx.seed)
+    if p["model_in"]:                     # applying one given model: nothing is trained, one run
+        seeds = seeds[:1]
+    with feature_memo():                  # regions and features do not depend on the seed: computed once
+        runs = {s: run_seed({**p, "seed": s}, ctx, seed_dir(out, s)) for s in seeds}
+    first = runs[seeds[0]]
+    if (seed_dir(out, seeds[0]) / "model").exists():   # the first seed's model is the stage's
+        if (out / "model").exists():
+            shutil.rmtree(out / "model")
+        shutil.copytree(seed_dir(out, seeds[0]) / "model", out / "model")
+        first["info"]["model_out"] = str(out / "model")
+    keys = ("micro_auc", "macro_auc", "micro_ap", "macro_ap")
+    summary = {k: v for k, v in first["metrics_json"].items() if k not in ("results", "rows", "info")}
+    summary["params"] = {**summary["params"], "seed": seeds}
+    summary["info"] = {k: v for k, v in first["metrics_json"]["info"].items() if k != "model_out"}
+    summary["results"], table = {}, []
+    for name, r0 in first["metrics_json"]["results"].items():
+        summary["results"][name] = {k: v for k, v in r0.items() if not isinstance(v, Mapping)}
+        for meth, m0 in r0.items():
+            if not isinstance(m0, Mapping):
+                continue
+            trained = meth != "naive"     # the naive flow-magnitude baseline does not depend on the seed
+            used = seeds if trained else seeds[:1]
+            sm = summarize({s: runs[s]["metrics_json"]["results"][name][meth] for s in used}, keys)
+            summary["results"][name][meth] = {**{k: v for k, v in m0.items() if k not in keys}, **sm}
+            row = next(x for x in first["table"] if x["test"] == name and x["method"] == meth)
+            table.append({**row, **{k: v for k, v in sm.items() if k != "per_seed"}})
+    summary["rows"] = report_rows(summary)
+    cells = [m for r in summary["results"].values() for m in r.values() if isinstance(m, Mapping)]
+    for row, m in zip(summary["rows"], cells):   # report_rows' order; it keeps the means, the spread goes beside
+        row.update({k: m[k] for k in m if k.endswith(("_std", "_min", "_max")) or k in ("n_seeds", "seeds")})
+    write_json(out / "metrics.json", json_safe(summary))
+    import pandas as pd
+
+    with atomic_path(out / "results.csv") as tmp:
+        pd.DataFrame(table).drop(columns=["seeds"], errors="ignore").to_csv(tmp, index=False)
+    timing = {str(s): r["timing"] for s, r in runs.items()}
+    write_timing(out, timing)
+    print(f"wall time: flow_nf stage {sum(t['seconds_total'] for t in timing.values()):.1f} s over {len(seeds)} seed(s)"
+          " (timing.json)")
+    res = {**first, "table": table, "summary": summary, "seeds": runs, "timing": timing}
+    res["figures"] = write_figures(res, out / "figures") if figures else []
+    return res
+
+
+def run_seed(p: dict, ctx: StageContext, out: Path) -> dict:
+    """Train (or load) with ``p["seed"]`` and apply to every test dataset; writes ``out/{model/,
+    metrics.json, results.csv}``. Returns ``{"params", "protocol", "info", "results", "table", "model",
+    "metrics_json", "timing"}``."""
+    from vadlib.data import get_dataset
+
+    t_start = time.perf_counter()
 
     def _ds(name):
         if name not in ctx.datasets:
@@ -81,7 +141,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         "region_to_frame": "max over regions; frames without regions = lowest calibration region score",
         "precision": "fp32",  # optical flow + Glow, no CLIP encoder: backbone.precision does not apply
     }
-    info["seconds_total"] = time.perf_counter() - t_start
+    timing = {"seconds_total": time.perf_counter() - t_start, "glow_seconds": info.pop("glow_seconds", None)}
     metrics = {"protocol": protocol, "params": p, "info": {k: v for k, v in info.items() if k != "glow_history"},
                "results": {n: {"gt_file": r["gt_file"], "transfer": r["transfer"],
                                **{m: {k: v for k, v in d.items() if not isinstance(v, (list, dict))}
@@ -92,10 +152,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
 
     with atomic_path(out / "results.csv") as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
-    print(f"flow_nf stage: {info['seconds_total']:.1f} s total")
-    res = {"params": p, "protocol": protocol, "info": info, "results": results, "table": rows, "model": model}
-    res["figures"] = write_figures(res, out / "figures") if figures else []
-    return res
+    return {"params": p, "protocol": protocol, "info": info, "results": results, "table": rows, "model": model,
+            "metrics_json": metrics, "timing": timing}
 
 
 def caption(res: Mapping, name: str) -> str:

@@ -20,7 +20,7 @@ from vadlib.stages._params import StageContext, from_section, notebook_params, s
 STAGE = "report"
 #: the downloadable files the page links under the table (in this order)
 DOWNLOADS = ("results.csv", "results.md", "results.tex", "results_matrix.csv", "results_matrix.tex", "published.md",
-             "environment.json")
+             "environment.json", "significance.json")
 
 
 @dataclass
@@ -41,6 +41,38 @@ class Params:
 def _write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def significance_notes(reports: Path, datasets: Mapping[str, Mapping], n_boot: int = 1000,
+                       pair: tuple[str, str] = ("train_mil", "zeroshot")) -> tuple[list[str], dict, list[str]]:
+    """Where both stages of ``pair`` scored a dataset's test videos: the paired bootstrap of their AUC
+    difference (:func:`vadlib.significance.paired_bootstrap_auc`, micro and macro, 95 %; the trained stage
+    with all its seeds, ``seeds/seed_<k>/predictions.npz``). Returns ``(page lines, {dataset: result},
+    skipped reasons)``."""
+    from vadlib.data import get_dataset
+    from vadlib.results import Predictions
+    from vadlib.significance import comparison_sentence, paired_bootstrap_auc
+
+    a_stage, b_stage = pair
+    lines, results, skipped = [], {}, []
+    for d in sorted(datasets):
+        a_dir, b_file = Path(reports) / a_stage / d, Path(reports) / b_stage / d / "predictions.npz"
+        a_files = sorted(a_dir.glob("seeds/seed_*/predictions.npz")) or sorted(a_dir.glob("predictions.npz"))
+        if not a_files or not b_file.is_file():
+            continue
+        try:
+            a = [Predictions.load(f).scores() for f in a_files]
+            b = Predictions.load(b_file).scores()
+            labels = {v.name: v.frame_labels for v in get_dataset(d, **datasets[d]).videos("test")
+                      if v.frame_labels is not None and v.name in b}
+            res = paired_bootstrap_auc(a, b, labels, n_boot=n_boot, seed=0)
+        except Exception as exc:  # noqa: BLE001 - a comparison that cannot be made is reported, not fatal
+            skipped.append(f"significance {a_stage} vs {b_stage} on {d}: {type(exc).__name__}: {exc}")
+            continue
+        name_a = f"{a_stage} ({len(a_files)} seed{'s' if len(a_files) > 1 else ''})"
+        results[d] = res
+        lines += [f"{d}: " + comparison_sentence(name_a, b_stage, res, w) for w in ("micro", "macro")]
+    return lines, results, skipped
 
 
 def write_tables(table, p: Params, out: Path) -> Any:
@@ -108,13 +140,18 @@ def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
     matrix = write_tables(table, p, out)
 
     made, skipped = make_figures(reports, figs, datasets=ctx.datasets, method=p.feature_space, seed=ctx.seed)
+    sig_lines, sig, sig_skipped = significance_notes(reports, ctx.datasets)
+    write_json(out / "significance.json", {"method": "paired bootstrap over test videos, 1000 resamples, seed 0, "
+                                                     "95 % percentile interval (vadlib.significance)", "results": sig})
+    skipped = list(skipped) + sig_skipped
     for reason in skipped:
         print("skipped —", reason)
     sections = {f"Thesis figures — {k}": v for k, v in made.items() if v}
     sections.update(stage_figures(reports, figs))
     page = write_index(out / "index.html", table, title=p.title, figures=sections,
                        notebooks=find_notebooks(reports) + [out / "report.html"],   # the notebook, exported after it runs
-                       downloads=[out / n for n in DOWNLOADS], environment=env, skipped=skipped, reports=reports)
+                       downloads=[out / n for n in DOWNLOADS], environment=env, skipped=skipped, reports=reports,
+                       notes=sig_lines)
     # `<reports>/index.html`: the one file a reader opens; it forwards to this stage's page.
     _write_text(reports / "index.html",
                 "<!doctype html><meta charset='utf-8'><meta http-equiv='refresh' content='0; url=report/index.html'>"

@@ -5,6 +5,12 @@ validation split of TRAINING videos; the test split is scored once at the end.
 Writes under ``ctx.out_dir`` (``reports/train_mil/<item>``) every output ``dvc.yaml`` lists (besides
 the executed notebook): ``model.pt`` (trained, or a copy of ``checkpoint_in``), ``metrics.json``,
 ``roc.csv``, ``pr.csv``, ``predictions.npz`` and ``figures/`` (training curves, ROC/PR, timelines).
+
+With ``seeds: [0, 1, 2]`` it trains once per seed: each seed's ``model.pt``, ``metrics.json``, ``roc.csv``,
+``pr.csv`` and ``predictions.npz`` go to ``seeds/seed_<k>/``; the top-level ``metrics.json`` holds the mean
+of each headline number with its spread (:mod:`vadlib.seeds`), the top-level model/predictions/curves
+are the first seed's, and the ROC/PR figure overlays the seeds. Wall times go to ``timing.json``
+(not a DVC output).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 from vadlib.config import bounded
 from vadlib.io import atomic_path, write_json
 from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
+from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
 from vadlib.stages._inputs import feature_store, per_item
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 
@@ -38,23 +45,58 @@ class Params:
     val_fraction: float = bounded(0.2, min=0, max=0.9)
     checkpoint_in: str = ""                       # evaluate this checkpoint instead of training
     timelines: int = bounded(6, min=0)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])   # one training per seed; [] = the global seed
+
+#: the headline numbers summarized over seeds (mean, _std, _min, _max)
+SUMMARY_KEYS = ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "mauc", "map", "top1", "top5")
 
 
 def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True) -> dict:
-    """Train (or load) and evaluate on dataset ``ctx.item``. Returns ``{"train": run_train_mil(...),
-    "predictions", "metrics", "detection", "recognition" (None without class probabilities), "protocol",
-    "labels", "figures": [paths]}``."""
+    """Train (or load) and evaluate on dataset ``ctx.item`` once per seed of ``seeds``. Returns the first
+    seed's ``{"train": run_train_mil(...), "predictions", "detection", "recognition" (None without class
+    probabilities), "protocol", "labels"}`` with ``"metrics"`` (the summary over seeds written to
+    ``metrics.json``), ``"seeds"`` (``{seed: that seed's result}``), ``"timing"`` and ``"figures": [paths]}``."""
+    p = params if is_dataclass(params) else from_section(Params, params, STAGE)
+    out = ctx.out_dir
+    seeds = resolve_seeds(p.seeds, ctx.seed)
+    if p.checkpoint_in:                   # evaluating one given checkpoint: nothing is trained, one run
+        seeds = seeds[:1]
+    runs = {}
+    for s in seeds:
+        runs[s] = run_seed(p, ctx, s)
+    first = runs[seeds[0]]
+    per_seed = {s: r["metrics"] for s, r in runs.items()}
+    metrics = summarize(per_seed, [k for k in SUMMARY_KEYS if k in first["metrics"]])
+    for k in ("n_frames", "n_videos", "n_train", "n_val"):
+        metrics[k] = first["metrics"][k]
+    metrics["best_epoch"] = {str(s): m["best_epoch"] for s, m in per_seed.items()}
+    protocol = {**first["protocol"], "seed": seeds, "seeds": "mean ± sample std over seeds (vadlib.seeds)"}
+    write_json(out / "metrics.json", json_safe({**metrics, "protocol": protocol, "config": first["train"]["config"]}))
+    d0 = seed_dir(out, seeds[0])          # the first seed's model, predictions and curves are the stage's
+    for name in ("roc.csv", "pr.csv", "predictions.npz", "model.pt"):
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(d0 / name, tmp)
+    timing = {"train_seconds": {str(s): r["train"]["seconds"] for s, r in runs.items()},
+              "epoch_seconds": {str(s): r["train"]["epoch_seconds"] for s, r in runs.items()}}
+    write_timing(out, timing)
+    result = {**first, "metrics": metrics, "protocol": protocol, "seeds": runs, "timing": timing}
+    result["figures"] = write_figures(result, p, out / "figures") if figures else []
+    return result
+
+
+def run_seed(p: Params, ctx: StageContext, seed: int) -> dict:
+    """One seed's training and evaluation; writes ``seeds/seed_<seed>/{model.pt, metrics.json, roc.csv,
+    pr.csv, predictions.npz}``. Returns ``{"train", "predictions", "metrics", "detection", "recognition",
+    "protocol", "labels", "test", "real_weights", "chosen"}``."""
     import pandas as pd
 
     from vadlib.data import get_dataset
     from vadlib.features import load_backbone
     from vadlib.report.plots import validation_signal
 
-    p = params if is_dataclass(params) else from_section(Params, params, STAGE)
     item = ctx.item
     preset = per_item(p.preset, item, "train_mil.preset")
-    out = ctx.out_dir
-    (out / "figures").mkdir(parents=True, exist_ok=True)
+    out = seed_dir(ctx.out_dir, seed)
     dataset = get_dataset(item, **ctx.datasets[item])
     store = feature_store(item, ctx.reports)
     from vadlib.methods import METHODS
@@ -66,22 +108,24 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         print("WARNING — RANDOM WEIGHTS: the features come from a random-weight backbone; figures check the "
               "plumbing only.")
     res = run_train_mil(p.method, preset, dataset, store, overrides=p.overrides, class_names=p.classes,
-                        seed=ctx.seed, val_fraction=p.val_fraction, backbone=bb,
+                        seed=seed, val_fraction=p.val_fraction, backbone=bb,
                         checkpoint_in=p.checkpoint_in or None,
                         checkpoint_out=out / "model.pt")
     if p.checkpoint_in and Path(res["checkpoint"]).resolve() != (out / "model.pt").resolve():
         with atomic_path(out / "model.pt") as tmp:   # the evaluated checkpoint is this stage's model output
             shutil.copyfile(res["checkpoint"], tmp)
+    # per-epoch wall times are not results: they go to timing.json, so the notebook (a DVC output) is reproducible
+    res["epoch_seconds"] = [row.pop("seconds", None) for row in res["history"]]
     chosen = validation_signal(pd.DataFrame(res["history"]))  # no finite validation score: no epoch chosen, last kept
-    print((f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos)" if chosen else
+    print(f"seed {seed}: " + (f"best epoch {res['best_epoch']} (chosen on {res['n_val']} validation TRAINING videos)" if chosen else
            f"no validation signal on {res['n_val']} validation TRAINING video(s): no epoch chosen, the last kept")
-          + f"; {res['seconds']:.1f} s; checkpoint {res['checkpoint']}")
+          + f"; checkpoint {Path(res['checkpoint']).name}")
     preds = res["predictions"]
     test = dataset.videos("test")
     labels = {v.name: v.frame_labels for v in test}
     det = evaluate_frames(preds.scores(), labels)
     protocol = {"dataset": item, "gt_file": dataset.gt_file or "generated", "method": p.method, "preset": preset,
-                "seed": ctx.seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
+                "seed": seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
                 "ap_definition": "sklearn average_precision_score",
                 "precision": store.info.get("precision", "fp32"), "precision_reason": store.info.get("precision_reason"),
                 "selection": ("validation split of training videos" if chosen else
@@ -96,7 +140,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         recog = recognition_metrics(frame_classes, {k: v.class_probs for k, v in preds.videos.items()},
                                     preds.class_names)
     metrics = {k: det[k] for k in ("micro_auc", "macro_auc", "micro_ap", "macro_ap", "n_frames", "n_videos")}
-    metrics.update(best_epoch=res["best_epoch"] if chosen else None, train_seconds=res["seconds"], n_train=res["n_train"],
+    metrics.update(best_epoch=res["best_epoch"] if chosen else None, n_train=res["n_train"],
                    n_val=res["n_val"])
     if recog is not None:
         metrics.update(mauc=recog["mAUC"], map=recog["mAP"], top1=recog["top1"], top5=recog["top5"])
@@ -107,10 +151,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     pr_curve_points(all_s, all_y).to_csv(out / "pr.csv", index=False)
     preds.meta.update(protocol)
     preds.save(out / "predictions.npz")
-    result = {"train": res, "predictions": preds, "metrics": metrics, "detection": det, "recognition": recog,
-              "protocol": protocol, "labels": labels, "test": test, "real_weights": real, "chosen": chosen}
-    result["figures"] = write_figures(result, p, out / "figures") if figures else []
-    return result
+    return {"train": res, "predictions": preds, "metrics": metrics, "detection": det, "recognition": recog,
+            "protocol": protocol, "labels": labels, "test": test, "real_weights": real, "chosen": chosen}
 
 
 def write_figures(result: Mapping, p: Params, figures: Path) -> list[Path]:
@@ -125,16 +167,21 @@ def write_figures(result: Mapping, p: Params, figures: Path) -> list[Path]:
     history = pd.DataFrame(result["train"]["history"])
     if len(history):
         train = result["train"]
+        first_seed = next(iter(result.get("seeds") or {}), None)
         fig = plot_training(history, train["best_epoch"] if result["chosen"] else None, train["n_val"],
-                            title=f"{p.method} — {result['protocol']['dataset']}", real_weights=result["real_weights"])
+                            title=f"{p.method} — {result['protocol']['dataset']}"
+                                  + ("" if first_seed is None else f" (seed {first_seed})"), real_weights=result["real_weights"])
         save_figure(fig, figures / "training")
         paths.append(figures / "training.png")
     preds, labels, protocol = result["predictions"], result["labels"], result["protocol"]
     item, real = protocol["dataset"], result["real_weights"]
     caption = protocol_caption(protocol)
-    all_s = np.concatenate([preds.scores()[v] for v in labels])
-    all_y = np.concatenate([labels[v] for v in labels])
-    fig = plot_roc_pr({p.method: (all_s, all_y)}, title=f"{p.method} — {item}", real_weights=real, caption=caption)
+    curves = {}
+    for s, r in (result.get("seeds") or {None: result}).items():   # one curve per seed, overlaid
+        sc = r["predictions"].scores()
+        curves[p.method if s is None else f"{p.method} seed {s}"] = (
+            np.concatenate([sc[v] for v in labels]), np.concatenate([labels[v] for v in labels]))
+    fig = plot_roc_pr(curves, title=f"{p.method} — {item}", real_weights=real, caption=caption)
     save_figure(fig, figures / "roc_pr")
     paths.append(figures / "roc_pr.png")
     shown = [v.name for v in result["test"] if v.frame_labels is not None and v.frame_labels.any()][:p.timelines]

@@ -6,6 +6,13 @@ Writes under ``ctx.out_dir`` (``reports/transfer``) every output ``dvc.yaml`` li
 notebook): ``model/<source>.pt`` (the "full" model, for ``vadlib detect --method transfer``),
 ``predictions/<source>__<target>__<variant>.npz``, ``transfer_matrix.{csv,md}``, ``metrics.json``,
 ``transfer_heatmap.png`` and ``figures/``.
+
+With ``seeds: [0, 1, 2]`` every source is trained once per seed: each seed's ``transfer_matrix.csv``,
+``metrics.json``, ``model/`` and ``predictions/`` go to ``seeds/seed_<k>/``; the top-level
+``transfer_matrix.csv`` is the mean over seeds with ``<metric>_std`` columns, the matrix and heat map
+cells read ``mean ± std``, ``metrics.json`` gives per pair × variant the mean and spread
+(:mod:`vadlib.seeds`), and the top-level ``model/`` and ``predictions/`` are the first seed's.
+Training wall times go to ``timing.json`` (not a DVC output).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import numpy as np
 from vadlib.config import bounded, check, check_value, section_dict
 from vadlib.errors import ConfigError
 from vadlib.io import atomic_path, write_json
+from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
 from vadlib.stages._inputs import feature_store
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 
@@ -55,6 +63,7 @@ class Params:
     train: dict[str, Any] = field(default_factory=dict)
     features: dict[str, Any] = field(default_factory=dict)   # per dataset: a feature store path (default: extract's)
     num_threads: int = bounded(1, min=1)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])   # one training per seed; [] = the global seed
 
     def _config_check(self, path: str, source: str | None) -> None:
         """``temporal``, ``prompt_learning`` (+ its ``enabled`` switch) and ``train`` against the model
@@ -89,13 +98,16 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     p = params if is_dataclass(params) else from_section(Params, params, STAGE)
     if p.num_threads:
         torch.set_num_threads(p.num_threads)
-    torch.manual_seed(ctx.seed)
     out = ctx.out_dir
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    cfg = TransferConfig.from_params({"temporal": p.temporal, "prompt_learning": p.prompt_learning,
-                                      "train": {"seed": ctx.seed, **p.train}, "generic_prompts": p.generic_prompts,
-                                      "templates": p.templates, "tau": p.tau, "sigma": p.sigma,
-                                      "variants": p.variants, "device": ctx.device})
+    seeds = resolve_seeds(p.seeds, ctx.seed)
+
+    def config(seed: int):
+        return TransferConfig.from_params({"temporal": p.temporal, "prompt_learning": p.prompt_learning,
+                                           "train": {"seed": seed, **p.train}, "generic_prompts": p.generic_prompts,
+                                           "templates": p.templates, "tau": p.tau, "sigma": p.sigma,
+                                           "variants": p.variants, "device": ctx.device})
+    cfg = config(seeds[0])
     bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
     real = bool(bb.real_weights)
     if not real:
@@ -124,18 +136,43 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
             loaded[(name, split)] = load_videos(stores[name], data[name].videos(split))
         return loaded[(name, split)]
 
-    result = run_transfer(p.pairs, load, target_prompts, cfg, text_encoder_for(bb, p.templates), backbone=bb)
-    table = result.table
-    # each source's trained model ("full" variant), for `vadlib detect --method transfer --checkpoint transfer@SOURCE`
-    model_params = {"temporal": p.temporal, "prompt_learning": p.prompt_learning,
-                    "train": {"seed": ctx.seed, **p.train}, "generic_prompts": p.generic_prompts,
-                    "templates": p.templates, "tau": p.tau, "sigma": p.sigma, "variants": p.variants}
-    for src_name, trained in result.models.items():
-        save_transfer_model(out / "model" / f"{src_name}.pt", trained, model_params, src_name,
-                            feature_spec(stores[src_name].info))
+    encode = text_encoder_for(bb, p.templates)
+    per_seed, tables, timing = {}, [], {}
+    for seed in seeds:
+        torch.manual_seed(seed)
+        sd = seed_dir(out, seed)
+        print(f"seed {seed}")
+        res_s = run_transfer(p.pairs, load, target_prompts, config(seed), encode, backbone=bb)
+        # each source's trained model ("full" variant), for `vadlib detect --method transfer --checkpoint transfer@SOURCE`
+        model_params = {"temporal": p.temporal, "prompt_learning": p.prompt_learning,
+                        "train": {"seed": seed, **p.train}, "generic_prompts": p.generic_prompts,
+                        "templates": p.templates, "tau": p.tau, "sigma": p.sigma, "variants": p.variants}
+        for src_name, trained in res_s.models.items():
+            save_transfer_model(sd / "model" / f"{src_name}.pt", trained, model_params, src_name,
+                                feature_spec(stores[src_name].info))
+        for (s_, t_, v_), pr in res_s.predictions.items():
+            pr.meta.update({"real_weights": real, "backbone": f"{bb.name}/{bb.pretrained}", "seed": seed})
+            pr.save(sd / "predictions" / f"{s_}__{t_}__{v_}.npz")
+        with atomic_path(sd / "transfer_matrix.csv") as tmp:
+            res_s.table.to_csv(tmp, index=False)
+        per_seed[seed] = res_s
+        tables.append(res_s.table.assign(seed=seed))
+        timing[str(seed)] = {f"{k[0]} {k[1]} {k[2]}": v["seconds"] for k, v in res_s.training.items()}
+    result = per_seed[seeds[0]]
+    for sub in ("model", "predictions"):          # the first seed's models and predictions are the stage's
+        if (out / sub).exists():
+            shutil.rmtree(out / sub)
+        shutil.copytree(seed_dir(out, seeds[0]) / sub, out / sub)
+    write_timing(out, {"training_seconds": timing})
+    keys = ["source", "target", "variant", "score"]
+    long = pd.concat(tables, ignore_index=True)
+    value_cols = [c for c in long.columns if c not in keys + ["seed"] and pd.api.types.is_numeric_dtype(long[c])]
+    grouped = long.groupby(keys, sort=False)[value_cols]
+    table = grouped.mean().join(grouped.std(ddof=1).fillna(0.0).add_suffix("_std")).reset_index()
+    table["n_seeds"] = len(seeds)
     training = pd.DataFrame([{"source": k[0], "model": k[1], "mixing": k[2], "objective": v["objective"],
-                              "epochs": len(v["losses"]), "final loss": v["losses"][-1] if v["losses"] else np.nan,
-                              "seconds": round(v["seconds"], 1)} for k, v in result.training.items()])
+                              "epochs": len(v["losses"]), "final loss": v["losses"][-1] if v["losses"] else np.nan}
+                             for k, v in result.training.items()])
 
     protocol = {"split": "source: train (weak video labels or normal only) → target: test", "gt_file": {
         t: data[t].gt_file or "generated (demo annotations)" for _, t in p.pairs}, "sigma": p.sigma,
@@ -147,7 +184,11 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         "windows": "clip_length/stride count feature rows, not frames",
         "precision": {d: stores[d].info.get("precision", "fp32") for d in names}}
     auc, ap = transfer_matrix(table, p.score, "micro_auc"), transfer_matrix(table, p.score, "micro_ap")
-    md = pd.concat([auc.add_prefix("AUC ").round(4), ap.add_prefix("AP ").round(4)], axis=1)
+    auc_sd, ap_sd = transfer_matrix(table, p.score, "micro_auc_std"), transfer_matrix(table, p.score, "micro_ap_std")
+
+    def pm(m, sd):           # "0.8123 ± 0.0132" cells (one value with one seed)
+        return m.round(4).astype(str) + ("" if len(seeds) < 2 else " ± " + sd.round(4).astype(str))
+    md = pd.concat([pm(auc, auc_sd).add_prefix("AUC "), pm(ap, ap_sd).add_prefix("AP ")], axis=1)
     with atomic_path(out / "transfer_matrix.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out / "transfer_matrix.md") as tmp:
@@ -156,21 +197,31 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
                        + protocol_caption({**protocol, "dataset": ", ".join(f"{s}→{t}" for s, t in p.pairs),
                                            "gt_file": "; ".join(f"{k}: {v}" for k, v in protocol["gt_file"].items())})
                        + "\n")
-    metrics = {"pairs": {f"{s}->{t}": {v: {"micro_auc": float(auc.loc[v, f"{s}→{t}"]),
-                                           "micro_ap": float(ap.loc[v, f"{s}→{t}"])}
-                                       for v in auc.index} for s, t in p.pairs},
+    seed_auc = {sd_: transfer_matrix(r.table, p.score, "micro_auc") for sd_, r in per_seed.items()}
+    seed_ap = {sd_: transfer_matrix(r.table, p.score, "micro_ap") for sd_, r in per_seed.items()}
+
+    def cell(v, pair):       # mean, _std, _min, _max, n_seeds and per_seed of one pair × variant
+        return summarize({sd_: {"micro_auc": float(seed_auc[sd_].loc[v, pair]), "micro_ap": float(seed_ap[sd_].loc[v, pair])}
+                          for sd_ in seeds}, ["micro_auc", "micro_ap"])
+    metrics = {"pairs": {f"{s}->{t}": {v: cell(v, f"{s}→{t}") for v in auc.index} for s, t in p.pairs},
                "headline": {f"{s}->{t}": float(auc.loc["full", f"{s}→{t}"]) for s, t in p.pairs if "full" in auc.index},
+               "headline_std": {f"{s}->{t}": float(auc_sd.loc["full", f"{s}→{t}"]) for s, t in p.pairs
+                                if "full" in auc.index},
+               "n_seeds": len(seeds), "seeds": seeds,
                "protocol": protocol,
                "prompts": {t: {"normal": tp.normal, "anomaly": tp.anomaly} for t, tp in target_prompts.items()}}
     write_json(out / "metrics.json", metrics)
-    for (s, t, v), pr in result.predictions.items():
-        pr.meta.update({"real_weights": real, "backbone": f"{bb.name}/{bb.pretrained}"})
-        pr.save(out / "predictions" / f"{s}__{t}__{v}.npz")
+    for sd_, r in per_seed.items():       # each seed's own metrics (the numbers the mean was taken over)
+        write_json(seed_dir(out, sd_) / "metrics.json",
+                   {"pairs": {f"{s}->{t}": {v: {"micro_auc": float(seed_auc[sd_].loc[v, f"{s}→{t}"]),
+                                                "micro_ap": float(seed_ap[sd_].loc[v, f"{s}→{t}"])}
+                                            for v in auc.index} for s, t in p.pairs},
+                    "protocol": {**protocol, "seed": sd_}})
     fired = {}
     for s, t in p.pairs:
         if (s, t, "full") in result.predictions:
             fired[f"{s}→{t}"] = fired_summary(result.predictions[(s, t, "full")], load(t, "test")).round(3)
-    res = {"result": result, "table": table, "training": training, "target_prompts": target_prompts, "matrix": md,
+    res = {"result": result, "seeds": per_seed, "timing": timing, "table": table, "training": training, "target_prompts": target_prompts, "matrix": md,
            "metrics": metrics, "protocol": protocol, "fired": fired, "real_weights": real}
     res["figures"] = write_figures(res, p, out) if figures else []
     return res
@@ -187,7 +238,8 @@ def write_figures(res: Mapping, p: Params, out: Path) -> list[Path]:
                                 "ap_definition": res["protocol"]["ap_definition"],
                                 "backbone": res["protocol"]["backbone"], "real_weights": res["real_weights"],
                                 "score": p.score})
-    fig = plot_transfer(res["table"], p.score, real_weights=res["real_weights"], caption=caption)
+    fig = plot_transfer(res["table"], p.score, real_weights=res["real_weights"], caption=caption,
+                        spread="micro_auc_std" in res["table"] and int(res["table"]["n_seeds"].iloc[0]) > 1)
     save_figure(fig, out / "figures" / "transfer_heatmap")
     with atomic_path(out / "transfer_heatmap.png") as tmp:
         shutil.copyfile(out / "figures" / "transfer_heatmap.png", tmp)
