@@ -98,6 +98,30 @@ class PoseSection:
 
 
 @dataclass
+class ValidationSection:
+    """``flow_nf.validation``: the pseudo-anomaly validation set (:mod:`vadlib.validation`) made from
+    held-out TRAINING videos of the source dataset, and the choices made on it.
+
+    ``videos``: ``{dataset: [training video names]}``; the source's entry is left out of fitting AND
+    calibration and made into the set (no entry = no validation block). ``kinds``, ``seed``, ``span``,
+    ``margin``: :func:`~vadlib.validation.make_validation_set`'s. ``key_kinds``: the kinds whose mean
+    per-kind AUC is the choice key (``[]`` = all kinds of the set; magnitude scores cannot see
+    ``freeze``/``reverse``). ``sigma`` / ``fusion``: candidate σ values / fusion weight dicts; every
+    combination is scored on the set and the best (by the fusion's key AUC) is used on test
+    (``[]`` = the fixed ``flow_nf.sigma`` / ``flow_nf.fusion``)."""
+
+    videos: dict[str, list[str]] = field(default_factory=dict)
+    kinds: list[str] = field(default_factory=lambda: ["skip", "reverse", "freeze", "patch", "object"])
+    seed: int = 0
+    root: str = "data/validation"
+    span: list[int] = field(default_factory=lambda: [16, 40])
+    margin: int = bounded(8, min=0)
+    key_kinds: list[str] = field(default_factory=list)
+    sigma: list[float] = field(default_factory=list)
+    fusion: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
 class FlowNFParams:
     """The ``flow_nf`` parameters (``params.yaml: flow_nf`` + the shared ``seed``): their types, bounds
     and defaults, the only ones: the stage (:mod:`vadlib.stages.flow_nf`), its notebook and
@@ -122,6 +146,7 @@ class FlowNFParams:
     velocity: dict = section_dict(VelocitySection)
     pose: dict = section_dict(PoseSection)
     fusion: dict[str, float] = field(default_factory=lambda: {"flow_nf": 1.0, "velocity": 1.0, "pose": 1.0})
+    validation: dict = section_dict(ValidationSection)
 
     def _config_check(self, path: str, source: str | None) -> None:
         """``norm_quantiles`` is a pair (kept a list, as given); :func:`vadlib.config.check` calls this."""
