@@ -39,6 +39,7 @@ from vadlib.flow.optical import (FlowConfig, compute_dataset_flow, frame_flow_in
                                  video_ref)
 from vadlib.flow.regions import RegionConfig, propose_regions
 from vadlib.io import atomic_dir, write_json
+from vadlib.validation.stage import ValidationParams
 
 METHODS = ("naive", "flow_nf", "velocity", "pose", "fusion")
 
@@ -98,26 +99,13 @@ class PoseSection:
 
 
 @dataclass
-class ValidationSection:
-    """``flow_nf.validation``: the pseudo-anomaly validation set (:mod:`vadlib.validation`) made from
-    held-out TRAINING videos of the source dataset, and the choices made on it.
+class ValidationSection(ValidationParams):
+    """``flow_nf.validation``: :class:`~vadlib.validation.stage.ValidationParams` (the set, held-out
+    videos, ``key_kinds``, σ candidates) plus ``fusion``: candidate fusion-weight dicts (``[]`` = the
+    fixed ``flow_nf.fusion``); every (σ, fusion) pair is scored on the set and the best fusion key
+    AUC is what the test set is scored with. Magnitude scores cannot see ``freeze``/``reverse``:
+    set ``key_kinds`` to the kinds the method should detect."""
 
-    ``videos``: ``{dataset: [training video names]}``; the source's entry is left out of fitting AND
-    calibration and made into the set (no entry = no validation block). ``kinds``, ``seed``, ``span``,
-    ``margin``: :func:`~vadlib.validation.make_validation_set`'s. ``key_kinds``: the kinds whose mean
-    per-kind AUC is the choice key (``[]`` = all kinds of the set; magnitude scores cannot see
-    ``freeze``/``reverse``). ``sigma`` / ``fusion``: candidate σ values / fusion weight dicts; every
-    combination is scored on the set and the best (by the fusion's key AUC) is used on test
-    (``[]`` = the fixed ``flow_nf.sigma`` / ``flow_nf.fusion``)."""
-
-    videos: dict[str, list[str]] = field(default_factory=dict)
-    kinds: list[str] = field(default_factory=lambda: ["skip", "reverse", "freeze", "patch", "object"])
-    seed: int = 0
-    root: str = "data/validation"
-    span: list[int] = field(default_factory=lambda: [16, 40])
-    margin: int = bounded(8, min=0)
-    key_kinds: list[str] = field(default_factory=list)
-    sigma: list[float] = field(default_factory=list)
     fusion: list[dict[str, float]] = field(default_factory=list)
 
 

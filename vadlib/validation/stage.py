@@ -17,8 +17,30 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from vadlib.config import bounded
 from vadlib.data.base import VideoDataset
 from vadlib.errors import ConfigError
+
+
+@dataclasses.dataclass
+class ValidationParams:
+    """A one-class stage's ``validation`` section (``flow_nf.validation``, ``zeroshot.validation``).
+
+    ``videos``: ``{dataset: [training video names]}``; a dataset's entry is held out of everything
+    the stage fits (and of calibration) and made into its pseudo-anomaly set (no entry = no set, no
+    ``validation`` block). ``kinds``, ``seed``, ``span`` (``[min, max]`` frames), ``margin``:
+    :func:`~vadlib.validation.make_validation_set`'s; the set is written under ``root``.
+    ``key_kinds``: the kinds whose mean per-kind micro AUC is the choice key (``[]`` = every kind).
+    ``sigma``: candidate σ values chosen on the set (``[]`` = the stage's fixed ``sigma``)."""
+
+    videos: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    kinds: list[str] = dataclasses.field(default_factory=lambda: ["skip", "reverse", "freeze", "patch", "object"])
+    seed: int = 0
+    root: str = "data/validation"
+    span: list[int] = dataclasses.field(default_factory=lambda: [16, 40])
+    margin: int = bounded(8, min=0)
+    key_kinds: list[str] = dataclasses.field(default_factory=list)
+    sigma: list[float] = dataclasses.field(default_factory=list)
 
 
 def held_out(vcfg: Mapping | None, dataset: str) -> list[str]:
