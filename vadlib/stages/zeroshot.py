@@ -132,7 +132,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     preds[p.score].save(out / "predictions.npz")
     result = {"predictions": preds, "results": results, "table": table, "recognition": recog, "metrics": metrics,
               "protocol": protocol, "class_names": scorer.class_names, "labels": labels, "smoothed": smoothed,
-              "real_weights": real, "score": p.score}
+              "real_weights": real, "score": p.score, "validation": validation, "validation_choices": choice_table}
     result["figures"] = write_figures(result, p, item, out / "figures") if figures else []
     return result
 
