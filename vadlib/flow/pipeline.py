@@ -337,8 +337,11 @@ def _pose_vectors(dataset, p: Mapping, split: str) -> dict[str, list[np.ndarray]
         return None
     path = Path(files[split])
     path = path if path.is_absolute() else Path(dataset.root) / path
-    raw = load_pose(path, dataset.videos(split))
-    return {k: [normalize_pose(o, p["pose"]["normalize"]) if len(o) else o for o in v] for k, v in raw.items()}
+    # a pose file covers the whole split by position, also when validation videos are held out of it
+    raw = load_pose(path, (dataset.meta.get("full_splits") or {}).get(split) or dataset.videos(split))
+    keep = {v.name for v in dataset.videos(split)}
+    return {k: [normalize_pose(o, p["pose"]["normalize"]) if len(o) else o for o in v] for k, v in raw.items()
+            if k in keep}
 
 
 def _pose_region_scores(model, pose: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -58,7 +58,10 @@ def without_videos(dataset: VideoDataset, names: Sequence[str]) -> VideoDataset:
     kept = [v for v in train if v.name not in set(names)]
     if not kept:
         raise ConfigError(f"validation.videos.{dataset.name} holds out every training video; keep some to train on")
-    return dataclasses.replace(dataset, splits={**dataset.splits, "train": kept})
+    # files indexed by position over the whole split (pose files) still need the full list
+    return dataclasses.replace(dataset, splits={**dataset.splits, "train": kept},
+                               meta={**dataset.meta, "full_splits": {**dataset.meta.get("full_splits", {}),
+                                                                     "train": train}})
 
 
 def set_config(vcfg: Mapping, dataset: str) -> dict:
