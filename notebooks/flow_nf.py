@@ -55,6 +55,20 @@ table.pivot_table(index=["train", "test", "method"], values=[c for c in ("micro_
                   "micro_ap", "n_seeds") if c in table], sort=False).round(4)
 
 # %% [markdown]
+# ## Validation without the test set
+# Pseudo-anomalies (skip, reverse, freeze, patch, object) made from the held-out TRAINING videos
+# `validation.videos`, scored by the same model: micro AUC per kind and the key AUC (mean over
+# `validation.key_kinds`) that chose σ / fusion weights among the candidates (table below; one row
+# when no candidates are given). The test set was scored once, with the chosen row.
+
+# %%
+val = res["validation"]
+print(val.get("note") or f"held out: {', '.join(val['held_out'])} · chosen: {val['chosen']}")
+display(pd.DataFrame({m: {"key_auc": val[m]["key_auc"], "micro_auc": val[m]["micro_auc"], **val[m]["per_kind"]}
+                      for m in ("naive", "flow_nf", "velocity", "fusion") if m in val}).T.round(4))
+pd.DataFrame(res["validation_choices"])
+
+# %% [markdown]
 # ## Normal vs abnormal log-likelihoods
 # Left: Glow log-likelihood (nats/dim) of every region of the source's test videos, split by the
 # frame's GT label. Right: frame-level scores (before smoothing) per method.

@@ -23,6 +23,8 @@ params = {}   # papermill: params.yaml's zeroshot section + backbone, datasets, 
 # %%
 from IPython.display import Image, display
 
+import pandas as pd
+
 from vadlib.report.plots import protocol_caption
 from vadlib.stages import zeroshot
 
@@ -35,6 +37,16 @@ figures = {path.stem: path for path in res["figures"]}
 # %%
 print(protocol_caption({**res["protocol"], "score": res["score"]}))
 res["table"]
+
+# %% [markdown]
+# ## Validation without the test set
+# Pseudo-anomalies made from the held-out TRAINING videos `validation.videos`, scored the same way:
+# micro AUC per kind; σ candidates (`validation.sigma`) are chosen on the key AUC, never on test.
+
+# %%
+val = res["validation"]
+print(val.get("note") or f"held out: {', '.join(val['held_out'])} · chosen: {val['chosen']}")
+pd.DataFrame(res["validation_choices"])
 
 # %% [markdown]
 # ## Recognition (which class)

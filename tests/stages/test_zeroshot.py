@@ -13,8 +13,13 @@ from vadlib.results import Predictions
 from vadlib.stages import zeroshot
 
 
+def _params(params_yaml, repo, **validation):
+    v = {**params_yaml["zeroshot"]["validation"], "root": str(repo.root / "data" / "validation"), **validation}
+    return {**params_yaml["zeroshot"], "validation": v}
+
+
 def test_zeroshot_writes_every_output(repo, params_yaml):
-    res = zeroshot.run(params_yaml["zeroshot"], repo.ctx("zeroshot", "demo_a"))
+    res = zeroshot.run(_params(params_yaml, repo), repo.ctx("zeroshot", "demo_a"))
     assert repo.missing("zeroshot", "demo_a") == []
     out = repo.root / "reports" / "zeroshot" / "demo_a"
     m = json.loads((out / "metrics.json").read_text())
@@ -27,6 +32,23 @@ def test_zeroshot_writes_every_output(repo, params_yaml):
     assert set(preds.videos) == set(res["labels"])
     assert np.isclose(m["micro_auc"], res["results"]["softmax"]["micro_auc"])
     assert {p.name for p in (out / "figures").iterdir()} >= {"roc_pr.png", "timelines.png"}
+    v = m["validation"]   # the pseudo-anomaly set of the held-out training videos, scored the same way
+    assert v["held_out"] == params_yaml["zeroshot"]["validation"]["videos"]["demo_a"]
+    assert set(v["softmax"]["per_kind"]) == set(params_yaml["zeroshot"]["validation"]["kinds"])
+    assert v["auc"] == v["softmax"]["key_auc"] and 0 <= v["max_cos"]["micro_auc"] <= 1 and v["real_weights"] is False
+    assert len(pd.read_csv(out / "validation_choices.csv")) == 1
+
+
+def test_zeroshot_chooses_sigma_on_validation(repo, params_yaml):
+    zeroshot.run(_params(params_yaml, repo, sigma=[0, 1, 4], key_kinds=["patch", "object"]),
+                 repo.ctx("zeroshot_sigma", "demo_a"), figures=False)
+    out = repo.root / "reports" / "zeroshot_sigma" / "demo_a"
+    table = pd.read_csv(out / "validation_choices.csv")
+    m = json.loads((out / "metrics.json").read_text())
+    best = table.loc[table["chosen"]].iloc[0]
+    assert list(table["sigma"]) == [0, 1, 4] and best["key_auc"] == table["key_auc"].max()
+    assert np.isclose(best["key_auc"], (best["auc_patch"] + best["auc_object"]) / 2)
+    assert m["protocol"]["sigma"] == best["sigma"] == m["validation"]["chosen"]["sigma"]
 
 
 def test_zeroshot_refuses_a_dataset_without_prompts(repo):

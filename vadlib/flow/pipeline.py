@@ -39,6 +39,7 @@ from vadlib.flow.optical import (FlowConfig, compute_dataset_flow, frame_flow_in
                                  video_ref)
 from vadlib.flow.regions import RegionConfig, propose_regions
 from vadlib.io import atomic_dir, write_json
+from vadlib.validation.stage import ValidationParams
 
 METHODS = ("naive", "flow_nf", "velocity", "pose", "fusion")
 
@@ -98,6 +99,17 @@ class PoseSection:
 
 
 @dataclass
+class ValidationSection(ValidationParams):
+    """``flow_nf.validation``: :class:`~vadlib.validation.stage.ValidationParams` (the set, held-out
+    videos, ``key_kinds``, σ candidates) plus ``fusion``: candidate fusion-weight dicts (``[]`` = the
+    fixed ``flow_nf.fusion``); every (σ, fusion) pair is scored on the set and the best fusion key
+    AUC is what the test set is scored with. Magnitude scores cannot see ``freeze``/``reverse``:
+    set ``key_kinds`` to the kinds the method should detect."""
+
+    fusion: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
 class FlowNFParams:
     """The ``flow_nf`` parameters (``params.yaml: flow_nf`` + the shared ``seed``): their types, bounds
     and defaults, the only ones: the stage (:mod:`vadlib.stages.flow_nf`), its notebook and
@@ -123,6 +135,7 @@ class FlowNFParams:
     velocity: dict = section_dict(VelocitySection)
     pose: dict = section_dict(PoseSection)
     fusion: dict[str, float] = field(default_factory=lambda: {"flow_nf": 1.0, "velocity": 1.0, "pose": 1.0})
+    validation: dict = section_dict(ValidationSection)
 
     def _config_check(self, path: str, source: str | None) -> None:
         """``norm_quantiles`` is a pair (kept a list, as given); :func:`vadlib.config.check` calls this."""
@@ -357,8 +370,11 @@ def _pose_vectors(dataset, p: Mapping, split: str) -> dict[str, list[np.ndarray]
         return None
     path = Path(files[split])
     path = path if path.is_absolute() else Path(dataset.root) / path
-    raw = load_pose(path, dataset.videos(split))
-    return {k: [normalize_pose(o, p["pose"]["normalize"]) if len(o) else o for o in v] for k, v in raw.items()}
+    # a pose file covers the whole split by position, also when validation videos are held out of it
+    raw = load_pose(path, (dataset.meta.get("full_splits") or {}).get(split) or dataset.videos(split))
+    keep = {v.name for v in dataset.videos(split)}
+    return {k: [normalize_pose(o, p["pose"]["normalize"]) if len(o) else o for o in v] for k, v in raw.items()
+            if k in keep}
 
 
 def _pose_region_scores(model, pose: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -3,8 +3,14 @@
 retraining to every ``transfer`` dataset.
 
 Writes under ``ctx.out_dir`` every output ``dvc.yaml`` lists (besides the executed notebook):
-``model/`` (when trained), ``metrics.json``, ``results.csv`` and ``figures/`` (log-likelihood
-histograms and score timelines per test dataset).
+``model/`` (when trained), ``metrics.json``, ``results.csv``, ``validation_choices.csv`` and ``figures/``
+(log-likelihood histograms and score timelines per test dataset).
+
+Validation (``flow_nf.validation``, :mod:`vadlib.validation.stage`): the source's ``validation.videos``
+are held out of fitting and calibration and made into a pseudo-anomaly set, scored by the trained
+model; its AUCs go into ``metrics.json`` under ``validation``, and σ / fusion weights, when
+candidates are given, are chosen on it (:func:`vadlib.validation.choose`, table in
+``validation_choices.csv``) before the test set is scored once with the choice (per seed).
 
 The Glow / velocity GMM / pose flow are trained once per seed of ``seeds``: each seed's ``model/``,
 ``metrics.json`` and ``results.csv`` go to ``seeds/seed_<k>/``; the top-level ``metrics.json`` and
@@ -15,6 +21,7 @@ The Glow / velocity GMM / pose flow are trained once per seed of ``seeds``: each
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import asdict, is_dataclass
@@ -30,9 +37,11 @@ from vadlib.io import atomic_path, write_json
 from vadlib.metrics import json_safe
 from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
+from vadlib.validation.stage import held_out, without_videos
 
 Params = FlowNFParams
 STAGE = "flow_nf"
+CHOICE_COLUMNS = ["sigma", "fusion", "key_auc", "rank", "chosen"]   # validation_choices.csv without candidates
 
 
 def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True) -> dict:
@@ -78,6 +87,11 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
             summary["results"][name][meth] = {**{k: v for k, v in m0.items() if k not in keys}, **sm}
             row = next(x for x in first["table"] if x["test"] == name and x["method"] == meth)
             table.append({**row, **{k: v for k, v in sm.items() if k != "per_seed"}})
+    v_auc = {s: runs[s]["validation"].get("auc") for s in seeds}
+    summary["validation"] = {**first["validation"], "seed": seeds[0],
+                             **({"auc": float(np.mean(list(v_auc.values()))), "auc_per_seed": v_auc}
+                                if all(a is not None for a in v_auc.values()) else {})}
+    choices = [{"seed": s, **row} for s in seeds for row in runs[s]["validation_choices"]]
     summary["rows"] = report_rows(summary)
     cells = [m for r in summary["results"].values() for m in r.values() if isinstance(m, Mapping)]
     for row, m in zip(summary["rows"], cells):   # report_rows' order; it keeps the means, the spread goes beside
@@ -87,11 +101,14 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
 
     with atomic_path(out / "results.csv") as tmp:
         pd.DataFrame(table).drop(columns=["seeds"], errors="ignore").to_csv(tmp, index=False)
+    with atomic_path(out / "validation_choices.csv") as tmp:
+        pd.DataFrame(choices, columns=None if choices else ["seed", *CHOICE_COLUMNS]).to_csv(tmp, index=False)
     timing = {str(s): r["timing"] for s, r in runs.items()}
     write_timing(out, timing)
     print(f"wall time: flow_nf stage {sum(t['seconds_total'] for t in timing.values()):.1f} s over {len(seeds)} seed(s)"
           " (timing.json)")
-    res = {**first, "table": table, "summary": summary, "seeds": runs, "timing": timing}
+    res = {**first, "table": table, "summary": summary, "seeds": runs, "timing": timing,
+           "validation": summary["validation"], "validation_choices": choices}
     res["figures"] = write_figures(res, out / "figures") if figures else []
     return res
 
@@ -112,12 +129,19 @@ def run_seed(p: dict, ctx: StageContext, out: Path) -> dict:
     src = _ds(p["dataset"])
     if p["flow"].get("ref_size") is None:  # fix the reference size from the source, for transfer
         p["flow"]["ref_size"] = list(src.videos("train")[0].open().size)
+    held = held_out(p["validation"], src.name)
     if p["model_in"]:
         model = FlowNFModel.load(p["model_in"])
         info = {"model_in": str(p["model_in"]), "trained_on": model.source}
         print(f"loaded model trained on '{model.source}' from {p['model_in']}")
     else:
-        model, info = train_flow_nf(src, p)
+        model, info = train_flow_nf(without_videos(src, held) if held else src, p)
+    validation, choice_table = validate(model, src, p)
+    if validation.get("chosen"):  # the test set is scored once, with what validation chose
+        p["sigma"] = validation["chosen"]["sigma"]
+        p["fusion"] = dict(validation["chosen"]["fusion"])
+        model.params["fusion"] = dict(p["fusion"])
+    if not p["model_in"]:
         model.save(out / "model")
         info["model_out"] = str(out / "model")
     sigma = float(p["sigma"]) if p["sigma"] else None
@@ -146,14 +170,61 @@ def run_seed(p: dict, ctx: StageContext, out: Path) -> dict:
                "results": {n: {"gt_file": r["gt_file"], "transfer": r["transfer"],
                                **{m: {k: v for k, v in d.items() if not isinstance(v, (list, dict))}
                                   for m, d in r["metrics"].items()}} for n, r in results.items()}}
+    metrics["validation"] = validation
     metrics["rows"] = report_rows(metrics)
     write_json(out / "metrics.json", json_safe(metrics))
     import pandas as pd
 
     with atomic_path(out / "results.csv") as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
+    with atomic_path(out / "validation_choices.csv") as tmp:
+        pd.DataFrame(choice_table, columns=None if choice_table else CHOICE_COLUMNS).to_csv(tmp, index=False)
     return {"params": p, "protocol": protocol, "info": info, "results": results, "table": rows, "model": model,
-            "metrics_json": metrics, "timing": timing}
+            "metrics_json": metrics, "timing": timing, "validation": validation, "validation_choices": choice_table}
+
+
+def validate(model: FlowNFModel, src, p: Mapping) -> tuple[dict, list[dict]]:
+    """Score the source's pseudo-anomaly set (``p["validation"]``) with ``model`` and choose σ and the
+    fusion weights among the candidates on it (test is never looked at). Returns ``(block, table)``:
+    ``block`` = ``{"auc": the chosen fusion's key AUC, "micro_auc", "<method>": validation metrics +
+    key_auc, "chosen": {"sigma", "fusion"}, "held_out", "key_kinds", "set", "note"}`` (``{"note"}``
+    alone without a set); ``table`` = the candidate rows (``validation_choices.csv``)."""
+    from dataclasses import replace
+
+    from vadlib.flow.pipeline import fuse_scores
+    from vadlib.validation import choose, validation_metrics
+    from vadlib.validation.stage import choice_rows, key_auc, prepare_set
+
+    v = p["validation"]
+    vds = prepare_set(src, v)
+    if vds is None:
+        return {"note": f"no validation set: flow_nf.validation.videos has no entry for '{src.name}'"}, []
+    r = apply_model(model, vds, pose=False, params_override=p)
+    raw = {k: s for k, s in r["scores"].items() if k != "fusion"}
+    kk = list(v["key_kinds"])
+
+    def scored(scores, sigma):
+        m = validation_metrics(scores, vds, float(sigma) or None)
+        m["key_auc"] = key_auc(m, kk)
+        return m
+
+    cands = [(float(s), dict(f)) for s in (v["sigma"] or [p["sigma"]]) for f in (v["fusion"] or [model.params["fusion"]])]
+    choice = choose(cands, lambda c: scored(fuse_scores(replace(model, params={**model.params, "fusion": c[1]}), raw),
+                                            c[0]), key="key_auc")
+    sigma, fusion = choice.best
+    block = {"auc": choice.auc, "micro_auc": choice.table[choice.index]["result"]["micro_auc"],
+             **{k: scored(s, sigma) for k, s in raw.items()}, "fusion": choice.table[choice.index]["result"],
+             "chosen": {"sigma": sigma, "fusion": fusion, "n_candidates": len(cands),
+                        "key": f"mean per-kind micro AUC of the fusion over {kk or 'all kinds'}"},
+             "held_out": held_out(v, src.name), "key_kinds": kk or list(v["kinds"]),
+             "set": {"root": str(vds.root), "name": vds.name},
+             "note": "pose has no scores on the set (no pose file): the validation fusion is without pose"
+             if "pose" in model.models else ""}
+    table = choice_rows(choice, lambda c: {"sigma": c[0], "fusion": json.dumps(c[1], sort_keys=True)})
+    print(f"validation ({vds.name}, {len(vds.videos('test'))} videos): fusion key AUC {choice.auc:.3f} "
+          f"(sigma {sigma:g}, fusion {fusion}; {len(cands)} candidate(s))")
+    return block, table
+
 
 
 def caption(res: Mapping, name: str) -> str:

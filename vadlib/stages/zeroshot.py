@@ -1,16 +1,20 @@
 """The ``zeroshot`` stage: CLIP zero-shot scores of one dataset's test videos from its feature store
 against the dataset's prompts (``softmax`` over [normal; anomaly prompts] and ``max_cos``), with
 frame-level detection and, when the prompts name the dataset's classes, recognition metrics. Nothing
-is fitted; σ is fixed a priori.
+is fitted; σ is fixed a priori, or chosen among ``validation.sigma`` candidates on the pseudo-anomaly
+set made from the dataset's ``validation.videos`` (TRAINING videos; :mod:`vadlib.validation.stage`),
+whose features are extracted like the store's and scored by the same scorer; its AUCs go into
+``metrics.json`` under ``validation`` and the candidate table into ``validation_choices.csv``.
 
 Writes under ``ctx.out_dir`` (``reports/zeroshot/<item>``) every output ``dvc.yaml`` lists (besides the
-executed notebook): ``metrics.json``, ``roc.csv``, ``pr.csv``, ``predictions.npz`` and ``figures/``
+executed notebook): ``metrics.json``, ``roc.csv``, ``pr.csv``, ``predictions.npz``, ``validation_choices.csv`` and ``figures/``
 (``roc_pr``, ``timelines``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, is_dataclass
+import json
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Union
 
@@ -23,6 +27,7 @@ from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognit
 from vadlib.scoring import gaussian_smooth
 from vadlib.stages._inputs import feature_store
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
+from vadlib.validation.stage import ValidationParams
 
 STAGE = "zeroshot"
 
@@ -46,6 +51,7 @@ class Params:
     templates: list[str] = field(default_factory=lambda: ["{}.", "a photo of {}.",
                                                           "a surveillance camera frame of {}."])
     prompts: dict = section_dict(DatasetPrompts, each=True)   # per dataset: {normal: [...], anomaly: {class: text}}
+    validation: dict = section_dict(ValidationParams)         # pseudo-anomaly set and σ candidates
 
 
 def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True) -> dict:
@@ -73,6 +79,9 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         raise ConfigError(f"params.yaml: zeroshot.prompts has no entry for dataset '{item}'")
     prompt_set = PromptSet.from_params(p.prompts[item], templates=p.templates, where=f"zeroshot.prompts.{item}")
     scorer = ZeroShotScorer(bb, prompt_set, tau=p.tau)
+    validation, choice_table = validate(dataset, store, bb, scorer, p, ctx)
+    if validation.get("chosen"):   # the test set is scored once, with the σ validation chose
+        sigma = validation["chosen"]["sigma"]
     test = dataset.videos("test")
     preds = predict_store(store, scorer, test)
     labels = {v.name: v.frame_labels for v in test}
@@ -112,7 +121,9 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     if recog is not None:
         metrics.update(mauc=recog["mAUC"], map=recog["mAP"], top1=recog["top1"], top5=recog["top5"],
                        per_class_auc=recog["per_class_auc"])
-    write_json(out / "metrics.json", json_safe({**metrics, "protocol": protocol}))
+    write_json(out / "metrics.json", json_safe({**metrics, "protocol": protocol, "validation": validation}))
+    pd.DataFrame(choice_table, columns=None if choice_table else ["sigma", "key_auc", "rank", "chosen"]).to_csv(
+        out / "validation_choices.csv", index=False)
     smoothed = gaussian_smooth(preds[p.score].scores(), sigma) if sigma else preds[p.score].scores()
     all_s = np.concatenate([smoothed[v] for v in labels])
     all_y = np.concatenate([labels[v] for v in labels])
@@ -122,9 +133,53 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     preds[p.score].save(out / "predictions.npz")
     result = {"predictions": preds, "results": results, "table": table, "recognition": recog, "metrics": metrics,
               "protocol": protocol, "class_names": scorer.class_names, "labels": labels, "smoothed": smoothed,
-              "real_weights": real, "score": p.score}
+              "real_weights": real, "score": p.score, "validation": validation, "validation_choices": choice_table}
     result["figures"] = write_figures(result, p, item, out / "figures") if figures else []
     return result
+
+
+def validate(dataset, store, bb, scorer, p: Params, ctx: StageContext) -> tuple[dict, list[dict]]:
+    """Score the pseudo-anomaly set of ``dataset`` (``p.validation``) with ``scorer``, its features
+    extracted with the test store's config, and choose σ among ``validation.sigma`` (by the headline
+    score's key AUC). Returns ``(block for metrics.json, candidate rows)``; ``({"note"}, [])`` when
+    the dataset has no ``validation.videos`` entry."""
+    from vadlib.features.extract import ExtractConfig, extract_dataset, store_info
+    from vadlib.models.zeroshot import predict_store
+    from vadlib.validation import choose, validation_metrics
+    from vadlib.validation.stage import choice_rows, held_out, key_auc, prepare_set
+
+    v = {**asdict(ValidationParams()), **p.validation}
+    vds = prepare_set(dataset, v)
+    if vds is None:
+        return {"note": f"no validation set: zeroshot.validation.videos has no entry for '{dataset.name}'"}, []
+    info = store.info
+    pre = info.get("preprocessing") or {}
+    cfg = ExtractConfig(sampling=info["sampling"], stride=int(info.get("stride") or 1),
+                        snippet_len=int(info.get("snippet_len") or 16), crops=int(info["crops"]),
+                        precision=info.get("precision", "fp32"), device=ctx.device,
+                        resize=pre.get("resize", "shorter") if isinstance(pre, dict) else "shorter")
+    if json.loads(json.dumps(store_info(vds.name, bb, cfg)["preprocessing"])) != info.get("preprocessing"):
+        raise ConfigError(f"zeroshot.validation: cannot extract the set like the store {store.path} "
+                          f"(preprocessing {info.get('preprocessing')}); re-extract the dataset")
+    vstore = extract_dataset(vds, bb, Path(v["root"]) / "features", cfg, splits=("test",))
+    preds = predict_store(vstore, scorer, vds.videos("test"))
+    kk = list(v["key_kinds"])
+
+    def scored(scores, s):
+        m = validation_metrics(scores, vds, float(s) or None)
+        m["key_auc"] = key_auc(m, kk)
+        return m
+
+    choice = choose([float(s) for s in (v["sigma"] or [p.sigma])], lambda s: scored(preds[p.score].scores(), s),
+                    key="key_auc")
+    block = {"auc": choice.auc, "micro_auc": choice.table[choice.index]["result"]["micro_auc"],
+             **{n: scored(pr.scores(), choice.best) for n, pr in preds.items()},
+             "chosen": {"sigma": choice.best, "n_candidates": len(choice.table),
+                        "key": f"mean per-kind micro AUC of the {p.score} score over {kk or 'all kinds'}"},
+             "held_out": held_out(v, dataset.name), "key_kinds": kk or list(v["kinds"]),
+             "set": {"root": str(vds.root), "name": vds.name}, "real_weights": bool(bb.real_weights)}
+    print(f"validation ({vds.name}): {p.score} key AUC {choice.auc:.3f} (sigma {choice.best:g})")
+    return block, choice_rows(choice, lambda s: {"sigma": s})
 
 
 def write_figures(result: Mapping, p: Params, item: str, figures: Path) -> list[Path]:

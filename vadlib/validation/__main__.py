@@ -4,6 +4,7 @@ training-free baseline.
     python -m vadlib.validation make --dataset ucsd_ped2 --root ../shared/datasets/ucsd_ped2 \\
         --videos Train014,Train015,Train016 --out data/validation/ucsd_ped2 --seed 0
     python -m vadlib.validation score data/validation/ucsd_ped2 --scorer naive_flow
+    python -m vadlib.validation agree --run c06=PATH/metrics.json --run c12=... --dataset ucsd_ped2 --out t.csv
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("root")
     s.add_argument("--scorer", default="naive_flow")
     s.add_argument("--sigma", type=float, default=0.0)
+    a = sub.add_parser("agree", help="Spearman's rho between validation and test AUC of flow_nf runs")
+    a.add_argument("--run", action="append", required=True, help="LABEL=metrics.json (repeat)")
+    a.add_argument("--dataset", required=True)
+    a.add_argument("--out", default=None, help="CSV of the points")
     args = p.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -53,6 +58,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in index["videos"]:
             print(f"{r['name']:24s} {r['n_frames']:4d} frames, {r['n_anomalous']:3d} anomalous")
         print(f"validation set at {out} ({time.perf_counter() - t0:.1f} s)")
+        return 0
+    if args.cmd == "agree":
+        import pandas as pd
+
+        from vadlib.io import atomic_path
+        from vadlib.validation.agreement import agreement_rows, spearman
+
+        runs = dict(r.split("=", 1) for r in args.run)
+        rows = agreement_rows(runs, args.dataset)
+        df = pd.DataFrame(rows)
+        with pd.option_context("display.width", 200, "display.max_columns", 30):
+            print((df.set_index(["run", "method"]).select_dtypes("number") * 100).round(1).drop(columns="sigma"))
+        for key in ("val_micro_auc", "val_key_auc"):
+            r = spearman(rows, key)
+            print(f"Spearman rho({key}, test_micro_auc) = {r['rho']:.3f} (p = {r['p']:.3f}, n = {r['n']})")
+        if args.out:
+            with atomic_path(args.out) as tmp:
+                df.to_csv(tmp, index=False)
+            print(f"wrote {args.out}")
         return 0
     from vadlib.validation.baselines import score_videos
     from vadlib.data.pseudo_anomalies import load_validation_set
