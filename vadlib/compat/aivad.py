@@ -23,11 +23,12 @@ each a field of :class:`AIVADSwitches` (defaults = vadlib; :data:`REFERENCE` = t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from vadlib.compat._switches import ReferenceSwitches
 from vadlib.errors import ConfigError
 from vadlib.flow.descriptors import BOX_ROUNDING, ORIENTATIONS, velocity_descriptor
 
@@ -38,8 +39,12 @@ REFERENCE_BINS = {"ucsd_ped2": 1, "avenue": 8, "shanghaitech": 8}
 
 
 @dataclass(frozen=True)
-class AIVADSwitches:
+class AIVADSwitches(ReferenceSwitches):
     """Reference-mode switches of the velocity feature (module docstring)."""
+
+    KIND: ClassVar[str] = "aivad"
+    REFERENCE_VALUES: ClassVar[Mapping[str, object]] = {"native_crop": False, "box_rounding": "ceil",
+                                                         "orientation": "radians"}
 
     native_crop: bool = True
     box_rounding: str = "floor"
@@ -53,31 +58,9 @@ class AIVADSwitches:
             raise ConfigError(f"aivad switch orientation='{self.orientation}' is unknown "
                               f"(known: {', '.join(ORIENTATIONS)})")
 
-    @classmethod
-    def from_params(cls, p: Mapping | str | None) -> "AIVADSwitches":
-        """``"default"``, ``"reference"`` or a mapping of fields (unknown keys refused)."""
-        if p is None or p == "default":
-            return cls()
-        if p == "reference":
-            return REFERENCE
-        if isinstance(p, str):
-            raise ConfigError(f"aivad switches: '{p}' is neither 'default', 'reference' nor a mapping")
-        bad = sorted(set(p) - set(cls.__dataclass_fields__))
-        if bad:
-            raise ConfigError(f"aivad switches: unknown keys {bad} (known: {sorted(cls.__dataclass_fields__)})")
-        return cls(**dict(p))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def reference_switches(self) -> list[str]:
-        """Names of the switches set to the reference's behaviour (for reports)."""
-        ref = asdict(REFERENCE)
-        return [k for k, v in asdict(self).items() if v == ref[k]]
-
 
 DEFAULT = AIVADSwitches()
-REFERENCE = AIVADSwitches(native_crop=False, box_rounding="ceil", orientation="radians")
+REFERENCE = AIVADSwitches.reference()
 
 
 def velocity_feature(flow: np.ndarray, box: Sequence[float] | None, bins: int = 1,

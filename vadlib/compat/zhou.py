@@ -44,14 +44,15 @@ defaults are vadlib's behaviour, :data:`REFERENCE` sets every switch to the refe
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from vadlib.compat._switches import ReferenceSwitches
 from vadlib.errors import ConfigError, DataError
 from vadlib.models.dpam import BLUR_AT, RESIZES, DPAMEncoder, frame_anomaly_maps, image_anomaly_maps, video_anomaly_maps
 from vadlib.models.prompt_learning import PromptLearner, PromptLearnerConfig, encode_text_with_embeddings
@@ -71,9 +72,13 @@ _DEEP = re.compile(r"^compound_prompts_text\.(\d+)$")
 
 
 @dataclass(frozen=True)
-class ZhouSwitches:
+class ZhouSwitches(ReferenceSwitches):
     """Reference-mode switches (module docstring). Defaults = vadlib; :data:`REFERENCE` = the
     reference code's behaviour, flaws included."""
+
+    KIND: ClassVar[str] = "zhou"
+    REFERENCE_VALUES: ClassVar[Mapping[str, object]] = {"global_ln_post": False, "deep_prompts_fp32": False,
+                                                         "resize": "pil_bicubic", "blur_at": "input"}
 
     global_ln_post: bool = True
     deep_prompts_fp32: bool = True
@@ -86,31 +91,9 @@ class ZhouSwitches:
         if self.blur_at not in BLUR_AT:
             raise ConfigError(f"zhou switch blur_at='{self.blur_at}' is unknown (known: {', '.join(BLUR_AT)})")
 
-    @classmethod
-    def from_params(cls, p: Mapping | str | None) -> "ZhouSwitches":
-        """``"default"``, ``"reference"`` or a mapping of fields (unknown keys refused)."""
-        if p is None or p == "default":
-            return cls()
-        if p == "reference":
-            return REFERENCE
-        if isinstance(p, str):
-            raise ConfigError(f"zhou switches: '{p}' is neither 'default', 'reference' nor a mapping")
-        bad = sorted(set(p) - set(cls.__dataclass_fields__))
-        if bad:
-            raise ConfigError(f"zhou switches: unknown keys {bad} (known: {sorted(cls.__dataclass_fields__)})")
-        return cls(**dict(p))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def reference_switches(self) -> list[str]:
-        """Names of the switches set to the reference's behaviour (for reports)."""
-        ref = asdict(REFERENCE)
-        return [k for k, v in asdict(self).items() if v == ref[k]]
-
 
 DEFAULT = ZhouSwitches()
-REFERENCE = ZhouSwitches(global_ln_post=False, deep_prompts_fp32=False, resize="pil_bicubic", blur_at="input")
+REFERENCE = ZhouSwitches.reference()
 
 
 # --------------------------------------------------------------------------- the checkpoint
