@@ -47,6 +47,16 @@ class DetectMethod:
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
+    def _prompt_state(self, backbone, cfg, score: str, prompts, normal_prompts) -> None:
+        """The state every prompt-scored method (zeroshot, transfer) keeps: backbone, extraction
+        config, score name, the prompts as labels, and an empty heat map (``--heatmap`` sets it)."""
+        self.backbone, self.cfg, self.score = backbone, cfg, score
+        self.labels = list(prompts)
+        self.prompts, self.normal_prompts = list(prompts), (list(normal_prompts) if normal_prompts else None)
+        self.real_weights = bool(backbone.real_weights)
+        self.heatmap = False
+        self.heat: tuple[np.ndarray, np.ndarray] | None = None
+
 
 class _FrameProgress:
     """A tqdm bar over the video's frames fed with encoded-frame counts (``update(k)``, as
@@ -110,12 +120,7 @@ class ZeroShotMethod(DetectMethod):
         ps = PromptSet(normal=list(normal_prompts or ["an ordinary scene with people walking"]),
                        anomaly={p: p for p in prompts}, templates=list(templates or DEFAULT_TEMPLATES))
         self.scorer = ZeroShotScorer(backbone, ps, tau=tau)
-        self.backbone, self.cfg, self.score = backbone, cfg, score
-        self.labels = list(prompts)
-        self.prompts, self.normal_prompts = list(prompts), (list(normal_prompts) if normal_prompts else None)
-        self.real_weights = bool(backbone.real_weights)
-        self.heatmap = False
-        self.heat: tuple[np.ndarray, np.ndarray] | None = None
+        self._prompt_state(backbone, cfg, score, prompts, normal_prompts)
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         from vadlib.features.store import expand_to_frames as _expand
@@ -280,12 +285,7 @@ class TransferMethod(DetectMethod):
         enc = text_encoder_for(backbone, self.tcfg.templates)
         self.text_n = enc(list(normal_prompts or [self.tcfg.generic_prompts["normal"]]))
         self.text_a = enc(list(prompts))
-        self.backbone, self.cfg, self.score = backbone, cfg, score
-        self.labels = list(prompts)
-        self.prompts, self.normal_prompts = list(prompts), (list(normal_prompts) if normal_prompts else None)
-        self.real_weights = bool(backbone.real_weights)
-        self.heatmap = False
-        self.heat: tuple[np.ndarray, np.ndarray] | None = None
+        self._prompt_state(backbone, cfg, score, prompts, normal_prompts)
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         from vadlib.features.store import expand_to_frames
