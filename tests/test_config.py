@@ -11,7 +11,7 @@ import pytest
 from vadlib.config import (SECTIONS, bounded, check, to_plain, validate_params,
                            validate_section)
 from vadlib.errors import ConfigError
-from vadlib.flow.pipeline import FlowNFParams
+from vadlib.methods.flow_nf.pipeline import FlowNFParams
 from vadlib.pipeline import load_params, notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def test_notebook_parameters_inject_checked_values():
 
 def test_flow_nf_config_defaults_match_the_flow_pipeline_defaults():
     """DEFAULTS (the dict form) is derived from the one declaration, FlowNFParams: they agree."""
-    from vadlib.flow.pipeline import DEFAULTS
+    from vadlib.methods.flow_nf.pipeline import DEFAULTS
 
     typed = to_plain(FlowNFParams())
     for k, v in DEFAULTS.items():
@@ -134,9 +134,9 @@ def test_flow_nf_config_defaults_match_the_flow_pipeline_defaults():
 
 def test_model_configs_use_the_generic_check():
     from vadlib.methods.mil.model import MILConfig
-    from vadlib.models.prompt_learning import PromptLearnerConfig
-    from vadlib.models.temporal import TemporalConfig
-    from vadlib.models.transfer import TrainConfig
+    from vadlib.prompts.learning import PromptLearnerConfig
+    from vadlib.methods.transfer.temporal import TemporalConfig
+    from vadlib.methods.transfer.model import TrainConfig
 
     with pytest.raises(ConfigError, match="MIL config.epochs: expected an integer, got 2.5"):
         MILConfig.from_dict({"epochs": 2.5})

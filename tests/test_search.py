@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from vadlib.data import Video
-from vadlib.models.prompts import encode_prompts
+from vadlib.prompts.text import encode_prompts
 from vadlib.search import collection_videos, precision_at_k, search, write_page
 
 

@@ -149,7 +149,7 @@ def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radi
     from scipy.ndimage import gaussian_filter1d
 
     from vadlib.events import temporal_nms
-    from vadlib.models.prompts import encode_prompts
+    from vadlib.prompts.text import encode_prompts
 
     if not queries:
         raise ConfigError("search needs at least one description")
@@ -188,7 +188,7 @@ def search_collection(text, collection: str, backbone, features: str | Path = "d
     ``dataset:NAME[:SPLIT]``) that best match ``text`` (one description, ``a;;b``, or a list), one hit
     per event. ``backbone``: a loaded :class:`~vadlib.features.Backbone`. Features are read from (or
     added to) the collection's store under ``features`` (:func:`collection_store`)."""
-    from vadlib.models.prompts import prompt_list
+    from vadlib.prompts.text import prompt_list
 
     queries = prompt_list(text, "text")
     name, videos = collection_videos(collection, params_file)
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from vadlib.features import load_backbone
     from vadlib.io import atomic_dir
-    from vadlib.models.prompts import prompt_list
+    from vadlib.prompts.text import prompt_list
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:

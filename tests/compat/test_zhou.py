@@ -13,7 +13,7 @@ import torch
 from vadlib.compat import zhou
 from vadlib.errors import ConfigError, DataError
 from vadlib.features import load_backbone
-from vadlib.models.prompt_learning import PromptLearner, PromptLearnerConfig
+from vadlib.prompts.learning import PromptLearner, PromptLearnerConfig
 
 torch.set_num_threads(1)
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def flow_model(tmp_path_factory):
     """A small flow_nf model trained on normal synthetic motion (squares at 1 px/frame)."""
-    from vadlib.flow.pipeline import merge_params, train_flow_nf
+    from vadlib.methods.flow_nf.pipeline import merge_params, train_flow_nf
     from vadlib.synthetic.flow import make_dataset
 
     tmp = tmp_path_factory.mktemp("flow")
@@ -290,7 +290,7 @@ def test_zeroshot_heat_map_overlay(tiny_backbone, tmp_path):
 def test_detect_with_a_transfer_checkpoint(tiny_backbone, tmp_path, capsys):
     """The transfer stage's saved VideoAnomalyCLIP scores a new video with the target's prompts."""
     from vadlib.synthetic.flow import write_video
-    from vadlib.models.transfer import (TransferConfig, build_model, load_transfer_model, save_transfer_model,
+    from vadlib.methods.transfer.model import (TransferConfig, build_model, load_transfer_model, save_transfer_model,
                                         text_encoder_for)
 
     params = {"temporal": {"clip_length": 8, "stride": 4}, "prompt_learning": {"n_ctx": 2}, "templates": ["{}."]}
@@ -338,7 +338,7 @@ def test_transfer_method_heat_maps(tiny_backbone, tmp_path):
     from vadlib.detect import TransferMethod
     from vadlib.features.extract import ExtractConfig
     from vadlib.synthetic.flow import write_video
-    from vadlib.models.transfer import TransferConfig, build_model, save_transfer_model, text_encoder_for
+    from vadlib.methods.transfer.model import TransferConfig, build_model, save_transfer_model, text_encoder_for
 
     params = {"temporal": {"clip_length": 8, "stride": 4}, "prompt_learning": {"n_ctx": 2}, "templates": ["{}."]}
     model = build_model("temporal", 64, TransferConfig.from_params(params), text_encoder_for(tiny_backbone), tiny_backbone)
@@ -358,7 +358,7 @@ def test_patch_heat_maps_follow_the_prompt_that_fired(tiny_backbone):
     square (bottom right); each encoded frame's map lights up the square of the prompt that fired there."""
     from vadlib.detect import patch_heat_maps
     from vadlib.metrics import pixel_auroc
-    from vadlib.models.dpam import DPAMEncoder, preprocess_frames
+    from vadlib.methods.zeroshot.dpam import DPAMEncoder, preprocess_frames
 
     rng = np.random.default_rng(0)
     frames = rng.integers(90, 110, size=(6, 64, 64, 3)).astype(np.uint8)

@@ -104,7 +104,7 @@ def test_the_import_walk_sees_lazy_relative_and_submodule_imports(tmp_path):
     # train_mil runs AnomalyCLIP's prompt learner only through an import inside a function of
     # methods/anomalyclip/model.py, and the store only through `from vadlib.features.store import ...`
     files = stage_files("train_mil")
-    for f in ("vadlib/models/prompt_learning.py", "vadlib/features/store.py", "vadlib/results.py",
+    for f in ("vadlib/prompts/learning.py", "vadlib/features/store.py", "vadlib/results.py",
               "vadlib/report/plots.py", "vadlib/pipeline.py", "vadlib/__init__.py", "vadlib/stages/train_mil.py"):
         assert Path(f) in files, f
     # a file no stage imports is not reported

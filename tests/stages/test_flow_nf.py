@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from vadlib.flow.pipeline import FlowNFModel
+from vadlib.methods.flow_nf.pipeline import FlowNFModel
 from vadlib.stages import flow_nf
 
 

@@ -202,7 +202,7 @@ def vadlib_inference(backbone, learner, frames: np.ndarray, images: torch.Tensor
                      switches: zhou.ZhouSwitches) -> dict:
     """vadlib on the reference's preprocessed ``images`` (model only) and end to end from the uint8
     ``frames`` through vadlib's own preprocessing."""
-    from vadlib.models.dpam import preprocess_frames
+    from vadlib.methods.zeroshot.dpam import preprocess_frames
 
     model = zhou.ZhouZeroShot(backbone, learner, switches, image_size=size.input_size,
                               n_layers=size.dpam_layer - 1, sigma=size.sigma)

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from vadlib.data.demo import DEMO_DESCRIPTIONS
     from vadlib.errors import WeightsUnavailableError
     from vadlib.features import load_backbone
-    from vadlib.models.prompts import encode_prompts
+    from vadlib.prompts.text import encode_prompts
 
     ap = argparse.ArgumentParser(prog="python -m vadlib.bench search", description=__doc__)
     ap.add_argument("--backbone", default="ViT-B-16")

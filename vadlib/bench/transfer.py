@@ -1,7 +1,7 @@
 """The planted transfer table: ``python -m vadlib.bench transfer [--seeds 0 1 2] [--variants …] [--tiny]``.
 
 Trains VideoAnomalyCLIP on the planted source (:mod:`vadlib.synthetic.planted_transfer`, weak
-video labels) and scores the planted target with every ablation of :mod:`vadlib.models.transfer`;
+video labels) and scores the planted target with every ablation of :mod:`vadlib.methods.transfer.model`;
 prints the micro frame AUC and AP per variant, score and seed. ``--tiny`` shrinks the benchmark
 (8 source / 4 target videos of 40–60 frames, 2 epochs) to a seconds-long smoke run.
 """
@@ -13,15 +13,15 @@ from dataclasses import replace
 
 import torch
 
-from vadlib.models.transfer import TransferConfig, TransferResult, run_transfer, text_encoder_for
+from vadlib.methods.transfer.model import TransferConfig, TransferResult, run_transfer, text_encoder_for
 from vadlib.synthetic.planted_transfer import PlantedTransferConfig, make_planted_transfer
 
 
 def planted_transfer_config(**overrides) -> TransferConfig:
     """The transfer configuration the planted benchmark is run with (tiny model: D = 64)."""
-    from vadlib.models.prompt_learning import PromptLearnerConfig
-    from vadlib.models.temporal import TemporalConfig
-    from vadlib.models.transfer import TrainConfig
+    from vadlib.prompts.learning import PromptLearnerConfig
+    from vadlib.methods.transfer.temporal import TemporalConfig
+    from vadlib.methods.transfer.model import TrainConfig
 
     cfg = TransferConfig(temporal=TemporalConfig(), prompt_learning=PromptLearnerConfig(n_ctx=4),
                          train=TrainConfig())
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     """Print the planted transfer table (see the module docstring)."""
     import pandas as pd
 
-    from vadlib.models.transfer import VARIANTS
+    from vadlib.methods.transfer.model import VARIANTS
 
     ap = argparse.ArgumentParser(prog="python -m vadlib.bench transfer", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

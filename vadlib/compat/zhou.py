@@ -1,5 +1,5 @@
 """Zhou et al.'s object-agnostic AnomalyCLIP (ICLR 2024; repo ``zqhang/AnomalyCLIP``; methods.md §3):
-the published prompt checkpoint loaded into vadlib's :class:`~vadlib.models.prompt_learning.PromptLearner`,
+the published prompt checkpoint loaded into vadlib's :class:`~vadlib.prompts.learning.PromptLearner`,
 the reference-mode switches, and the zero-shot DPAM maps of an imported checkpoint on video frames.
 
 The checkpoint
@@ -54,8 +54,8 @@ from torch.nn import functional as F
 
 from vadlib.compat._switches import ReferenceSwitches
 from vadlib.errors import ConfigError, DataError
-from vadlib.models.dpam import BLUR_AT, RESIZES, DPAMEncoder, frame_anomaly_maps, image_anomaly_maps, video_anomaly_maps
-from vadlib.models.prompt_learning import PromptLearner, PromptLearnerConfig, encode_text_with_embeddings
+from vadlib.methods.zeroshot.dpam import BLUR_AT, RESIZES, DPAMEncoder, frame_anomaly_maps, image_anomaly_maps, video_anomaly_maps
+from vadlib.prompts.learning import PromptLearner, PromptLearnerConfig, encode_text_with_embeddings
 
 #: the reference's wording after the learnable context (``"{}"`` and ``"damaged {}"`` of ``"object"``, then ".")
 NORMAL_SUFFIX = "object."

@@ -110,8 +110,8 @@ class ZeroShotMethod(DetectMethod):
 
     def __init__(self, backbone, cfg, prompts: list[str], normal_prompts: list[str] | None = None,
                  templates: list[str] | None = None, tau: float = 0.01, score: str = "softmax", **_):
-        from vadlib.models.prompts import DEFAULT_TEMPLATES, PromptSet
-        from vadlib.models.zeroshot import SCORES, ZeroShotScorer
+        from vadlib.prompts.text import DEFAULT_TEMPLATES, PromptSet
+        from vadlib.methods.zeroshot.model import SCORES, ZeroShotScorer
 
         if not prompts:
             raise ConfigError("method 'zeroshot' needs at least one --prompt (or --prompt-file / --prompts-from)")
@@ -151,7 +151,7 @@ class FlowNFMethod(DetectMethod):
 
     def __init__(self, backbone=None, cfg=None, checkpoint: str | None = None, score: str = "fusion",
                  flow_cache: str | Path | None = None, **_):
-        from vadlib.flow.pipeline import FlowNFModel
+        from vadlib.methods.flow_nf.pipeline import FlowNFModel
 
         if not checkpoint:
             raise ConfigError("method 'flow_nf' needs --checkpoint (the flow_nf stage's model folder, "
@@ -164,7 +164,7 @@ class FlowNFMethod(DetectMethod):
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         from vadlib.data import VideoDataset
-        from vadlib.flow.pipeline import apply_model
+        from vadlib.methods.flow_nf.pipeline import apply_model
 
         # the flow cache is keyed by dataset and video name: key it by the file's identity too, so two
         # different videos of the same name never share a cached flow
@@ -275,7 +275,7 @@ class TransferMethod(DetectMethod):
 
     def __init__(self, backbone, cfg, checkpoint: Path, prompts: list[str], normal_prompts: list[str] | None = None,
                  score: str = "calibrated", **_):
-        from vadlib.models.transfer import load_transfer_model, text_encoder_for
+        from vadlib.methods.transfer.model import load_transfer_model, text_encoder_for
 
         if not prompts:
             raise ConfigError("method 'transfer' needs at least one --prompt (or --prompt-file / --prompts-from)")
@@ -289,7 +289,7 @@ class TransferMethod(DetectMethod):
 
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         from vadlib.features.store import expand_to_frames
-        from vadlib.models.transfer import score_video as transfer_scores
+        from vadlib.methods.transfer.model import score_video as transfer_scores
 
         feats, frame_index = encode_video(video, self.backbone, self.cfg, self.progress)
         self.encoded_frames = int(len(frame_index))
@@ -305,8 +305,8 @@ class TransferMethod(DetectMethod):
 
 
 def as_prompt_list(value, name: str = "prompts") -> list[str]:
-    """:func:`vadlib.models.prompts.prompt_list` (kept under this name for the notebooks)."""
-    from vadlib.models.prompts import prompt_list
+    """:func:`vadlib.prompts.text.prompt_list` (kept under this name for the notebooks)."""
+    from vadlib.prompts.text import prompt_list
 
     return prompt_list(value, name, allow_empty=True)
 
@@ -323,7 +323,7 @@ def read_prompts(prompts: list[str] | None, prompt_file: str | None, prompts_fro
             raise DataError(p, "prompt file does not exist")
         out += [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     if prompts_from:
-        from vadlib.models.prompts import PromptSet
+        from vadlib.prompts.text import PromptSet
         from vadlib.pipeline import load_params
 
         table = (load_params(params_file).get("zeroshot") or {}).get("prompts") or {}

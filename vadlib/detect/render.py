@@ -17,7 +17,7 @@ from vadlib.events import Threshold
 def patch_heat_maps(backbone, video, frame_index: np.ndarray, fired: np.ndarray, normal_text, anomaly_text,
                     tau: float = 0.07, max_values: int = 200_000_000,
                     zhou_prompts: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """DPAM patch-level maps (Zhou et al.; :mod:`vadlib.models.dpam`) of the encoded frames
+    """DPAM patch-level maps (Zhou et al.; :mod:`vadlib.methods.zeroshot.dpam`) of the encoded frames
     ``frame_index (N,)``, each against [the mean normal text, the anomaly text ``anomaly_text[fired[i]]``]
     (``normal_text (Kn, D)``, ``anomaly_text (Ka, D)``, frozen CLIP space).
 
@@ -26,7 +26,7 @@ def patch_heat_maps(backbone, video, frame_index: np.ndarray, fired: np.ndarray,
     checkpoint (``--heatmap-prompts``): its learned prompts draw the map instead (:mod:`vadlib.compat.zhou`)."""
     import torch
 
-    from vadlib.models.dpam import DPAMEncoder, frame_anomaly_maps
+    from vadlib.methods.zeroshot.dpam import DPAMEncoder, frame_anomaly_maps
 
     src = video.open()
     h, w = src.size

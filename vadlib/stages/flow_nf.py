@@ -1,5 +1,5 @@
 """The ``flow_nf`` stage: optical-flow normalizing flows, velocity and pose densities and their fusion
-(:mod:`vadlib.flow.pipeline`), trained on ``dataset`` (or loaded from ``model_in``) and applied without
+(:mod:`vadlib.methods.flow_nf.pipeline`), trained on ``dataset`` (or loaded from ``model_in``) and applied without
 retraining to every ``transfer`` dataset.
 
 Writes under ``ctx.out_dir`` every output ``dvc.yaml`` lists (besides the executed notebook):
@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from vadlib.errors import ConfigError
-from vadlib.flow.pipeline import (FlowNFModel, FlowNFParams, apply_model, evaluate_all, feature_memo, merge_params,
+from vadlib.methods.flow_nf.pipeline import (FlowNFModel, FlowNFParams, apply_model, evaluate_all, feature_memo, merge_params,
                                   report_rows, train_flow_nf)
 from vadlib.io import atomic_path, write_json
 from vadlib.metrics import json_safe
@@ -191,7 +191,7 @@ def validate(model: FlowNFModel, src, p: Mapping) -> tuple[dict, list[dict]]:
     alone without a set); ``table`` = the candidate rows (``validation_choices.csv``)."""
     from dataclasses import replace
 
-    from vadlib.flow.pipeline import fuse_scores
+    from vadlib.methods.flow_nf.pipeline import fuse_scores
     from vadlib.validation import choose, validation_metrics
     from vadlib.validation.stage import choice_rows, key_auc, prepare_set
 

@@ -45,7 +45,7 @@ class GenericPrompts:
 @dataclass
 class Params:
     """``params.yaml: transfer`` and its defaults (meanings there). ``temporal``, ``prompt_learning`` and
-    ``train`` are given to :meth:`vadlib.models.transfer.TransferConfig.from_params`, whose defaults fill
+    ``train`` are given to :meth:`vadlib.methods.transfer.model.TransferConfig.from_params`, whose defaults fill
     what they leave out; :meth:`_config_check` checks them against those model configs."""
 
     pairs: list[list[str]] = field(default_factory=lambda: [["demo_a", "demo_b"], ["demo_b", "demo_a"]])
@@ -68,9 +68,9 @@ class Params:
     def _config_check(self, path: str, source: str | None) -> None:
         """``temporal``, ``prompt_learning`` (+ its ``enabled`` switch) and ``train`` against the model
         configs (:func:`vadlib.config.check` calls this; imports torch)."""
-        from vadlib.models.prompt_learning import PromptLearnerConfig
-        from vadlib.models.temporal import TemporalConfig
-        from vadlib.models.transfer import TrainConfig
+        from vadlib.prompts.learning import PromptLearnerConfig
+        from vadlib.methods.transfer.temporal import TemporalConfig
+        from vadlib.methods.transfer.model import TrainConfig
 
         for i, pair in enumerate(self.pairs):     # [source, target], kept a list as given
             check_value(tuple[str, str], pair, f"{path}.pairs[{i}]", source)
@@ -90,7 +90,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
 
     from vadlib.data import get_dataset
     from vadlib.features import load_backbone
-    from vadlib.models.transfer import (TargetPrompts, TransferConfig, fired_summary, load_videos, run_transfer,
+    from vadlib.methods.transfer.model import (TargetPrompts, TransferConfig, fired_summary, load_videos, run_transfer,
                                         save_transfer_model, text_encoder_for, transfer_matrix)
     from vadlib.report.plots import protocol_caption
     from vadlib.methods import feature_spec
@@ -230,7 +230,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
 def write_figures(res: Mapping, p: Params, out: Path) -> list[Path]:
     """``figures/transfer_heatmap`` (the transfer matrix per variant) and its copy ``transfer_heatmap.png``
     beside ``metrics.json``. Returns the PNG paths."""
-    from vadlib.models.transfer import plot_transfer
+    from vadlib.methods.transfer.model import plot_transfer
     from vadlib.report.plots import protocol_caption, save_figure
 
     (out / "figures").mkdir(parents=True, exist_ok=True)

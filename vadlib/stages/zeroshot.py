@@ -62,8 +62,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
 
     from vadlib.data import get_dataset
     from vadlib.features import load_backbone
-    from vadlib.models.prompts import PromptSet
-    from vadlib.models.zeroshot import ZeroShotScorer, predict_store
+    from vadlib.prompts.text import PromptSet
+    from vadlib.methods.zeroshot.model import ZeroShotScorer, predict_store
 
     p = params if is_dataclass(params) else from_section(Params, params, STAGE)
     item, sigma = ctx.item, p.sigma
@@ -144,7 +144,7 @@ def validate(dataset, store, bb, scorer, p: Params, ctx: StageContext) -> tuple[
     score's key AUC). Returns ``(block for metrics.json, candidate rows)``; ``({"note"}, [])`` when
     the dataset has no ``validation.videos`` entry."""
     from vadlib.features.extract import ExtractConfig, extract_dataset, store_info
-    from vadlib.models.zeroshot import predict_store
+    from vadlib.methods.zeroshot.model import predict_store
     from vadlib.validation import choose, validation_metrics
     from vadlib.validation.stage import choice_rows, held_out, key_auc, prepare_set
 

@@ -18,7 +18,7 @@ sides, which is all the benchmark needs). A frame feature is
 
 Source training videos carry weak video labels only (MIL); target test videos carry frame labels.
 :func:`vadlib.bench.transfer.run_planted` trains on the source and scores the target with the
-ablations of :mod:`vadlib.models.transfer` (``python -m vadlib.bench transfer`` prints the table).
+ablations of :mod:`vadlib.methods.transfer.model` (``python -m vadlib.bench transfer`` prints the table).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from vadlib.models.transfer import TargetPrompts, VideoFeatures, text_encoder_for
+from vadlib.methods.transfer.model import TargetPrompts, VideoFeatures, text_encoder_for
 
 
 @dataclass

@@ -205,7 +205,7 @@ def encode_text_from_embeddings(clip: nn.Module, embeddings: torch.Tensor, token
     ``embeddings`` (K, 77, W), ``tokens`` (K, 77) (EOT = argmax pooling), ``text_projection``
     (W, D) → ``(K, D)`` raw text features.
     """
-    from vadlib.models.prompt_learning import encode_text_with_embeddings
+    from vadlib.prompts.learning import encode_text_with_embeddings
 
     return encode_text_with_embeddings(clip, embeddings, tokens, text_projection=text_projection)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vadlib.errors import ConfigError, DataError
-from vadlib.flow.pipeline import FlowNFModel, apply_model, evaluate_all, frame_max, merge_params, train_flow_nf
+from vadlib.methods.flow_nf.pipeline import FlowNFModel, apply_model, evaluate_all, frame_max, merge_params, train_flow_nf
 from vadlib.synthetic.flow import make_dataset
 
 torch.set_num_threads(1)
@@ -76,7 +76,7 @@ def test_load_missing_model(tmp_path):
 
 
 def test_region_policy_per_source_dataset():
-    from vadlib.flow.pipeline import region_config
+    from vadlib.methods.flow_nf.pipeline import region_config
     from vadlib.flow.regions import RegionConfig
 
     keyed = {"demo_a": {"use_flow": True, "tau_mag": 0.15, "min_area": 16}}
@@ -118,7 +118,7 @@ def test_window_regions_through_the_pipeline(tmp_path):
     assert model.models["flow_nf"].model_ is not None and p["patch"]["size"] == 8
     m = evaluate_all(r["scores"], r["labels"], sigma=None)
     assert m["velocity"]["micro_auc"] > 0.7
-    from vadlib.flow.pipeline import _configs, _flow_cache_dir, dataset_features
+    from vadlib.methods.flow_nf.pipeline import _configs, _flow_cache_dir, dataset_features
 
     fcfg, rcfg = _configs(p, "src")
     feats = dataset_features(src.videos("test"), _flow_cache_dir(p, "src", fcfg), fcfg, rcfg, p["patch"], 1, 0.01, 1)

@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from vadlib.errors import ConfigError
-from vadlib.models.temporal import (MIXINGS, TemporalConfig, TemporalTransformer, coverage, make_windows,
+from vadlib.methods.transfer.temporal import (MIXINGS, TemporalConfig, TemporalTransformer, coverage, make_windows,
                                     sliding_window_forward, window_starts)
 
 torch.set_num_threads(1)

@@ -11,7 +11,7 @@ import torch
 from vadlib.errors import ConfigError, DataError
 from vadlib.bench.transfer import run_planted
 from vadlib.synthetic.planted_transfer import PlantedTransferConfig, make_planted_transfer
-from vadlib.models.transfer import (OBJECTIVES, VARIANTS, TargetPrompts, TrainConfig, TransferConfig,
+from vadlib.methods.transfer.model import (OBJECTIVES, VARIANTS, TargetPrompts, TrainConfig, TransferConfig,
                                     VideoFeatures, choose_objective, load_videos, mil_loss,
                                     predict, score_video, text_encoder_for)
 
@@ -121,7 +121,7 @@ def test_mil_and_objective_choice():
 
 def test_normal_only_training_runs_on_planted_normals():
     from vadlib.bench.transfer import planted_transfer_config
-    from vadlib.models.transfer import build_model, train_source
+    from vadlib.methods.transfer.model import build_model, train_source
 
     data, prompts, bb = make_planted_transfer(PlantedTransferConfig(seed=0, n_train=6, abnormal_fraction=0.0, n_test=2))
     cfg = planted_transfer_config()
@@ -205,7 +205,7 @@ def test_run_transfer_from_real_feature_stores(tmp_path):
         calls.append((name, split))
         return load_videos(stores[name], videos[(name, split)])
 
-    from vadlib.models.transfer import run_transfer
+    from vadlib.methods.transfer.model import run_transfer
 
     cfg = planted_transfer_config(variants=["full", "clip_zeroshot"])
     cfg.train.epochs = 3
@@ -226,7 +226,7 @@ def test_residual_mixing_requires_the_identity_term():
                                                                     anomaly_length=(5, 10)))
     cfg = planted_transfer_config()
     enc = text_encoder_for(bb, cfg.templates)
-    from vadlib.models.transfer import build_model, train_source
+    from vadlib.methods.transfer.model import build_model, train_source
 
     model = build_model("temporal", bb.embed_dim, cfg, enc, bb, mixing="residual")
     with pytest.raises(ConfigError, match="identity_weight"):
@@ -237,7 +237,7 @@ def test_temporal_residual_variant_trains_with_the_identity_term():
     """The temporal_residual ablation trains with the identity term (weight 1; with it the planted bench gives
     calibrated AUC 0.76 / 0.79 on seeds 11 / 12 instead of 0.17 / 0.16), under its own training key."""
     from vadlib.bench.transfer import planted_transfer_config
-    from vadlib.models.transfer import run_transfer
+    from vadlib.methods.transfer.model import run_transfer
 
     var = VARIANTS.get("temporal_residual")
     assert var.mixing == "residual" and var.identity_weight == 1.0

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vadlib.features.store import average_crops
-from vadlib.models.prompts import PromptSet, encode_prompts
+from vadlib.prompts.text import PromptSet, encode_prompts
 
 SCORES = ("softmax", "max_cos")
 

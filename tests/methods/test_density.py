@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vadlib.errors import ConfigError, DataError
-from vadlib.models.density import GMMDensity, KNNDensity, PoseFlowDensity, load_density, make_density
+from vadlib.methods.flow_nf.density import GMMDensity, KNNDensity, PoseFlowDensity, load_density, make_density
 
 torch.set_num_threads(1)
 

@@ -2,10 +2,10 @@
 
 Train once on a *source* dataset's CLIP features, test on a *target* with no target data:
 
-* visual side: :class:`~vadlib.models.temporal.TemporalTransformer` (``V_t = normalize(x_t + g(x)_t)``,
+* visual side: :class:`~vadlib.methods.transfer.temporal.TemporalTransformer` (``V_t = normalize(x_t + g(x)_t)``,
   CLIP zero-shot at initialisation), applied to whole videos by sliding windows;
 * text side during training (generic mode): a normal and an abnormal prompt, either learned
-  object-agnostic contexts (:class:`~vadlib.models.prompt_learning.PromptLearner`) or fixed
+  object-agnostic contexts (:class:`~vadlib.prompts.learning.PromptLearner`) or fixed
   generic texts ("a normal scene" / "an abnormal event");
 * objective on the source (registry :data:`OBJECTIVES`): ``mil`` — weak video labels, the top-k
   frames of an abnormal video → abnormal prompt, every frame of a normal video → normal prompt
@@ -37,8 +37,8 @@ from torch.nn import functional as F
 
 from vadlib.errors import ConfigError, DataError
 from vadlib.features.store import average_crops, expand_to_frames
-from vadlib.models.prompt_learning import PromptLearner, PromptLearnerConfig
-from vadlib.models.temporal import TemporalConfig, TemporalTransformer, sliding_window_forward
+from vadlib.prompts.learning import PromptLearner, PromptLearnerConfig
+from vadlib.methods.transfer.temporal import TemporalConfig, TemporalTransformer, sliding_window_forward
 from vadlib.registry import Registry
 from vadlib.results import Predictions, VideoScores
 
@@ -368,7 +368,7 @@ TextEncoder = Callable[[Sequence[str]], torch.Tensor]
 
 def text_encoder_for(backbone, templates: Sequence[str] = ("{}.",)) -> TextEncoder:
     """Texts → ``(K, D)`` normalised prompt-ensemble features with a frozen backbone."""
-    from vadlib.models.prompts import encode_prompts
+    from vadlib.prompts.text import encode_prompts
 
     def enc(texts: Sequence[str]) -> torch.Tensor:
         return encode_prompts(backbone, list(texts), list(templates)).float()
@@ -405,7 +405,7 @@ class TargetPrompts:
     @classmethod
     def from_params(cls, p, default_normal: Sequence[str] = ("a normal scene",), where: str = "prompts") -> "TargetPrompts":
         """A list of anomaly descriptions, or ``{"normal": [...], "anomaly": {name: text} | [...]}``."""
-        from vadlib.models.prompts import anomaly_prompts, prompt_list
+        from vadlib.prompts.text import anomaly_prompts, prompt_list
 
         if isinstance(p, Mapping):
             normal, anomaly = p.get("normal", list(default_normal)), p.get("anomaly")

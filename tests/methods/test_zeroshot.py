@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from vadlib.errors import ConfigError
-from vadlib.models.prompts import PromptSet, encode_prompts
-from vadlib.models.zeroshot import ZeroShotScorer
+from vadlib.prompts.text import PromptSet, encode_prompts
+from vadlib.methods.zeroshot.model import ZeroShotScorer
 
 PROMPTS = {"normal": ["people walking"], "anomaly": {"cyclist": "a person riding a bicycle", "cart": "a cart"}}
 

@@ -7,7 +7,7 @@ import torch
 
 from vadlib.errors import ConfigError
 from vadlib.features import load_backbone
-from vadlib.models.prompt_learning import (PromptLearner, PromptLearnerConfig,
+from vadlib.prompts.learning import (PromptLearner, PromptLearnerConfig,
                                            encode_text_with_embeddings)
 
 torch.set_num_threads(1)

@@ -12,10 +12,10 @@ from torch.nn import functional as F
 from vadlib.errors import ConfigError
 from vadlib.features import load_backbone
 from vadlib.metrics import aupro, pixel_auroc
-from vadlib.models.dpam import (DPAMEncoder, dice_loss, dpam_loss, evaluate_maps, focal_loss, frame_anomaly_maps, local_loss,
+from vadlib.methods.zeroshot.dpam import (DPAMEncoder, dice_loss, dpam_loss, evaluate_maps, focal_loss, frame_anomaly_maps, local_loss,
                                 patch_probabilities, preprocess_frames, upsample_maps, video_anomaly_maps,
                                 vv_attention)
-from vadlib.models.prompt_learning import PromptLearner, PromptLearnerConfig
+from vadlib.prompts.learning import PromptLearner, PromptLearnerConfig
 
 torch.set_num_threads(1)
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -178,7 +178,7 @@ def test_ped2_maps_align_with_masks(backbone):
 
 
 def test_non_native_input_size_interpolates_the_positional_embedding(backbone):
-    from vadlib.models.dpam import interpolate_pos_embed
+    from vadlib.methods.zeroshot.dpam import interpolate_pos_embed
 
     pos = backbone.model.visual.positional_embedding
     assert interpolate_pos_embed(pos, (4, 4)) is pos                   # native 4x4 grid: unchanged

@@ -309,7 +309,7 @@ class FlowNFModel:
 
     @classmethod
     def load(cls, path: str | Path) -> "FlowNFModel":
-        from vadlib.models.density import load_density
+        from vadlib.methods.flow_nf.density import load_density
 
         path = Path(path)
         cfg_file = path / "config.json"
@@ -424,8 +424,8 @@ def train_flow_nf(dataset, p: Mapping) -> tuple[FlowNFModel, dict]:
     """Fit the density models on ``dataset``'s training videos (calibration ones held out)."""
     import torch
 
-    from vadlib.models.density import make_density
-    from vadlib.models.glow import GlowDensity
+    from vadlib.methods.flow_nf.density import make_density
+    from vadlib.methods.flow_nf.glow import GlowDensity
     from vadlib.scoring import MinMaxNormalizer
 
     torch.manual_seed(int(p["seed"]))

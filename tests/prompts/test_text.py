@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from vadlib.errors import ConfigError
-from vadlib.models.prompts import PromptSet, anomaly_prompts, prompt_list
-from vadlib.models.transfer import TargetPrompts
+from vadlib.prompts.text import PromptSet, anomaly_prompts, prompt_list
+from vadlib.methods.transfer.model import TargetPrompts
 
 
 @pytest.mark.parametrize("value, expected", [

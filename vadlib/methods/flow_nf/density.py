@@ -10,7 +10,7 @@ more normal), ``save(path)`` / ``load(path)``.
   the spirit of STG-NF (single frames, not 24-frame tracks: Ped2's pose file has no tracks). The
   vector is a ``(34, 1, 1)`` "image" without squeeze, so each 1×1/3×3 conv acts as a linear
   layer: K steps of ActNorm → LU 1×1 conv (a learned linear mix) → affine coupling with an MLP.
-* ``glow`` — :class:`~vadlib.models.glow.GlowDensity` on flow patches.
+* ``glow`` — :class:`~vadlib.methods.flow_nf.glow.GlowDensity` on flow patches.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import atomic_path
-from vadlib.models.glow import GlowDensity
+from vadlib.methods.flow_nf.glow import GlowDensity
 from vadlib.registry import Registry
 
 DENSITY_MODELS: Registry = Registry("density model")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vadlib.errors import ConfigError
-from vadlib.models.glow import Glow, GlowConfig, GlowDensity, squeeze2d, unsqueeze2d
+from vadlib.methods.flow_nf.glow import Glow, GlowConfig, GlowDensity, squeeze2d, unsqueeze2d
 
 torch.set_num_threads(1)
 

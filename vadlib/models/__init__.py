@@ -1,1 +1,0 @@
-"""Methods. Each ends in :class:`vadlib.results.Predictions` (per-frame scores, optional classes)."""
