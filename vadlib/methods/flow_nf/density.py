@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vadlib._moved import old_module_paths
 from vadlib.errors import ConfigError, DataError
 from vadlib.io import atomic_path
 from vadlib.methods.flow_nf.glow import GlowDensity
@@ -53,7 +54,8 @@ class _JoblibMixin:
         path = Path(path)
         if not path.is_file():
             raise DataError(path, f"{cls.__name__} file does not exist")
-        obj = joblib.load(path)
+        with old_module_paths():                # files written before vadlib.models moved into methods/
+            obj = joblib.load(path)
         if not isinstance(obj, cls):
             raise DataError(path, f"holds a {type(obj).__name__}, not a {cls.__name__}")
         return obj
@@ -145,4 +147,5 @@ def load_density(path: str | Path):
 
     if not path.is_file():
         raise DataError(path, "density model file does not exist")
-    return joblib.load(path)
+    with old_module_paths():                    # files written before vadlib.models moved into methods/
+        return joblib.load(path)
