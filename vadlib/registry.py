@@ -1,10 +1,13 @@
 """A tiny name -> object registry (datasets, backbones, methods).
 
-Unknown names raise :class:`~vadlib.errors.ConfigError` listing the known ones.
+Unknown names raise :class:`~vadlib.errors.ConfigError` listing the known ones. An entry can be lazy
+(:meth:`Registry.register_lazy`: ``"module:attribute"``), imported on first :meth:`Registry.get`, so
+that listing the names imports nothing and using one entry does not import the others.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Generic, Iterator, TypeVar
 
 from vadlib.errors import ConfigError
@@ -18,6 +21,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._lazy: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -28,18 +32,34 @@ class Registry(Generic[T]):
 
         return deco
 
+    def register_lazy(self, name: str, target: str) -> None:
+        """Register ``name`` as ``"package.module:attribute"``, imported on first :meth:`get` (the
+        module registers the object under ``name`` itself, or the attribute is taken)."""
+        module, sep, attr = target.partition(":")
+        if not sep or not module or not attr:
+            raise ConfigError(f"{self.kind} '{name}': lazy target {target!r} must be 'package.module:attribute'")
+        if name in self._items or self._lazy.get(name, target) != target:
+            raise ConfigError(f"{self.kind} '{name}' is registered twice")
+        self._lazy[name] = target
+
     def get(self, name: str) -> T:
+        if name not in self._items and name in self._lazy:
+            module, _, attr = self._lazy[name].partition(":")
+            obj = getattr(importlib.import_module(module), attr)
+            self._items.setdefault(name, obj)
+            if self._items[name] is not obj:
+                raise ConfigError(f"{self.kind} '{name}': {module} registered another object than {attr}")
         try:
             return self._items[name]
         except KeyError:
-            known = ", ".join(sorted(self._items)) or "(none)"
+            known = ", ".join(self.names()) or "(none)"
             raise ConfigError(f"unknown {self.kind} '{name}'; known: {known}") from None
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted(set(self._items) | set(self._lazy))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -1,7 +1,11 @@
 """The method contract, in the style of scikit-learn's ``estimator_checks``: every method registered in
 :data:`vadlib.methods.METHODS` is fitted on tiny planted features (:mod:`vadlib.synthetic.planted_mil`)
 and must predict per-frame scores (and class probabilities when it has them), survive a save → load
-round trip with identical predictions, refuse features made another way, and repeat under a seed."""
+round trip with identical predictions, refuse features made another way, and repeat under a seed.
+
+Each method is checked on the parts it declares (``supports``): one without ``fit`` (``zeroshot``) is
+built by ``example`` instead of fitted, and must refuse ``fit`` saying why. Method packages that are
+not entries are named, with the reason, in :data:`vadlib.methods.OUTSIDE_THE_REGISTRY`."""
 
 from __future__ import annotations
 
@@ -12,11 +16,13 @@ import pytest
 import torch
 
 from vadlib.errors import ConfigError
-from vadlib.methods import METHODS, Method, WeakVideo, load
+from vadlib.methods import METHODS, OUTSIDE_THE_REGISTRY, Method, WeakVideo, load
 from vadlib.synthetic.planted_mil import make_planted_mil
 from vadlib.train import FitResult
 
 NAMES = METHODS.names()
+FITTED = [n for n in NAMES if "fit" in METHODS.get(n).supports]
+PROTOCOL = {"fit", "predict", "save", "load", "feature_spec"}
 SPEC = {"backbone": "vadlib-tiny", "pretrained": "random", "real_weights": False, "sampling": "every",
         "stride": 1, "crops": 1, "embed_dim": 32}
 
@@ -27,11 +33,15 @@ def planted():
                             frames=(40, 64))
 
 
-def _fitted(name: str, pb, seed: int = 0) -> tuple[Method, FitResult]:
+def _fitted(name: str, pb, seed: int = 0) -> tuple[Method, FitResult | None]:
+    """The method fitted on the planted training videos (built by ``example`` only, with no
+    ``FitResult``, when it has no ``fit``)."""
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     m = METHODS.get(name).example(pb.class_names, pb.text_embeddings.shape[1], text_embeddings=pb.text_embeddings)
     m.set_feature_spec(SPEC)
+    if "fit" not in m.supports:
+        return m, None
     res = m.fit([WeakVideo(v.name, v.features, v.class_id) for v in pb.train], seed=seed, log=None)
     return m, res
 
@@ -41,10 +51,46 @@ def _test_feats(pb) -> dict[str, np.ndarray]:
 
 
 def test_the_registry_lists_the_methods():
-    assert {"anomalyclip", "sultani", "rtfm"} <= set(NAMES)
+    assert {"anomalyclip", "sultani", "rtfm", "zeroshot"} <= set(NAMES)
+    assert {"anomalyclip", "sultani", "rtfm"} <= set(FITTED)
     import vadlib
 
     assert vadlib.METHODS is METHODS
+
+
+def test_every_method_package_is_an_entry_or_says_why_not():
+    from pathlib import Path
+
+    import vadlib.methods
+
+    root = Path(vadlib.methods.__file__).parent
+    packages = {p.name for p in root.iterdir() if (p / "__init__.py").is_file()}
+    entries = {METHODS.get(n).__module__.split(".")[2] for n in NAMES}
+    assert packages == entries | set(OUTSIDE_THE_REGISTRY), (packages, entries)
+    assert not entries & set(OUTSIDE_THE_REGISTRY)
+    assert all(len(why) > 40 for why in OUTSIDE_THE_REGISTRY.values())
+
+
+def test_the_registry_is_lazy_one_entry_imports_no_other_method():
+    import subprocess
+    import sys
+
+    code = ("import sys, vadlib.methods as m; names = m.METHODS.names(); "
+            "assert not [k for k in sys.modules if k.startswith('vadlib.methods.') and k != 'vadlib.methods.base'], "
+            "sorted(sys.modules); m.METHODS.get('zeroshot'); "
+            "print(sorted(k for k in sys.modules if k.startswith('vadlib.methods.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = eval(out)
+    assert "vadlib.methods.zeroshot.method" in loaded
+    assert not [k for k in loaded if k.startswith(("vadlib.methods.anomalyclip", "vadlib.methods.mil"))], loaded
+
+
+@pytest.mark.parametrize("name", sorted(set(NAMES) - set(FITTED)))
+def test_a_method_without_fit_refuses_it_saying_why(name, planted):
+    m, _ = _fitted(name, planted)
+    assert m.supports <= PROTOCOL - {"fit"} and not m.weak
+    with pytest.raises(ConfigError, match=f"method '{name}' cannot be fitted: .{{20}}"):
+        m.fit([WeakVideo(v.name, v.features, v.class_id) for v in planted.train])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -52,6 +98,8 @@ def test_registered_under_its_name_and_implements_the_protocol(name):
     cls = METHODS.get(name)
     assert issubclass(cls, Method) and cls.name == name
     assert not inspect.isabstract(cls), f"{name} leaves abstract methods: {sorted(cls.__abstractmethods__)}"
+    assert cls.supports <= PROTOCOL and {"predict", "save", "load", "feature_spec"} <= cls.supports
+    assert cls.weak == (cls.supports == PROTOCOL), f"{name}: weak methods are the ones vadlib.train fits"
     for attr in ("fit", "predict", "save", "load", "feature_spec", "preset", "example"):
         assert hasattr(cls, attr), f"{name} lacks {attr}"
     with pytest.raises(ConfigError, match="unknown config preset|unknown anomalyclip config"):
@@ -61,7 +109,8 @@ def test_registered_under_its_name_and_implements_the_protocol(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_fit_then_predict_shapes(name, planted):
     m, res = _fitted(name, planted)
-    assert len(res.history) == 2 and all(np.isfinite(r["loss"]) for r in res.history)
+    if res is not None:
+        assert len(res.history) == 2 and all(np.isfinite(r["loss"]) for r in res.history)
     out = m.predict(_test_feats(planted))
     assert set(out) == {v.name for v in planted.test}
     for v in planted.test:
@@ -103,7 +152,7 @@ def test_feature_spec_mismatch_is_refused(name, planted, tmp_path):
         back.predict({v.name: wider})
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", FITTED)
 def test_deterministic_under_a_seed(name, planted):
     (a, ra), (b, rb) = _fitted(name, planted, seed=3), _fitted(name, planted, seed=3)
     assert [r["loss"] for r in ra.history] == [r["loss"] for r in rb.history]

@@ -392,11 +392,13 @@ def score_video(path: Path, method: DetectMethod, sigma: float = 0.0, progress: 
 
 
 def _register_checkpoint_methods() -> None:
-    """Every method of :data:`vadlib.methods.METHODS` is a detection method reading its checkpoint."""
+    """Every weakly supervised method of :data:`vadlib.methods.METHODS` (``weak``: trained by
+    ``train_mil``) is a detection method reading its checkpoint; the others have their own class here."""
     from vadlib.methods import METHODS as TRAINED
 
     for name in TRAINED.names():
-        METHODS.register(name)(TrainMILMethod)
+        if TRAINED.get(name).weak:
+            METHODS.register(name)(TrainMILMethod)
 
 
 _register_checkpoint_methods()

@@ -9,7 +9,23 @@
 * :func:`~vadlib.io.read_checkpoint` (re-exported): the ``weights_only`` read and format check every
   checkpoint file goes through (the methods', the transfer stage's, ``vadlib detect``'s spec look-up).
 
-Packages: ``anomalyclip/`` (AnomalyCLIP), ``mil/`` (Sultani, RTFM).
+Packages: ``anomalyclip/`` (AnomalyCLIP), ``mil/`` (Sultani, RTFM), ``zeroshot/`` (CLIP prompt scores,
+DPAM maps), ``transfer/`` (source → target transfer), ``flow_nf/`` (optical-flow normalising flows).
+
+The registry is lazy: each entry names its ``method`` module, imported on first
+:meth:`METHODS.get <vadlib.registry.Registry.get>`, so ``import vadlib.methods`` (and a stage that uses
+one method) imports no method package. A stage that builds a method by name from its parameters
+imports the method modules it can build, so that they are among its DVC deps.
+
+Not every method fits the whole protocol; each entry declares what it implements
+(:attr:`Method.supports`), and the contract test checks exactly that:
+
+* ``anomalyclip``, ``sultani``, ``rtfm``: all of it, trained by :mod:`vadlib.train` on weakly labelled
+  ``(T, D)`` features (:attr:`Method.weak`);
+* ``zeroshot``: no ``fit`` (its prompts are its only parameters); predicts, saves and loads (the
+  encoded prompts, so a loaded one needs no backbone) and checks features like the others.
+
+:data:`OUTSIDE_THE_REGISTRY` names the method packages that are not entries, and why.
 """
 
 from __future__ import annotations
@@ -20,11 +36,24 @@ from typing import Mapping, Sequence
 from vadlib.io import read_checkpoint
 from vadlib.methods.base import (CHECKPOINT_FORMAT, FEATURE_KEYS, METHODS, Method, WeakVideo, feature_spec,
                                  seed_everything)
-from vadlib.methods.anomalyclip import method as _anomalyclip  # noqa: F401  (registers anomalyclip)
-from vadlib.methods.mil import method as _mil  # noqa: F401  (registers sultani, rtfm)
 
-__all__ = ["CHECKPOINT_FORMAT", "FEATURE_KEYS", "METHODS", "Method", "WeakVideo", "build", "config", "feature_spec",
-           "load", "read_checkpoint", "seed_everything"]
+METHODS.register_lazy("anomalyclip", "vadlib.methods.anomalyclip.method:AnomalyCLIPMethod")
+METHODS.register_lazy("sultani", "vadlib.methods.mil.method:SultaniMethod")
+METHODS.register_lazy("rtfm", "vadlib.methods.mil.method:RTFMMethod")
+METHODS.register_lazy("zeroshot", "vadlib.methods.zeroshot.method:ZeroShotMethod")
+
+#: method packages that are not registry entries, and why (checked by tests/methods/test_contract.py)
+OUTSIDE_THE_REGISTRY: dict[str, str] = {
+    "transfer": "trains on a SOURCE dataset's features plus learned prompts through the CLIP text tower, "
+                "and is scored on another dataset's prompts (vadlib.stages.transfer); its fit is no fit on "
+                "weakly labelled (T, D) features, and its predict needs the text tower",
+    "flow_nf": "fits and predicts on raw videos (optical flow → regions → Glow / GMM / pose densities), not on "
+               "(T, D) CLIP features; its model is a folder of several density models "
+               "(vadlib.methods.flow_nf.pipeline.FlowNFModel)",
+}
+
+__all__ = ["CHECKPOINT_FORMAT", "FEATURE_KEYS", "METHODS", "Method", "OUTSIDE_THE_REGISTRY", "WeakVideo", "build",
+           "config", "feature_spec", "load", "read_checkpoint", "seed_everything"]
 
 
 def build(name: str, cfg: Mapping, class_names: Sequence[str], feat_dim: int, *, seed: int | None = None,

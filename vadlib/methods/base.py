@@ -81,6 +81,11 @@ class Method(ABC):
     has_class_probs: bool = False
     #: whether building it for training takes the CLIP ``backbone`` (e.g. learned prompts)
     uses_backbone: bool = False
+    #: trained by :mod:`vadlib.train` on weakly labelled ``(T, D)`` features (the ``train_mil`` stage
+    #: and ``vadlib detect --checkpoint`` serve these)
+    weak: bool = True
+    #: the parts of the protocol it implements (the contract test checks exactly these)
+    supports: frozenset[str] = frozenset({"fit", "predict", "save", "load", "feature_spec"})
 
     # ---- configuration --------------------------------------------------------------------------
     @classmethod
@@ -190,7 +195,21 @@ class Method(ABC):
         self.module.eval()
 
 
-METHODS: Registry[type[Method]] = Registry("weakly supervised method")
+class UntrainedMethod(Method):
+    """A registered method without training (``supports`` lacks ``fit``): the training hooks refuse."""
+
+    weak = False
+    supports = frozenset({"predict", "save", "load", "feature_spec"})
+    #: why it has no fit (in the error)
+    why_no_fit: str = "it has no training"
+
+    def _refuse(self, *_, **__):
+        raise ConfigError(f"method '{self.name}' cannot be fitted: {self.why_no_fit}")
+
+    fit = batch = loss = optimizer = _refuse
+
+
+METHODS: Registry[type[Method]] = Registry("method")
 
 
 def check_config_preset(method: str, preset: str, known: Sequence[str]) -> None:

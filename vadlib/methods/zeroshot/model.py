@@ -38,11 +38,16 @@ class ZeroShotOutput:
 class ZeroShotScorer:
     """Scores frame features against a :class:`PromptSet` with a frozen backbone's text tower."""
 
-    def __init__(self, backbone, prompts: PromptSet, tau: float = 0.01):
+    def __init__(self, backbone, prompts: PromptSet, tau: float = 0.01,
+                 text: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """``text``: the prompts already encoded, ``(normal (Kn, D), anomaly (Ka, D))`` (then ``backbone``
+        is not used; a saved zero-shot method)."""
         self.prompts = prompts
         self.tau = float(tau)
-        self.normal_text = encode_prompts(backbone, prompts.normal, prompts.templates)   # (Kn, D)
-        self.anomaly_text = encode_prompts(backbone, list(prompts.anomaly.values()), prompts.templates)  # (Ka, D)
+        if text is None:
+            text = (encode_prompts(backbone, prompts.normal, prompts.templates),                 # (Kn, D)
+                    encode_prompts(backbone, list(prompts.anomaly.values()), prompts.templates))  # (Ka, D)
+        self.normal_text, self.anomaly_text = text
         self.class_names = ["normal", *dict.fromkeys(prompts.anomaly_names)]
         col = {c: i for i, c in enumerate(self.class_names)}
         self._cls_of_prompt = np.array([col[c] for c in prompts.anomaly_names])
