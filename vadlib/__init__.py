@@ -8,14 +8,20 @@ light: no torch, no open_clip until a name below is touched)::
     bb = vadlib.load_backbone("ViT-B-16", "openai")               # open_clip backbone
     store = vadlib.FeatureStore.open("data/features/demo_a/...")  # extracted features
     m = vadlib.evaluate_frames(scores, labels)                     # frame AUC / AP
-    vadlib.METHODS.names()                                         # the weakly supervised methods
-    hits = vadlib.search_collection("a person riding a bicycle", "dataset:demo_b:test", bb)
+    vadlib.METHODS.names()                                         # the method registry
+    m = vadlib.load_method("reports/train_mil/demo_a/model.pt")    # the one checkpoint reader
+    found = vadlib.detect(["clip.mp4"], method="zeroshot", prompts=["a person riding a bicycle"],
+                          threshold=0.5, out="detections")        # `vadlib detect` as a function
+    hits = vadlib.search("a person riding a bicycle", "dataset:demo_b:test", bb)   # `vadlib search`
 
 Packages: ``data`` (datasets and readers), ``features`` (CLIP backbone, extractor, feature store),
-``models`` (one module per method), ``metrics``, ``scoring`` (smoothing, normalisation, fusion),
-``report`` (figures, tables, page), ``bench`` (``python -m vadlib.bench NAME``), ``synthetic``
-(planted data whose truth is known). ``vadlib.search`` is the search module (its function is
-``search_collection``); ``vadlib detect`` has no function API yet (use the command).
+``methods`` (one package per method, the registry and checkpoint reader), ``prompts`` (prompt sets,
+learned prompts), ``metrics``, ``scoring`` (smoothing, normalisation, fusion), ``report`` (figures,
+tables, page), ``bench`` (``python -m vadlib.bench NAME``), ``synthetic`` (planted data whose truth is
+known). ``vadlib.detect`` and ``vadlib.search`` are the package / module of the two commands, and
+callable: ``vadlib.detect(...)`` is :func:`vadlib.detect.api.detect_videos`, ``vadlib.search(...)`` is
+:func:`vadlib.search.search_collection` (a function of the same name here would be rebound to the
+module whenever its submodules are imported).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from vadlib.errors import ConfigError, DataError, VadlibError
 
 __version__ = "0.1.0"
 
-# public name -> "module:attribute", imported on first access (PEP 562)
+# public name -> "module:attribute" (or a callable "module"), imported on first access (PEP 562)
 _LAZY: dict[str, str] = {
     "get_dataset": "vadlib.data:get_dataset",
     "list_datasets": "vadlib.data:list_datasets",
@@ -35,6 +41,10 @@ _LAZY: dict[str, str] = {
     "FeatureStore": "vadlib.features.store:FeatureStore",
     "evaluate_frames": "vadlib.metrics:evaluate_frames",
     "METHODS": "vadlib.methods:METHODS",
+    "load_method": "vadlib.methods:load",
+    "detect": "vadlib.detect",
+    "detect_videos": "vadlib.detect.api:detect_videos",
+    "search": "vadlib.search",
     "search_collection": "vadlib.search:search_collection",
 }
 
@@ -46,7 +56,8 @@ def __getattr__(name: str):
     if target is None:
         raise AttributeError(f"module 'vadlib' has no attribute {name!r}")
     module, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module), attr)
+    value = importlib.import_module(module)
+    value = getattr(value, attr) if attr else value
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import html
+import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -328,5 +330,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class _CallableModule(types.ModuleType):
+    """``vadlib.search(text, collection, backbone, ...)`` calls :func:`search_collection` (the module
+    stays a module; a function of the same name in ``vadlib/__init__.py`` would be rebound by the import
+    of this module, so the module itself is callable)."""
+
+    def __call__(self, *args, **kwargs) -> list[Hit]:
+        return search_collection(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
+

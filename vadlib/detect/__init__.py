@@ -31,3 +31,22 @@ __all__ = ["CHECKPOINT_METHODS", "CLIP_METHODS", "METHODS", "DetectMethod", "Flo
            "build_methods", "build_parser", "check_features", "check_video", "default_flow_cache", "encode_video",
            "main", "patch_heat_maps", "plot_timeline", "read_prompts", "reference_videos", "resolve_checkpoint",
            "score_video", "threshold_beside", "write_outputs"]
+
+import sys  # noqa: E402
+import types  # noqa: E402
+
+from vadlib.detect.api import Detection, detect_videos  # noqa: E402
+
+__all__ += ["Detection", "detect_videos"]
+
+
+class _CallableModule(types.ModuleType):
+    """``vadlib.detect(videos, method=..., out=...)`` calls :func:`detect_videos` (the package stays a
+    package: ``vadlib.detect.cli`` etc.). A module cannot be shadowed by a function of the same name in
+    ``vadlib/__init__.py`` (importing a submodule rebinds the name), so the package itself is callable."""
+
+    def __call__(self, *args, **kwargs):
+        return detect_videos(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

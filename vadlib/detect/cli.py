@@ -197,7 +197,9 @@ def check_video(path: Path, what: str = "input video") -> None:
         raise DataError(path, f"{what} has no frames")
 
 
-def _run(args) -> int:
+def _run(args, collect: dict | None = None) -> int:
+    """Run ``vadlib detect`` on parsed ``args``; ``collect``: filled with each video's
+    :class:`~vadlib.detect.api.Detection` (the function API, :func:`vadlib.detect.api.detect_videos`)."""
     from vadlib.io import atomic_dir
 
     out_root = Path(args.out)
@@ -283,6 +285,10 @@ def _run(args) -> int:
                           {**meta, "frames_per_second": res["n_frames"] / res["seconds"],
                            "realtime_factor": res["realtime_factor"]}, video_out=not args.no_video)
         print(f"{v.name}: {len(events)} event(s) -> {targets[v]}")
+        if collect is not None:
+            from vadlib.detect.api import Detection
+
+            collect[str(v)] = Detection(video=v, out=targets[v], events=events, threshold=threshold, meta=meta, **res)
     if args.calibrate:
         threshold.save(out_root / "threshold.json")
     return 0
