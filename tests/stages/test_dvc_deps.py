@@ -5,7 +5,10 @@ A stage runs ``python -m vadlib.pipeline <stage>`` (the runner), which executes 
 which calls ``vadlib/stages/<stage>.py``. Their ``vadlib`` imports are followed transitively and
 statically (``ast``; imports inside functions count, since the stage runs them); importing
 ``vadlib.a.b`` also runs ``vadlib/__init__.py`` and ``vadlib/a/__init__.py``. A directory dep
-(``vadlib/features``) covers every file under it.
+(``vadlib/features``) covers every file under it. The method registry is lazy (an entry's module is
+imported on first use): a file that takes the registry or a by-name builder from ``vadlib.methods``
+(``METHODS``, ``build``, ``config``, ``load``) can run every entry, so it counts as importing each
+``register_lazy`` target of ``vadlib/methods/__init__.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,18 @@ def _package_of(path: Path) -> str:
     return ".".join(parts[:-1]) if parts[-1] != "__init__" else ".".join(parts[:-1])
 
 
+#: the names of ``vadlib.methods`` that reach a method by its registered name
+BY_NAME = {"METHODS", "build", "config", "load"}
+
+
+def lazy_method_modules() -> set[str]:
+    """The modules of the lazily registered methods (``METHODS.register_lazy(name, "module:attr")``)."""
+    tree = ast.parse((ROOT / "vadlib" / "methods" / "__init__.py").read_text())
+    return {node.args[1].value.partition(":")[0] for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "register_lazy"
+            and len(node.args) == 2 and isinstance(node.args[1], ast.Constant)}
+
+
 def imported_modules(path: Path) -> set[str]:
     """The ``vadlib`` modules ``path`` imports anywhere in its body (absolute and relative imports;
     ``from vadlib.a import b`` yields ``vadlib.a`` and, when ``b`` is a module, ``vadlib.a.b``)."""
@@ -52,6 +67,8 @@ def imported_modules(path: Path) -> set[str]:
                 continue
             out.add(mod)
             out.update(f"{mod}.{a.name}" for a in node.names if _module_file(f"{mod}.{a.name}"))
+            if mod == "vadlib.methods" and BY_NAME & {a.name for a in node.names}:
+                out.update(lazy_method_modules())
     return out
 
 
@@ -110,3 +127,8 @@ def test_the_import_walk_sees_lazy_relative_and_submodule_imports(tmp_path):
     # a file no stage imports is not reported
     assert Path("vadlib/cli.py") not in files
     assert "vadlib.detect.methods" in imported_modules(Path("vadlib/detect/__init__.py"))
+    # train_mil builds its method by name through the lazy registry: every entry's module counts
+    assert {"vadlib.methods.anomalyclip.method", "vadlib.methods.mil.method",
+            "vadlib.methods.zeroshot.method"} <= lazy_method_modules()
+    assert Path("vadlib/methods/mil/method.py") in files
+    assert Path("vadlib/methods/mil/method.py") not in stage_files("zeroshot")

@@ -124,7 +124,7 @@ def test_checking_a_stage_imports_only_its_own_stage_module():
     code = ("import sys; from vadlib.pipeline import load_params, notebook_parameters; "
             "notebook_parameters(load_params('params.yaml'), 'zeroshot', 'demo_a'); "
             "print(sorted(m for m in sys.modules if m.startswith(('vadlib.stages.', 'vadlib.methods.transfer.model', "
-            "'vadlib.methods.transfer.temporal', 'vadlib.flow'))))")
+            "'vadlib.methods.transfer.temporal', 'vadlib.methods.flow_nf', 'vadlib.flow'))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     loaded = [m for m in ast.literal_eval(out.stdout.strip()) if not m.startswith("vadlib.stages._")]     # _params, _inputs: helpers
     assert loaded == ["vadlib.stages.zeroshot"], out.stdout + out.stderr
