@@ -183,3 +183,12 @@ def test_reference_switch_no_validation_split(planted, tmp_path):
                             **kw)
     assert fixed["n_val"] > 0 and ref["n_val"] == 0 and ref["n_train"] == len(ds.videos("train"))
     assert ref["config"]["reference"]["no_validation_split"] is True
+
+
+def test_the_loop_refuses_a_registered_method_it_does_not_train(planted):
+    from vadlib.methods import METHODS
+
+    zs = METHODS.get("zeroshot").example(planted.class_names, planted.train[0].features.shape[1],
+                                         text_embeddings=planted.text_embeddings)
+    with pytest.raises(ConfigError, match="'zeroshot' is not trained .*anomalyclip, rtfm, sultani"):
+        fit(zs, _weak(planted), log=None)

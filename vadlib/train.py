@@ -155,7 +155,14 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
 
     Batches: ``batch_size // 2`` abnormal + as many normal videos. The best validation epoch
     (ties → the later one) is restored at the end; without validation the last epoch is kept.
+    A registered method that is not trained this way (``method.weak`` false, e.g. ``zeroshot``) is refused.
     """
+    if not method.weak:
+        from vadlib.methods import METHODS
+
+        weak = [n for n in METHODS.names() if METHODS.get(n).weak]
+        raise ConfigError(f"method '{method.name}' is not trained on weakly labelled features by vadlib.train; "
+                          f"the methods that are: {', '.join(weak)}")
     check_videos(list(train) + list(val), len(method.class_names))
     seed_everything(seed)
     rng = np.random.default_rng(seed)
