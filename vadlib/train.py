@@ -158,11 +158,9 @@ def fit(method: Method, train: Sequence[WeakVideo], val: Sequence[WeakVideo] = (
     A registered method that is not trained this way (``method.weak`` false, e.g. ``zeroshot``) is refused.
     """
     if not method.weak:
-        from vadlib.methods import METHODS
-
-        weak = [n for n in METHODS.names() if METHODS.get(n).weak]
-        raise ConfigError(f"method '{method.name}' is not trained on weakly labelled features by vadlib.train; "
-                          f"the methods that are: {', '.join(weak)}")
+        raise ConfigError(f"method '{method.name}' is not trained on weakly labelled features by vadlib.train "
+                          "(it declares weak = False); train one of vadlib.methods.METHODS that declares weak = True "
+                          "(anomalyclip, sultani, rtfm)")
     check_videos(list(train) + list(val), len(method.class_names))
     seed_everything(seed)
     rng = np.random.default_rng(seed)
