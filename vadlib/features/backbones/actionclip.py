@@ -240,7 +240,8 @@ def _random_fusion(width: int, layers: int, heads: int, positions: int, seed: in
 
 
 def _text_width(model: nn.Module) -> int:
-    return int(model.ln_final.weight.shape[0]) if hasattr(model, "ln_final") else int(model.text.ln_final.weight.shape[0])
+    text = model if hasattr(model, "ln_final") else model.text      # CLIP, or CustomTextCLIP's text tower
+    return int(text.ln_final.weight.shape[0])
 
 
 def _unprefix(sd: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
@@ -342,7 +343,8 @@ def _resolve_clip_len(requested: int | None, recorded: int | None, source: str, 
     if requested is None and recorded is None:
         raise ConfigError(f"{where}: the checkpoint does not record its frames per clip (ActionCLIP's visual prompt "
                           f"keeps {positions} position rows whatever it was trained with); give clip_len, the "
-                          f"n-frame of the file's model-zoo row (published: {', '.join(map(str, PUBLISHED_CLIP_LENS))})")
+                          "n-frame of the file's model-zoo row (published: "
+                          f"{', '.join(map(str, PUBLISHED_CLIP_LENS))})")
     clip_len, how = (recorded, source) if recorded is not None else (int(requested), "requested")
     if not 1 <= clip_len <= positions:
         raise ConfigError(f"{where}: clip_len={clip_len} is outside 1..{positions}, the rows of the visual prompt's "
