@@ -116,6 +116,15 @@ def test_fp16_file_as_the_authors_gpu_runs_save_it_loads_in_fp32(tiny, clips, tm
     assert torch.nn.functional.cosine_similarity(a, b).min() > 0.999
 
 
+def test_legacy_non_zip_file_and_a_non_checkpoint(tiny, clips, tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save(published_layout(tiny, clip_len=T), path, _use_new_zipfile_serialization=False)
+    torch.testing.assert_close(_load(path).encode_clips(clips), tiny.encode_clips(clips), rtol=0, atol=0)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match=r"junk\.pt: cannot read as a torch checkpoint"):
+        _load(tmp_path / "junk.pt", clip_len=T)
+
+
 def test_make_tiny_command_writes_a_loadable_file(tiny, clips, tmp_path, capsys):
     path = tmp_path / "made" / "tiny.pt"
     assert A.main(["--make-tiny", str(path)]) == 0

@@ -289,9 +289,15 @@ def _read_checkpoint(path: Path) -> dict:
             "github.com/sallymmx/ActionCLIP, 'Pretrained Models') and give its path, or use 'random' "
             "for plumbing checks only (outputs are marked RANDOM WEIGHTS).")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        try:   # memory-mapped: the authors' files also hold Adam moments (2x the weights), never read here
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)   # a legacy (non-zip) file
     except Exception as exc:
-        raise DataError(path, f"cannot read as a torch checkpoint ({exc.__class__.__name__}: {exc})") from exc
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise DataError(path, f"cannot read as a torch checkpoint ({exc.__class__.__name__}: {first})") from exc
     if not isinstance(ckpt, Mapping):
         raise DataError(path, f"an ActionCLIP checkpoint is a dict with '{MODEL_KEY}' and '{FUSION_KEY}'; "
                               f"this file holds a {type(ckpt).__name__}")
