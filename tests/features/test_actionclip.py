@@ -265,3 +265,13 @@ def test_templates_are_the_sixteen_kinetics_templates():
     assert len(A.ACTIONCLIP_TEMPLATES) == 16 and len(set(A.ACTIONCLIP_TEMPLATES)) == 16
     assert all(t.count("{}") == 1 for t in A.ACTIONCLIP_TEMPLATES)
     assert A.ACTIONCLIP_TEMPLATES[0].format("riding a bike") == "a photo of action riding a bike"
+
+
+def test_a_video_shorter_than_a_clip_repeats_its_frames_in_order(tiny):
+    assert tiny.short_video_indices(3).tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert tiny.short_video_indices(8).tolist() == list(range(8))
+    assert A.short_video_indices(1, 16).tolist() == [0] * 16
+    with pytest.raises(DataError, match="a video of 0 frames cannot fill"):
+        tiny.short_video_indices(0)
+    with pytest.raises(ConfigError, match="9 frames fill a clip of 8 without padding"):
+        tiny.short_video_indices(9)

@@ -31,6 +31,9 @@ The visual prompt is written here from the paper and the checkpoint's tensor nam
 blocks are open_clip's :class:`~open_clip.transformer.Transformer` (same parameter layout) with
 QuickGELU and LayerNorm eps 1e-12, as in the published module.
 
+A video shorter than one clip is filled as the authors' test-time sampler does: every frame repeated
+in order (:func:`short_video_indices`).
+
 Command line: ``python -m vadlib.features.backbones.actionclip --make-tiny PATH`` writes a tiny
 random ActionCLIP in the published layout (``vadlib-tiny`` tower + 1-layer visual prompt).
 """
@@ -46,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -117,6 +121,17 @@ class VisualPrompt(nn.Module):
         return x.mean(dim=1)
 
 
+def short_video_indices(n_frames: int, clip_len: int) -> np.ndarray:
+    """Frame indices ``(clip_len,)`` for a video of ``n_frames <= clip_len`` frames, as the authors' test-time
+    sampler fills a clip (``datasets.py``, ``loop=False``): frame ``i * n_frames // clip_len`` at slot ``i``,
+    i.e. every frame repeated in order (3 frames into 8: 0 0 0 1 1 1 2 2)."""
+    if n_frames < 1:
+        raise DataError(None, f"a video of {n_frames} frames cannot fill an ActionCLIP clip")
+    if n_frames > clip_len:
+        raise ConfigError(f"short_video_indices: {n_frames} frames fill a clip of {clip_len} without padding")
+    return np.arange(clip_len, dtype=np.int64) * n_frames // clip_len
+
+
 def fusion_heads(text_width: int) -> int:
     """The visual prompt's head count: the authors derive it from the text width (width // 64, min 1)."""
     return max(1, int(text_width) // 64)
@@ -170,6 +185,11 @@ class ActionClipBackbone:
         """``{"precision", "precision_requested", "precision_reason"}`` for store indexes and protocols."""
         return {"precision": self.precision, "precision_requested": self.precision_requested,
                 "precision_reason": self.precision_reason}
+
+    def short_video_indices(self, n_frames: int) -> np.ndarray:
+        """``(clip_len,)`` frame indices padding a video shorter than one clip, as the authors do
+        (:func:`short_video_indices`: every frame repeated in order)."""
+        return short_video_indices(n_frames, self.clip_len)
 
     @torch.no_grad()
     def encode_frames(self, clips: torch.Tensor) -> torch.Tensor:
