@@ -76,6 +76,7 @@ def test_random_tiny_is_marked_and_conforms(tiny, clips):
     assert (bb.name, bb.tag, bb.kind, bb.text_path) == ("actionclip/vadlib-tiny", "actionclip/vadlib-tiny/random",
                                                         "clip", "text tower")
     assert (bb.embed_dim, bb.image_size, bb.clip_len) == (D, S, T)
+    assert round(bb.image_size * bb.resize_scale) == 73 and round(224 * bb.resize_scale) == 256
     assert bb.precision_protocol() == {"precision": "fp32", "precision_requested": "fp32",
                                        "precision_reason": "requested"}
     assert len(bb.fusion.transformer.resblocks) == 1 and bb.fusion.positions == 77

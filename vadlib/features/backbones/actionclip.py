@@ -149,6 +149,8 @@ class ActionClipBackbone:
         precision, precision_requested, precision_reason: as ``Backbone`` (non-fp32 casts the image
             tower and the visual prompt; the text tower stays fp32).
         kind: ``"clip"`` (one feature per clip of ``clip_len`` frames); text_path: ``"text tower"``.
+        resize_scale: the authors' test view resizes the shorter side to ``image_size * resize_scale``
+            before the centre crop (256 for 224); an extractor that follows them reads it here.
     """
 
     model: torch.nn.Module
@@ -170,6 +172,9 @@ class ActionClipBackbone:
     precision_reason: str = "requested"
     kind: str = "clip"
     text_path: str = "text tower"
+    #: the authors' evaluation view: shorter side to ``image_size * 256 / 224`` (bicubic), centre crop
+    #: ``image_size`` (``utils/Augmentation.py``); open_clip's own preprocess resizes to ``image_size``
+    resize_scale: float = 256 / 224
 
     @property
     def dtype(self) -> torch.dtype:
