@@ -104,7 +104,7 @@ class RssPeak:
 def _load(model: str, pretrained: str, precision: str = "fp32", device: str = "cpu"):
     import torch
 
-    from vadlib.features.backbone import RandomWeightsWarning, load_backbone
+    from vadlib.features.backbones import RandomWeightsWarning, load_backbone
 
     torch.manual_seed(0)
     with warnings.catch_warnings():

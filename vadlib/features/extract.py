@@ -646,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import warnings
 
         from vadlib.data import get_dataset
-        from vadlib.features.backbone import RandomWeightsWarning, load_backbone
+        from vadlib.features.backbones import RandomWeightsWarning, load_backbone
 
         ds = get_dataset(args.dataset, **dataset_options(args.dataset, args.root, args.dataset_option, args.params))
         torch.manual_seed(args.seed)
