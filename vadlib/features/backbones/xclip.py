@@ -148,11 +148,13 @@ class XClipBackbone:
 
 
 def _weights_error(pretrained: str, exc: BaseException) -> WeightsUnavailableError:
+    hub = pretrained if pretrained.count("/") == 1 and not Path(pretrained).exists() \
+        and not pretrained.startswith((".", "/")) else HUB_IDS[0]
     return WeightsUnavailableError(
         f"cannot load X-CLIP weights '{pretrained}' ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}).\n"
         "Remedies:\n"
         f"  1. on a machine with network: python -c \"from transformers import XCLIPModel; "
-        f"XCLIPModel.from_pretrained('{pretrained}').save_pretrained('xclip-local')\" and copy the folder here, "
+        f"XCLIPModel.from_pretrained('{hub}').save_pretrained('xclip-local')\" and copy the folder here, "
         "then give it as the pretrained (backbone.pretrained / --pretrained xclip-local); or copy the Hugging Face "
         "cache (~/.cache/huggingface) here;\n"
         f"  2. known hub ids: {', '.join(HUB_IDS)};\n"
