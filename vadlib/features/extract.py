@@ -493,6 +493,17 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
             cur = None
 
 
+def extract_video_result(video, backbone, cfg: ExtractConfig | None = None, progress: Any = None) -> VideoResult:
+    """One video → its :class:`VideoResult` (features, frame index, and for clips the spans, padding and
+    the backbone's aux array); raises :class:`DataError` naming the file on failure."""
+    cfg = cfg or ExtractConfig()
+    for res in iter_extract([video], backbone, cfg, progress=progress):
+        if res.error is not None:
+            raise DataError(*res.error)
+        return res
+    raise DataError(video.path, "no output (internal error)")
+
+
 def extract_video(video, backbone, cfg: ExtractConfig | None = None, progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """One video → ``(feats, frame_index)``: ``(N, D)`` (or ``(N, crops, D)``) float32 and ``(N,)`` int64.
 

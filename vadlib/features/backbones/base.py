@@ -86,5 +86,12 @@ def text_path_of(backbone) -> str:
     return getattr(backbone, "text_path", TEXT_TOWER)
 
 
+def text_clip_of(backbone):
+    """The module prompt learning encodes text through: an open_clip ``CLIP`` (``backbone.model``), or a
+    video backbone's view of its text tower with the same attributes (``backbone.text_clip``)."""
+    view = getattr(backbone, "text_clip", None)
+    return view if view is not None else backbone.model
+
+
 __all__ = ["AUX_PROMPT_TOKENS", "ClipBackbone", "PROMPT_GENERATOR", "TEXT_PATHS", "TEXT_TOWER", "is_clip_backbone",
-           "text_path_of"]
+           "text_clip_of", "text_path_of"]

@@ -94,6 +94,14 @@ class XClipBackbone:
         if not self.real_weights:
             warnings.warn(RANDOM_WEIGHTS_WARNING.format(name=self.name), RandomWeightsWarning, stacklevel=2)
 
+    @property
+    def text_clip(self) -> OpenClipTextView:
+        """The text tower with open_clip's attributes, for prompt learning (:class:`OpenClipTextView`)."""
+        view = self.__dict__.get("_text_clip")
+        if view is None:
+            view = self.__dict__["_text_clip"] = OpenClipTextView(self.model)
+        return view
+
     def _check_clips(self, clips: torch.Tensor) -> None:
         if clips.ndim != 5 or clips.shape[2] != 3:
             raise ConfigError(f"{self.name}: encode_clips takes (B, T, 3, S, S) clips, got {tuple(clips.shape)}")
@@ -145,6 +153,56 @@ class XClipBackbone:
         t = text.unsqueeze(0).expand(tokens.shape[0], -1, -1)
         t = t + self.model.prompts_generator(t, tokens)
         return torch.nn.functional.normalize(t, dim=-1)
+
+
+class OpenClipTextView(torch.nn.Module):
+    """X-CLIP's text tower seen through the attributes of an open_clip ``CLIP`` that prompt learning
+    (:func:`vadlib.models.prompt_learning.encode_text_with_embeddings`, AnomalyCLIP's learned prompts)
+    reads: ``token_embedding``, ``positional_embedding``, ``transformer`` (``resblocks``,
+    ``batch_first``, ``get_cast_dtype``), ``attn_mask`` (causal), ``ln_final``, ``text_projection``,
+    ``text_pool_type = "argmax"`` (X-CLIP pools at the end-of-text token, the largest id). The
+    modules are X-CLIP's own (shared, frozen), so ``encode_text`` through this view equals
+    :meth:`XClipBackbone.encode_text`."""
+
+    text_pool_type = "argmax"
+    text_eos_id = None
+
+    def __init__(self, model):
+        super().__init__()
+        tm = model.text_model
+        self.token_embedding = tm.embeddings.token_embedding
+        self.positional_embedding = tm.embeddings.position_embedding.weight
+        self.ln_final = tm.final_layer_norm
+        self.text_projection = model.text_projection
+        self.transformer = _TextBlocks(tm.encoder.layers)
+        n = self.positional_embedding.shape[0]
+        self.register_buffer("attn_mask", torch.full((n, n), float("-inf")).triu_(1), persistent=False)
+
+
+class _Block(torch.nn.Module):
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        mask = None if attn_mask is None else attn_mask.to(x.dtype)[None, None]
+        return self.layer(x, attention_mask=mask)
+
+
+class _TextBlocks(torch.nn.Module):
+    batch_first = True
+
+    def __init__(self, layers):
+        super().__init__()
+        self.resblocks = torch.nn.ModuleList(_Block(layer) for layer in layers)
+
+    def get_cast_dtype(self) -> torch.dtype:
+        return next(self.resblocks.parameters()).dtype
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        for blk in self.resblocks:
+            x = blk(x, attn_mask=attn_mask)
+        return x
 
 
 def _weights_error(pretrained: str, exc: BaseException) -> WeightsUnavailableError:
