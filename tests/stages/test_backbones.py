@@ -110,7 +110,9 @@ def test_backbones_matrix_entries_and_the_report_table(repo, params_yaml):
     assert mx["protocol"]["text_path"] == "video-conditioned prompt generator" and mx["protocol"]["kind"] == "clip"
     assert mc["protocol"]["text_path"] == "text tower" and mc["protocol"]["kind"] == "frame"
     assert mx["protocol"]["dataset"] == mc["protocol"]["dataset"] == "demo_b" and mx["n_frames"] == mc["n_frames"]
-    table = backbones.comparison_table(repo.root / "reports")
+    from vadlib.report.backbones import comparison_table
+
+    table = comparison_table(repo.root / "reports")
     assert list(table["key"]) == ["clip", "xclip"] and not table["real_weights"].any()
     out, figs = repo.root / "reports" / "report_cmp", repo.root / "reports" / "figures_cmp"
     out.mkdir(parents=True)

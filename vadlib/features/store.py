@@ -56,9 +56,13 @@ def _norm(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
 
 
+# config keys added with clip sampling: left out of the config while unset, so frame stores keep their hash
+_CLIP_KEYS = ("clip_len", "clip_stride", "aux")
+
+
 def store_config(info: dict) -> dict:
     """The part of ``info`` that identifies a store (see :data:`CONFIG_KEYS`)."""
-    return _norm({k: info.get(k) for k in CONFIG_KEYS})
+    return _norm({k: info.get(k) for k in CONFIG_KEYS if k not in _CLIP_KEYS or info.get(k) is not None})
 
 
 def config_hash(info: dict) -> str:

@@ -97,12 +97,12 @@ def write_tables(table, p: Params, out: Path) -> Any:
 
 
 def backbone_comparison(reports: Path, out: Path, figs: Path) -> list[Path]:
-    """The ``backbones`` matrix (:func:`vadlib.stages.backbones.comparison_table`) as ``backbones.{csv,md}``
+    """The ``backbones`` matrix (:func:`vadlib.report.backbones.comparison_table`) as ``backbones.{csv,md}``
     under ``out`` and the figure ``backbone_comparison`` under ``figs``; random-weight rows marked.
     Returns the figure's PNG path in a list (empty when the stage has not run)."""
     from vadlib.report.plots import save_figure
     from vadlib.report.tables import to_markdown
-    from vadlib.stages.backbones import comparison_table, plot_comparison
+    from vadlib.report.backbones import comparison_table, plot_comparison
 
     table = comparison_table(reports)
     if table.empty:

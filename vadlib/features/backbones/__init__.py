@@ -6,7 +6,8 @@ name                          pretrained                                        
 any open_clip model name,     an open_clip tag (``openai``…), a local checkpoint     frame   text tower
 ``vadlib-tiny``               file, or ``random``
 ``xclip``                     a hub id (``microsoft/xclip-base-patch32``,            clip    video-conditioned prompt
-                              ``…-16-frames``…) or a local checkpoint directory              generator (X-CLIP forward)
+                              ``…-16-frames``…), a local checkpoint directory, or            generator (X-CLIP forward)
+                              ``random`` (the base-patch32 architecture: benches)
 ``xclip-tiny``                ``random`` only (tests)                                clip    video-conditioned prompt
                                                                                              generator
 ``actionclip/<open_clip       ActionCLIP's checkpoint file (``model_state_dict`` +   clip    text tower

@@ -239,7 +239,8 @@ def load_xclip(name: str, pretrained: str | None, device: str | torch.device = "
     """Build a frozen X-CLIP backbone.
 
     Args:
-        name: ``"xclip"`` (``pretrained`` = a hub id or a local checkpoint directory) or ``"xclip-tiny"``
+        name: ``"xclip"`` (``pretrained`` = a hub id or a local checkpoint directory; ``"random"`` = the
+            xclip-base-patch32 architecture with random weights, for speed benches) or ``"xclip-tiny"``
             (``pretrained`` must be ``"random"``).
         device, cache_dir, random_seed, precision: as :func:`~vadlib.features.backbones.load_backbone`
             (non-fp32 casts the vision tower; the text tower, ``mit`` and prompt generator stay fp32).
@@ -264,9 +265,12 @@ def load_xclip(name: str, pretrained: str | None, device: str | torch.device = "
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(random_seed)
             model = XCLIPModel(tiny_config())
-    elif not real:
-        raise ConfigError(f"backbone '{XCLIP}' with random weights would need a full-size config: use "
-                          f"'{XCLIP_TINY}' for random-weight plumbing checks, or give a hub id / local directory")
+    elif not real:   # the xclip-base-patch32 architecture (XCLIPConfig's defaults), random: speed benches
+        from transformers import XCLIPConfig
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(random_seed)
+            model = XCLIPModel(XCLIPConfig())
     else:
         local = _local_dir(pretrained)
         p = Path(pretrained)
