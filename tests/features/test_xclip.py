@@ -93,3 +93,19 @@ def test_unknown_names_list_every_family():
         load_backbone("xclipp", "random")
     with pytest.raises(ConfigError, match="encodes single frames; clip_len 8 applies to video backbones"):
         load_backbone("vadlib-tiny", "random", clip_len=8)
+
+
+def test_bf16_casts_the_vision_tower_only_and_stays_close_to_fp32(xclip_tiny):
+    from vadlib.features import precision as P
+
+    if not P.cpu_bf16_support().supported:
+        pytest.skip("this CPU has no bf16 units: load_backbone refuses bf16 here")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bf = load_backbone("xclip-tiny", "random", precision="bf16")
+    assert bf.precision == "bf16" and next(bf.model.vision_model.parameters()).dtype == torch.bfloat16
+    assert next(bf.model.text_model.parameters()).dtype == torch.float32
+    x = torch.randn(4, 8, 3, 30, 30, generator=torch.Generator().manual_seed(1))
+    a, b = xclip_tiny.encode_clips(x), bf.encode_clips(x)
+    assert b.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(a, b).min() > 0.99

@@ -412,6 +412,8 @@ def _input_dtype(model: torch.nn.Module) -> torch.dtype:
 
 
 def _autocast(backbone, cfg: ExtractConfig):
+    if cfg.precision is None and getattr(backbone, "kind", "frame") == "clip":
+        return contextlib.nullcontext()   # a video backbone runs its own precision (its cast vision tower)
     dtype = PRECISIONS[effective_precision(backbone, cfg)]
     if dtype is None or dtype == _input_dtype(backbone.model):
         return contextlib.nullcontext()
