@@ -214,3 +214,11 @@ def test_two_process_clip_extraction_equals_single_process(tmp_path, gen):
         np.testing.assert_allclose(single.load(v), multi.load(v), rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(single.frame_spans(v), multi.frame_spans(v))
         np.testing.assert_allclose(single.load_aux(v), multi.load_aux(v), rtol=1e-3, atol=1e-3)
+
+
+def test_a_family_prefixed_backbone_name_keeps_its_family_in_the_store_folder(tmp_path):
+    from vadlib.features.store import store_dir
+
+    info = {"dataset": "d", "backbone": "actionclip/ViT-B-16", "pretrained": "/w/vit-b-16-8f.pt", "sampling": "clip",
+            "crops": 1, "clip_len": 8, "clip_stride": 8}
+    assert store_dir(tmp_path, "d", info).name.startswith("actionclip-ViT-B-16__vit-b-16-8f.pt__clip8s8__c1__")

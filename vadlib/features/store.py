@@ -83,7 +83,7 @@ def store_dir(out_root: str | Path, dataset: str, info: dict) -> Path:
     samp = info["sampling"]
     step = {"every": info.get("stride", 1), "snippet": info.get("snippet_len", 16), "frame": "",
             "clip": f"{info.get('clip_len')}s{info.get('clip_stride')}"}[samp]
-    name = (f"{_slug(info['backbone'])}__{_slug(info['pretrained'])}__{samp}{step}"
+    name = (f"{_slug(str(info['backbone']).replace('/', '-'))}__{_slug(info['pretrained'])}__{samp}{step}"
             f"__c{int(info.get('crops', 1))}{_precision_tag(info)}__{config_hash(info)}")
     return Path(out_root) / _slug(dataset) / name
 
