@@ -19,7 +19,7 @@ def test_import_vadlib_stays_light():
 
 @pytest.mark.parametrize("name, target", [
     ("get_dataset", "vadlib.data.registry:get_dataset"),
-    ("load_backbone", "vadlib.features.backbone:load_backbone"),
+    ("load_backbone", "vadlib.features.backbones:load_backbone"),
     ("FeatureStore", "vadlib.features.store:FeatureStore"),
     ("evaluate_frames", "vadlib.metrics:evaluate_frames"),
     ("METHODS", "vadlib.methods:METHODS"),

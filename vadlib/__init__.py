@@ -36,8 +36,8 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "get_dataset": "vadlib.data:get_dataset",
     "list_datasets": "vadlib.data:list_datasets",
-    "load_backbone": "vadlib.features.backbone:load_backbone",
-    "list_backbones": "vadlib.features.backbone:list_backbones",
+    "load_backbone": "vadlib.features.backbones:load_backbone",
+    "list_backbones": "vadlib.features.backbones:list_backbones",
     "FeatureStore": "vadlib.features.store:FeatureStore",
     "evaluate_frames": "vadlib.metrics:evaluate_frames",
     "METHODS": "vadlib.methods:METHODS",

@@ -101,6 +101,9 @@ class CollectionStore:
     def num_frames(self, name: str) -> int:
         return self.store.num_frames(self.keys[name])
 
+    def load_aux(self, name: str) -> np.ndarray:
+        return self.store.load_aux(self.keys[name])
+
     def meta(self, name: str) -> dict:
         return self.store.meta(self.keys[name])
 
@@ -125,7 +128,12 @@ def collection_store(name: str, videos, backbone, features: str | Path = "data/f
         keys[v.name] = k
         keyed.append(dataclasses.replace(v, name=k))
     ds = VideoDataset(name=f"search_{name}", root=Path(features), splits={"collection": keyed})
-    cfg = ExtractConfig(sampling="every", stride=every, device=device, progress=progress)
+    from vadlib.features.backbones.base import is_clip_backbone
+
+    if is_clip_backbone(backbone):   # a video backbone: clips of its own length, one starting every `every` frames
+        cfg = ExtractConfig(sampling="clip", clip_stride=every, device=device, progress=progress)
+    else:
+        cfg = ExtractConfig(sampling="every", stride=every, device=device, progress=progress)
     return CollectionStore(extract_dataset(ds, backbone, Path(features), cfg, splits=("collection",)), keys)
 
 
@@ -146,17 +154,22 @@ def _check_finite(feats: np.ndarray, store, name: str) -> None:
 def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radius_s: float = 2.0,
            top_k: int = 10, templates: tuple[str, ...] = ("{}", "a photo of {}."),
            text: np.ndarray | None = None) -> list[Hit]:
-    """Rank frames of ``videos`` (already in ``store``) by max cosine to any of ``queries``
-    (``text``: their embeddings ``(Q, D)`` when already encoded)."""
+    """Rank frames (or clips) of ``videos`` (already in ``store``) by max cosine to any of ``queries``
+    (``text``: their embeddings ``(Q, D)`` when already encoded, scored as the text tower's).
+
+    The cosine follows the backbone's text path: its text tower (CLIP, ActionCLIP), or X-CLIP's
+    video-conditioned prompt generator over each clip's visual tokens (the store's aux array)."""
     from scipy.ndimage import gaussian_filter1d
 
     from vadlib.events import temporal_nms
-    from vadlib.prompts.text import encode_prompts
+    from vadlib.prompts.text import PromptEmbeddings
 
     if not queries:
         raise ConfigError("search needs at least one description")
+    prompts = None
     if text is None:
-        text = encode_prompts(backbone, queries, templates).numpy()      # (Q, D)
+        prompts = PromptEmbeddings(backbone, queries, templates)
+        text = prompts.text.numpy()                                        # (Q, D)
     text = np.asarray(text, np.float32)
     if text.shape[0] != len(queries):
         raise ConfigError(f"search: {len(queries)} descriptions but {text.shape[0]} text embeddings")
@@ -167,8 +180,11 @@ def search(queries: list[str], store, videos, backbone, sigma: float = 1.0, radi
         feats = np.asarray(store.load(v.name), np.float32)
         _check_finite(feats, store, v.name)
         feats = average_crops(feats)
-        feats /= np.linalg.norm(feats, axis=1, keepdims=True) + 1e-12
-        sim = feats @ text.T                                              # (N, Q)
+        if prompts is not None and prompts.needs_aux:                     # X-CLIP: prompts conditioned per clip
+            sim = prompts.cosine(feats, store.load_aux(v.name)).numpy()
+        else:
+            feats /= np.linalg.norm(feats, axis=1, keepdims=True) + 1e-12
+            sim = feats @ text.T                                          # (N, Q)
         best_q = sim.argmax(1)
         s = sim.max(1)
         if sigma and len(s) > 1:
@@ -298,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("collection", help=f"a folder of videos, or dataset:NAME[:SPLIT] (SPLIT: default {DEFAULT_SPLIT}; all)")
     ap.add_argument("--backbone", default="ViT-B-16")
     ap.add_argument("--pretrained", default="openai")
-    ap.add_argument("--every", type=int, default=8)
+    ap.add_argument("--every", type=int, default=8,
+                    help="encode every n-th frame; video backbones (xclip, actionclip/...): a clip starts every n frames")
     ap.add_argument("--top-k", type=int, default=10)
     ap.add_argument("--sigma", type=float, default=1.0, help="smoothing of similarities (encoded frames)")
     ap.add_argument("--radius", type=float, default=2.0, help="NMS radius in seconds")

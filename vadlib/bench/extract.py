@@ -15,6 +15,11 @@ and (b) also runs each encoder *variant* of ``--variants`` (weights cast to bf16
 channels_last input, bf16 + ``torch.compile``), every one printed with its ratio to fp32, plus
 the per-frame cosine of bf16 features to fp32 ones. bf16 variants are skipped (and said so) on a
 CPU without bf16 units.
+Backbones (``--backbones``, issue 16): the extractor end to end on the same video with each backbone
+— image models one row per frame, video models (X-CLIP, ActionCLIP) one row per clip of their frame
+count — in fp32 and bf16 where the CPU has bf16 units; frames/s of video per backbone and precision,
+and each one's ratio to the first backbone in fp32. ``xclip`` with ``random`` weights is the
+``xclip-base-patch32`` architecture.
 Then it extracts a generated 2,000-frame and a 20,000-frame video in two separate
 subprocesses and prints their peak RSS (main process and DataLoader workers) and the ratio.
 Random weights are fine here: they do not change the speed.
@@ -104,7 +109,7 @@ class RssPeak:
 def _load(model: str, pretrained: str, precision: str = "fp32", device: str = "cpu"):
     import torch
 
-    from vadlib.features.backbone import RandomWeightsWarning, load_backbone
+    from vadlib.features.backbones import RandomWeightsWarning, load_backbone
 
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -236,6 +241,42 @@ def _mem_child(args: argparse.Namespace) -> int:
     return 0
 
 
+def backbone_speeds(video, n_frames: int, names: Sequence[str], pretrained: str, precisions: Sequence[str],
+                    batch_size: int, workers: int, device: str, repeats: int = 1) -> dict[str, float]:
+    """Frames/s of video through the extractor end to end for each backbone x precision (best of
+    ``repeats``, interleaved). Prints one line each and the ratio to the first fp32 entry; a backbone
+    or precision that cannot be built here is printed as skipped. Returns ``{"name precision": fps}``."""
+    from vadlib.errors import ConfigError
+    from vadlib.features.backbones.base import is_clip_backbone
+    from vadlib.features.extract import ExtractConfig, extract_video
+
+    loaded = {}
+    for name in names:
+        for prec in precisions:
+            try:
+                bb = _load(name, pretrained, prec, device)
+            except ConfigError as exc:
+                print(f"# backbone {name} {prec} skipped: {str(exc).splitlines()[0]}")
+                continue
+            clip = is_clip_backbone(bb)
+            cfg = ExtractConfig(sampling="clip" if clip else "frame", batch_size=batch_size, num_workers=workers,
+                                device=device, progress=False)
+            extract_video(video, bb, cfg)   # warm-up
+            loaded[f"{name} {prec}"] = (bb, cfg, clip)
+    runs: dict[str, list] = {k: [] for k in loaded}
+    for _ in range(max(repeats, 1)):
+        for k, (bb, cfg, _) in loaded.items():
+            runs[k].append(_timed(extract_video, video, bb, cfg))
+    fps = {k: n_frames / min(r[0] for r in rs) for k, rs in runs.items()}
+    first = next((k for k in fps if k.endswith(" fp32")), None)
+    for k, (bb, cfg, clip) in loaded.items():
+        what = f"clips of {bb.clip_len}, {bb.text_path}" if clip else "frames, text tower"
+        print(f"(d) backbone {k:<28s} {fps[k]:8.2f} frames/s of video  ({what}; "
+              f"{'random' if not bb.real_weights else 'real'} weights)"
+              + (f"   / {first} = {fps[k] / fps[first]:.3f}" if first and k != first else ""))
+    return fps
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m vadlib.bench extract", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="ViT-B-32", help="ViT-B-16, ViT-B-32, vadlib-tiny, … (open_clip name)")
@@ -254,7 +295,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--variants", default="bf16,bf16-autocast,bf16-channels_last",
                     help=f"bf16 encoder variants of (b) (known: {', '.join(ENCODER_VARIANTS)}; bf16-compile "
                          "compiles for minutes on 2 cores)")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: naive,encoder,extractor,memory")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: naive,encoder,extractor,backbones,memory")
+    ap.add_argument("--backbones", default="ViT-B-32,ViT-B-16,xclip,actionclip/ViT-B-16",
+                    help="backbones of the per-backbone speed part (each with --pretrained; video backbones "
+                         "encode clips of their own length)")
     ap.add_argument("--mem-frames", default="2000,20000", help="frame counts of the memory comparison")
     ap.add_argument("--mem-model", default="vadlib-tiny",
                     help="model of the memory comparison (20,000 frames through ViT-B would take long on CPU)")
@@ -355,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name != "fp32" and "fp32" in feats:
             lo, mean = _cosines(f, feats["fp32"])
             print(f"cosine of {name} features to fp32, per frame: min {lo:.6f}, mean {mean:.6f}")
+    if "backbones" not in skip:
+        backbone_speeds(v, n, [b.strip() for b in args.backbones.split(",") if b.strip()], args.pretrained,
+                        precs, args.batch_size, args.workers, args.device, int(args.repeats))
     print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
     if "memory" not in skip:
         h, w = (int(s) for s in args.mem_size.lower().split("x"))

@@ -179,7 +179,7 @@ def vadlib_backbone(clip_state: dict, size: Size):
     import open_clip
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-    from vadlib.features.backbone import Backbone
+    from vadlib.features.backbones import Backbone
 
     model = CLIP(size.embed_dim,
                  CLIPVisionCfg(layers=size.vision_layers, width=size.vision_width, head_width=64,

@@ -197,7 +197,7 @@ def open_clip_name(cfg: Mapping) -> str | None:
     """The open_clip model name with this architecture (e.g. ``ViT-B-16-quickgelu``), or None."""
     import open_clip
 
-    from vadlib.features.backbone import _register_configs
+    from vadlib.features.backbones.open_clip import _register_configs
 
     _register_configs()
     sig = _signature(cfg)
@@ -213,12 +213,12 @@ def open_clip_name(cfg: Mapping) -> str | None:
 
 def build_backbone(clip_sd: Mapping[str, torch.Tensor], quick_gelu: bool = True, weights_path: str | None = None,
                    real_weights: bool = True):
-    """A frozen :class:`~vadlib.features.backbone.Backbone` from OpenAI-layout CLIP weights."""
+    """A frozen :class:`~vadlib.features.backbones.open_clip.Backbone` from OpenAI-layout CLIP weights."""
     import open_clip
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
     from open_clip.tokenizer import SimpleTokenizer
 
-    from vadlib.features.backbone import Backbone
+    from vadlib.features.backbones import Backbone
 
     cfg = clip_config(clip_sd, quick_gelu)
     model = CLIP(cfg["embed_dim"], CLIPVisionCfg(**cfg["vision_cfg"]), CLIPTextCfg(**cfg["text_cfg"]),

@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     """The method (or fusion) of ``args``, the run's metadata and the checkpoints it uses."""
     from vadlib.features import load_backbone
+    from vadlib.features.backbones.base import is_clip_backbone, text_path_of
     from vadlib.features.extract import ExtractConfig
 
     names = [n.strip() for n in args.method.split("+") if n.strip()]
@@ -102,17 +103,31 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     spec = {"backbone": args.backbone or "ViT-B-16", "pretrained": args.pretrained or "openai",
             "stride": args.every or 8}
     for n in (n for n, f in zip(names, factories) if f.needs_checkpoint and f.needs_backbone):
-        saved = check_features(ckpts[n], checkpoint_features(ckpts[n], n), requested)
+        saved = checkpoint_features(ckpts[n], n)
+        if saved.get("sampling") == "clip" and "stride" in requested:   # --every is a clip checkpoint's clip_stride
+            requested = {**{k: v for k, v in requested.items() if k != "stride"}, "clip_stride": requested["stride"]}
+        saved = check_features(ckpts[n], saved, requested)
         # every CLIP checkpoint of a fusion must agree with the first one
         requested = {"backbone": saved.get("backbone"), "pretrained": saved.get("pretrained"),
                      "stride": saved.get("stride") if saved.get("sampling") == "every" else 1}
+        if saved.get("sampling") == "clip":
+            requested = {"backbone": saved.get("backbone"), "pretrained": saved.get("pretrained"),
+                         "clip_len": saved.get("clip_len"), "clip_stride": saved.get("clip_stride")}
         spec = {"backbone": saved.get("backbone", spec["backbone"]), "pretrained": saved.get("pretrained", spec["pretrained"]),
-                "stride": int(saved.get("stride") or 1) if saved.get("sampling") == "every" else 1}
+                "stride": int(saved.get("stride") or 1) if saved.get("sampling") == "every" else 1,
+                "clip_len": saved.get("clip_len"), "clip_stride": saved.get("clip_stride")}
     cfg = ExtractConfig(sampling="every", stride=int(spec["stride"]), batch_size=args.batch_size, device=args.device)
     bb = None
     if any(f.needs_backbone for f in factories):
         bb = load_backbone(spec["backbone"], spec["pretrained"], device=args.device,
-                           precision=getattr(args, "precision", "auto"))
+                           precision=getattr(args, "precision", "auto"), clip_len=spec.get("clip_len"))
+        if is_clip_backbone(bb):   # a video backbone: its clips, one starting every --every frames (or the checkpoint's)
+            if args.heatmap and not args.no_video:
+                raise ConfigError(f"--heatmap draws CLIP patch maps of single frames; backbone {bb.name} encodes "
+                                  "clips: drop --heatmap")
+            cfg = ExtractConfig(sampling="clip", clip_len=spec.get("clip_len"),
+                                clip_stride=spec.get("clip_stride") or args.every, batch_size=args.batch_size,
+                                device=args.device).for_backbone(bb)
     parts: list[DetectMethod] = [f.from_args(n, args, bb if f.needs_backbone else None, cfg, ckpts.get(n))
                                  for n, f in zip(names, factories)]
     prompted = [m for m in parts if m.prompts is not None]
@@ -128,7 +143,9 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     meta = {"method": method.name, "score": getattr(method, "score", None),
             "checkpoint": [str(c) for c in ckpts.values()] or None,
             "backbone": bb.name if bb else None, "pretrained": bb.pretrained if bb else None,
-            "real_weights": bool(bb.real_weights) if bb else True, "sampling": f"every {cfg.stride}",
+            "real_weights": bool(bb.real_weights) if bb else True,
+            "sampling": (f"clip {cfg.clip_len} stride {cfg.clip_stride}" if cfg.sampling == "clip" else f"every {cfg.stride}"),
+            "text_path": text_path_of(bb) if bb else None,
             "precision": bb.precision if bb else None,
             "sigma": args.sigma, "prompts": prompts, "normal_prompts": normal_prompts}
     return method, meta, list(ckpts.values())

@@ -81,18 +81,20 @@ class _FrameProgress:
         self.bar.close()
 
 
-def encode_video(video, backbone, cfg, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def encode_video(video, backbone, cfg, progress: bool = True, with_aux: bool = False):
     """``(feats, frame_index)`` of one video (:func:`~vadlib.features.extract.extract_video`), with a
-    progress bar (frames/s, real-time factor) on stderr when ``progress``."""
-    from vadlib.features.extract import extract_video
+    progress bar (frames/s, real-time factor) on stderr when ``progress``; ``with_aux``: ``(feats,
+    frame_index, aux)``, aux = the video backbone's per-clip array (X-CLIP's prompt tokens) or None."""
+    from vadlib.features.extract import extract_video_result
 
-    if not progress:
-        return extract_video(video, backbone, cfg)
-    bar = _FrameProgress(video.name, len(video.open()), video.fps, cfg.stride if cfg.sampling == "every" else 1)
+    bar = (_FrameProgress(video.name, len(video.open()), video.fps, cfg.stride if cfg.sampling == "every" else 1)
+           if progress else None)
     try:
-        return extract_video(video, backbone, cfg, progress=bar)
+        res = extract_video_result(video, backbone, cfg, progress=bar)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+    return (res.feats, res.frame_index, res.aux) if with_aux else (res.feats, res.frame_index)
 
 
 @METHODS.register("zeroshot")
@@ -125,9 +127,9 @@ class ZeroShotMethod(DetectMethod):
     def frame_scores(self, video) -> tuple[np.ndarray, np.ndarray | None]:
         from vadlib.features.store import expand_to_frames as _expand
 
-        feats, frame_index = encode_video(video, self.backbone, self.cfg, self.progress)
+        feats, frame_index, aux = encode_video(video, self.backbone, self.cfg, self.progress, with_aux=True)
         self.encoded_frames = int(len(frame_index))
-        out = self.scorer.score(feats)
+        out = self.scorer.score(feats, aux if self.scorer.needs_aux else None)
         n = len(video.open())
         fired_rows = np.asarray(out.fired, np.int64)
         self.heat = (patch_heat_maps(self.backbone, video, frame_index, fired_rows, self.scorer.normal_text,
@@ -357,9 +359,9 @@ def checkpoint_features(checkpoint: Path, name: str) -> dict:
     if not saved:
         raise DataError(checkpoint, "checkpoint records no feature spec (backbone, sampling): retrain it with "
                         "this version's pipeline stage")
-    if saved.get("sampling") not in (None, "every", "frame"):
+    if saved.get("sampling") not in (None, "every", "frame", "clip"):
         raise ConfigError(f"{checkpoint}: trained on '{saved['sampling']}' features; vadlib detect encodes "
-                          "single frames (sampling every/frame)")
+                          "single frames (sampling every/frame) or a video backbone's clips (sampling clip)")
     return saved
 
 

@@ -60,12 +60,18 @@ class ExtractConfig:
     """How frames become features.
 
     Attributes:
-        sampling: ``"frame"`` (every frame), ``"every"`` (every ``stride``-th frame) or
-            ``"snippet"`` (one row per ``snippet_len`` frames = mean of their frame features).
+        sampling: ``"frame"`` (every frame), ``"every"`` (every ``stride``-th frame),
+            ``"snippet"`` (one row per ``snippet_len`` frames = mean of their frame features) or
+            ``"clip"`` (video backbones: one row per clip of ``clip_len`` consecutive frames, encoded
+            together; clips past the end padded by repeating the last frame, see :func:`clip_starts`).
         stride: frame step for ``"every"``.
         snippet_len: frames per snippet for ``"snippet"``.
+        clip_len: frames per clip for ``"clip"``; None = the backbone's (:meth:`for_backbone`
+            resolves it; another count than the checkpoint's raises).
+        clip_stride: frames between clip starts; None = ``clip_len`` (non-overlapping clips).
         crops: 1 (centre), 5 (4 corners + centre) or 10 (5 + horizontal flips).
-        batch_size: frames per encoder batch (a batch never spans two videos).
+        batch_size: frames per encoder batch (a batch never spans two videos; clips: rounded down
+            to whole clips, at least one).
         num_workers: DataLoader worker processes decoding + preprocessing (0 = in the main process).
         device: torch device of the encoder (preprocessing runs there too when it is CUDA).
         precision: None (default) = the backbone's precision (``load_backbone(precision=...)``, which
@@ -82,6 +88,8 @@ class ExtractConfig:
     sampling: str = "every"
     stride: int = 1
     snippet_len: int = 16
+    clip_len: int | None = None
+    clip_stride: int | None = None
     crops: int = 1
     batch_size: int = 32
     num_workers: int = 0
@@ -104,6 +112,12 @@ class ExtractConfig:
         if int(self.stride) < 1 or int(self.snippet_len) < 1 or int(self.batch_size) < 1:
             raise ConfigError(f"stride, snippet_len and batch_size must be >= 1 "
                               f"(got {self.stride}, {self.snippet_len}, {self.batch_size})")
+        if self.sampling == "clip":
+            if self.clip_len is not None and int(self.clip_len) < 1 or \
+                    self.clip_stride is not None and int(self.clip_stride) < 1:
+                raise ConfigError(f"clip_len and clip_stride must be >= 1 (got {self.clip_len}, {self.clip_stride})")
+            if int(self.crops) != 1:
+                raise ConfigError(f"sampling 'clip' takes one centre crop: set crops to 1 (got {self.crops})")
         if int(self.num_workers) < 0:
             raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -117,19 +131,87 @@ class ExtractConfig:
             raise ConfigError(f"unknown resize '{self.resize}'; known: {', '.join(RESIZES)}")
         return self
 
+    def for_backbone(self, backbone) -> "ExtractConfig":
+        """This config checked against ``backbone`` (a copy): a video backbone (``kind == "clip"``) needs
+        sampling ``clip`` and gets ``clip_len`` (None → the checkpoint's; another count raises) and
+        ``clip_stride`` (None → ``clip_len``) resolved; a frame backbone refuses sampling ``clip``."""
+        from dataclasses import replace
+
+        from vadlib.features.backbones.base import is_clip_backbone
+
+        cfg = replace(self).validate()
+        name = f"{getattr(backbone, 'name', '?')} ({getattr(backbone, 'pretrained', '?')})"
+        if is_clip_backbone(backbone):
+            if cfg.sampling != "clip":
+                raise ConfigError(f"backbone {name} encodes clips of {backbone.clip_len} frames: set extract.sampling "
+                                  f"to clip (got '{cfg.sampling}')")
+            want = int(backbone.clip_len)
+            if cfg.clip_len is not None and int(cfg.clip_len) != want:
+                raise ConfigError(f"checkpoint {name} was trained on {want}-frame clips but extract.clip_len is "
+                                  f"{cfg.clip_len}: set clip_len to {want} (or null = the checkpoint's), or load a "
+                                  f"checkpoint trained on {cfg.clip_len}-frame clips")
+            cfg.clip_len = want
+            cfg.clip_stride = int(cfg.clip_stride or want)
+        elif cfg.sampling == "clip":
+            raise ConfigError(f"backbone {name} encodes single frames: sampling 'clip' needs a video backbone "
+                              "(xclip, actionclip/<arch>); for frame features over clips use sampling 'snippet'")
+        return cfg
+
+    def _clip(self) -> tuple[int, int]:
+        if self.clip_len is None:
+            raise ConfigError("sampling 'clip' with clip_len unresolved: call ExtractConfig.for_backbone(backbone)")
+        return int(self.clip_len), int(self.clip_stride or self.clip_len)
+
     @property
     def step(self) -> int:
         """Frame step between decoded frames."""
         return int(self.stride) if self.sampling == "every" else 1
 
+    @property
+    def batch_frames(self) -> int:
+        """Frames per decoded batch (clips: whole clips, at least one)."""
+        if self.sampling == "clip":
+            t = self._clip()[0]
+            return max(1, int(self.batch_size) // t) * t
+        return int(self.batch_size)
+
     def decode_indices(self, n_frames: int) -> np.ndarray:
-        """Frames to decode for a video of ``n_frames`` frames."""
+        """Frames to decode for a video of ``n_frames`` frames (clips: ``clip_len`` per clip, padded
+        clips repeating the last frame)."""
+        if self.sampling == "clip":
+            t, _ = self._clip()
+            starts = self.row_index(n_frames)
+            return np.minimum(starts[:, None] + np.arange(t)[None, :], int(n_frames) - 1).reshape(-1)
         return np.arange(0, int(n_frames), self.step, dtype=np.int64)
 
     def row_index(self, n_frames: int) -> np.ndarray:
         """``(N,)`` first frame covered by each output row."""
+        if self.sampling == "clip":
+            return clip_starts(n_frames, *self._clip())
         step = int(self.snippet_len) if self.sampling == "snippet" else self.step
         return np.arange(0, int(n_frames), step, dtype=np.int64)
+
+    def row_spans(self, n_frames: int) -> np.ndarray:
+        """``(N, 2)`` int64 ``[start, end)`` frames of each row, padding excluded."""
+        fi = self.row_index(n_frames)
+        if self.sampling == "clip":
+            return np.stack([fi, np.minimum(fi + self._clip()[0], int(n_frames))], 1)
+        return np.stack([fi, np.append(fi[1:], int(n_frames))], 1)
+
+
+def clip_starts(n_frames: int, clip_len: int, clip_stride: int) -> np.ndarray:
+    """``(N,)`` int64 first frames of the clips of a video: ``0, stride, 2·stride, …`` until a clip
+    reaches the last frame (``start + clip_len >= n_frames``), so every frame is covered and at most
+    the last clip runs past the end (padded by repeating the last frame). A video shorter than one
+    clip gives the single clip ``[0]``."""
+    n, t, s = int(n_frames), int(clip_len), int(clip_stride)
+    if n < 1 or t < 1 or s < 1:
+        raise ConfigError(f"clip_starts: n_frames, clip_len and clip_stride must be >= 1 (got {n}, {t}, {s})")
+    last = max(n - t, 0)
+    starts = np.arange(0, last + 1, s, dtype=np.int64)
+    if starts[-1] + t < n and starts[-1] + s < n:   # the stride skipped the last full clip: one more, padded
+        starts = np.append(starts, starts[-1] + s)
+    return starts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +333,7 @@ class FrameBatches(torch.utils.data.IterableDataset):
                 g += 1
                 continue
             idx = self.cfg.decode_indices(n)
-            bs = int(self.cfg.batch_size)
+            bs = self.cfg.batch_frames
             nb = (len(idx) + bs - 1) // bs
             failed = None
             for b in range(nb):
@@ -263,10 +345,13 @@ class FrameBatches(torch.utils.data.IterableDataset):
                     yield {**item, "error": failed}
                     continue
                 try:
-                    frames = src.get(chunk.tolist())
-                    if len(frames) != len(chunk):
-                        raise DataError(video.path, f"decoder returned {len(frames)} frames for {len(chunk)} "
-                                        f"requested at {chunk[0]}..{chunk[-1]}")
+                    want, inverse = np.unique(chunk, return_inverse=True)  # a padded clip repeats its last frame
+                    frames = src.get(want.tolist())
+                    if len(frames) != len(want):
+                        raise DataError(video.path, f"decoder returned {len(frames)} frames for {len(want)} "
+                                        f"requested at {want[0]}..{want[-1]}")
+                    if len(want) != len(chunk):
+                        frames = np.asarray(frames)[inverse]
                     x = torch.from_numpy(np.ascontiguousarray(frames))
                     if self.pre is not None:
                         x = self.pre(x)
@@ -305,6 +390,9 @@ class VideoResult:
     n_frames: int = 0
     fps: float = DEFAULT_FPS
     error: tuple[str, str] | None = None
+    spans: np.ndarray | None = None
+    aux: np.ndarray | None = None
+    padded_frames: int = 0
 
 
 def effective_precision(backbone, cfg: ExtractConfig) -> str:
@@ -324,6 +412,8 @@ def _input_dtype(model: torch.nn.Module) -> torch.dtype:
 
 
 def _autocast(backbone, cfg: ExtractConfig):
+    if cfg.precision is None and getattr(backbone, "kind", "frame") == "clip":
+        return contextlib.nullcontext()   # a video backbone runs its own precision (its cast vision tower)
     dtype = PRECISIONS[effective_precision(backbone, cfg)]
     if dtype is None or dtype == _input_dtype(backbone.model):
         return contextlib.nullcontext()
@@ -344,7 +434,7 @@ def _finish(rows: list[np.ndarray], n_frames: int, cfg: ExtractConfig) -> tuple[
 
 def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any = None) -> Iterator[VideoResult]:
     """Encode ``videos`` in order; yields one :class:`VideoResult` per video (errors included)."""
-    cfg.validate()
+    cfg = cfg.for_backbone(backbone)
     device = torch.device(cfg.device)
     pre = preprocessor_for(backbone, cfg)
     on_gpu = device.type == "cuda"
@@ -355,12 +445,16 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
         model = model.to(device)
     model.eval()
     wdtype = _input_dtype(model)  # a bf16 / fp16 cast image tower takes inputs of its dtype
+    clips = cfg.sampling == "clip"
+    t_clip = cfg._clip()[0] if clips else 1
+    aux_name = getattr(backbone, "aux", None) if clips else None
     cur: VideoResult | None = None
     rows: list[np.ndarray] = []
+    aux_rows: list[np.ndarray] = []
     for item in _loader(videos, cfg, None if on_gpu else pre):
         vi = item["vi"]
         if cur is None or cur.video is not videos[vi]:
-            cur, rows = VideoResult(videos[vi]), []
+            cur, rows, aux_rows = VideoResult(videos[vi]), [], []
         if item["error"] is not None:
             cur.error = cur.error or tuple(item["error"])
         elif cur.error is None:
@@ -371,8 +465,17 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
                     x = pre(x)
                 lead = x.shape[:-3]
                 with _autocast(backbone, cfg):
-                    f = model.encode_image(x.reshape(-1, *x.shape[-3:]).to(wdtype))
-                rows.append(f.float().reshape(*lead, -1).cpu().numpy())
+                    if clips:   # (B·T, 3, S, S) → (B, T, 3, S, S) → (B, D) [+ (B, P, D) aux]
+                        xc = x.reshape(-1, t_clip, *x.shape[-3:])
+                        if aux_name:
+                            f, a = backbone.encode_clips_aux(xc)
+                            aux_rows.append(a.float().cpu().numpy())
+                        else:
+                            f = backbone.encode_clips(xc)
+                    else:
+                        f = model.encode_image(x.reshape(-1, *x.shape[-3:]).to(wdtype))
+                rows.append(f.float().reshape(-1, f.shape[-1]).cpu().numpy() if clips
+                            else f.float().reshape(*lead, -1).cpu().numpy())
             cur.n_frames, cur.fps = int(item["n_frames"]), float(item["fps"])
             if progress is not None:
                 progress.update(len(item["idx"]))
@@ -381,11 +484,26 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
                 try:
                     cur.video.check_labels(cur.n_frames)  # builds interval GT in this process too
                     cur.feats, cur.frame_index = _finish(rows, cur.n_frames, cfg)
+                    if clips:
+                        cur.spans = cfg.row_spans(cur.n_frames)
+                        cur.padded_frames = int(len(cur.spans) * t_clip - (cur.spans[:, 1] - cur.spans[:, 0]).sum())
+                        cur.aux = np.concatenate(aux_rows, 0) if aux_name else None
                 except DataError as exc:
                     cur.error = (str(exc.path or cur.video.path), exc.problem)
-            rows = []
+            rows, aux_rows = [], []
             yield cur
             cur = None
+
+
+def extract_video_result(video, backbone, cfg: ExtractConfig | None = None, progress: Any = None) -> VideoResult:
+    """One video → its :class:`VideoResult` (features, frame index, and for clips the spans, padding and
+    the backbone's aux array); raises :class:`DataError` naming the file on failure."""
+    cfg = cfg or ExtractConfig()
+    for res in iter_extract([video], backbone, cfg, progress=progress):
+        if res.error is not None:
+            raise DataError(*res.error)
+        return res
+    raise DataError(video.path, "no output (internal error)")
 
 
 def extract_video(video, backbone, cfg: ExtractConfig | None = None, progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -408,12 +526,20 @@ def extract_video(video, backbone, cfg: ExtractConfig | None = None, progress: A
 
 def store_info(dataset_name: str, backbone, cfg: ExtractConfig) -> dict:
     """The index config of a store extracted from ``dataset_name`` with ``backbone`` and ``cfg``."""
+    from vadlib.features.backbones.base import text_path_of
+
+    cfg = cfg.for_backbone(backbone)
     pre = preprocessor_for(backbone, cfg)
+    clip = cfg.sampling == "clip"
     return {"dataset": dataset_name, "backbone": backbone.name, "pretrained": str(backbone.pretrained),
             "real_weights": bool(backbone.real_weights), "source": "extracted",
             "preprocessing": pre.describe(), "sampling": cfg.sampling,
             "stride": int(cfg.stride) if cfg.sampling == "every" else 1,
             "snippet_len": int(cfg.snippet_len) if cfg.sampling == "snippet" else None,
+            "clip_len": int(cfg.clip_len) if clip else None, "clip_stride": int(cfg.clip_stride) if clip else None,
+            "aux": getattr(backbone, "aux", None) if clip else None,
+            "padding": "repeat last frame (clips past the video's end)" if clip else None,
+            "text_path": text_path_of(backbone),
             "crops": int(cfg.crops), "dtype": "float32", "precision": effective_precision(backbone, cfg),
             "precision_reason": (getattr(backbone, "precision_reason", "requested") if cfg.precision is None
                                  else f"ExtractConfig.precision {cfg.precision} (torch.autocast)"),
@@ -506,7 +632,7 @@ def extract_dataset(dataset, backbone, out_root: str | Path, cfg: ExtractConfig 
     Raises:
         DataError: a video fails (``on_error="raise"``), naming its file; finished videos stay.
     """
-    cfg = (cfg or ExtractConfig()).validate()
+    cfg = (cfg or ExtractConfig()).for_backbone(backbone)
     rank, world = shard if shard is not None else dist_env()
     info = store_info(dataset.name, backbone, cfg)
     path = store_dir(out_root, dataset.name, info)
@@ -541,9 +667,15 @@ def extract_dataset(dataset, backbone, out_root: str | Path, cfg: ExtractConfig 
                 log.warning("skipping video '%s': %s: %s", v.name, path_s, problem)
                 store.mark_skipped(v.name, f"{path_s}: {problem}")
                 continue
-            store.write(v.name, res.feats, res.frame_index,
-                        {"num_frames": res.n_frames, "fps": res.fps, "split": v.split, "label": int(v.label),
-                         "class_name": v.class_name})
+            meta = {"num_frames": res.n_frames, "fps": res.fps, "split": v.split, "label": int(v.label),
+                    "class_name": v.class_name}
+            if res.spans is not None:
+                meta["padded_frames"] = res.padded_frames
+                if res.n_frames < int(cfg.clip_len):
+                    log.warning("video '%s' has %d frames, fewer than one %d-frame clip: padded by repeating its "
+                                "last frame %d times (as the X-CLIP / ActionCLIP samplers do; index: padded_frames)",
+                                v.name, res.n_frames, cfg.clip_len, res.padded_frames)
+            store.write(v.name, res.feats, res.frame_index, meta, spans=res.spans, aux=res.aux)
             if bar is not None:
                 bar.set_postfix_str(v.name[-24:], refresh=False)
     finally:
@@ -611,6 +743,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--sampling", default=d.sampling, choices=SAMPLINGS)
     ap.add_argument("--stride", type=int, default=d.stride)
     ap.add_argument("--snippet-len", type=int, default=d.snippet_len)
+    ap.add_argument("--clip-len", type=int, default=None,
+                    help="sampling clip: frames per clip (default: the video backbone's checkpoint's)")
+    ap.add_argument("--clip-stride", type=int, default=None, help="sampling clip: frames between clip starts "
+                    "(default: the clip length)")
     ap.add_argument("--crops", type=int, default=d.crops, choices=CROPS)
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
     ap.add_argument("--workers", type=int, default=d.num_workers)
@@ -646,14 +782,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         import warnings
 
         from vadlib.data import get_dataset
-        from vadlib.features.backbone import RandomWeightsWarning, load_backbone
+        from vadlib.features.backbones import RandomWeightsWarning, load_backbone
 
         ds = get_dataset(args.dataset, **dataset_options(args.dataset, args.root, args.dataset_option, args.params))
         torch.manual_seed(args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)  # logged by extract_dataset instead
-            bb = load_backbone(args.backbone, args.pretrained, device=device, precision=args.precision)
+            bb = load_backbone(args.backbone, args.pretrained, device=device, precision=args.precision,
+                               clip_len=args.clip_len)
         cfg = ExtractConfig(sampling=args.sampling, stride=args.stride, snippet_len=args.snippet_len,
+                            clip_len=args.clip_len, clip_stride=args.clip_stride,
                             crops=args.crops, batch_size=args.batch_size, num_workers=args.workers, device=device,
                             on_error=args.on_error, resize=args.resize,
                             progress=not args.no_progress, torch_threads=args.threads)
@@ -673,4 +811,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["ExtractConfig", "FeatureStore", "Preprocessor", "VideoResult", "extract_dataset", "extract_video",
-           "iter_extract", "merge_indexes", "shard_videos", "store_info"]
+           "clip_starts", "iter_extract", "merge_indexes", "shard_videos", "store_info"]

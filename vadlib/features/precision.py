@@ -12,7 +12,7 @@ PyTorch's own cpuinfo probes) and
 * ``bf16`` on a CPU without bf16 units is refused with :class:`~vadlib.errors.ConfigError`;
 * ``fp16`` is refused off CUDA (CPU fp16 matmul is emulated).
 
-How the precision is applied is :func:`vadlib.features.backbone.load_backbone`'s job: the
+How the precision is applied is :func:`vadlib.features.backbones.load_backbone`'s job: the
 profiler showed that casting the module's weights (``model.to(torch.bfloat16)``) is the fast
 path for open_clip ViTs; ``torch.autocast`` re-casts weights on every call and spends most of
 the time in ``aten::copy_`` around attention (slower than fp32 on 2 cores).

@@ -8,6 +8,16 @@ Layout of one store (a folder)::
         index.part-R-of-W.json   partial index written by rank R of a W-process run (merged by rank 0)
         <video>.npy              (N, D) float32, or (N, crops, D)
         <video>.frames.npy       (N,) int64: the first frame each row covers
+        <video>.spans.npy        (N, 2) int64 [start, end) frame span of each clip (sampling "clip")
+        <video>.<aux>.npy        per-row auxiliary array of a clip store whose backbone's prompt scoring
+                                 needs it (X-CLIP: ``prompt_tokens`` (N, P, D) float16, the visual tokens
+                                 its prompt generator attends to)
+
+Sampling ``clip`` (video backbones: X-CLIP, ActionCLIP): one row per clip of ``clip_len`` consecutive
+frames, clips starting every ``clip_stride`` frames until the last frame is covered; a clip that runs
+past the video's end (a video shorter than one clip, or the tail) is padded by repeating the last
+frame, as the X-CLIP / ActionCLIP authors' samplers do (each video's ``padded_frames`` says how many
+frames were repeated). ``clip_len``, ``clip_stride`` and ``aux`` are part of the config hash.
 
 The folder name carries a hash of the config, so extracting with any other backbone, tag,
 preprocessing, sampling or crops makes a different store: features are never silently mixed.
@@ -33,11 +43,11 @@ from vadlib.io import save_npy, write_json
 
 INDEX = "index.json"
 FORMAT = 1
-SAMPLINGS = ("frame", "every", "snippet")
+SAMPLINGS = ("frame", "every", "snippet", "clip")
 CROPS = (1, 5, 10)
 # Keys of ``info`` that define the store (hashed into its folder name); everything else is bookkeeping.
 CONFIG_KEYS = ("dataset", "backbone", "pretrained", "real_weights", "source", "preprocessing", "sampling",
-               "stride", "snippet_len", "crops", "dtype", "precision")
+               "stride", "snippet_len", "crops", "dtype", "precision", "clip_len", "clip_stride", "aux")
 _PART_RE = re.compile(r"^index\.part-(\d+)-of-(\d+)\.json$")
 
 
@@ -46,9 +56,13 @@ def _norm(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
 
 
+# config keys added with clip sampling: left out of the config while unset, so frame stores keep their hash
+_CLIP_KEYS = ("clip_len", "clip_stride", "aux")
+
+
 def store_config(info: dict) -> dict:
     """The part of ``info`` that identifies a store (see :data:`CONFIG_KEYS`)."""
-    return _norm({k: info.get(k) for k in CONFIG_KEYS})
+    return _norm({k: info.get(k) for k in CONFIG_KEYS if k not in _CLIP_KEYS or info.get(k) is not None})
 
 
 def config_hash(info: dict) -> str:
@@ -67,8 +81,9 @@ def store_dir(out_root: str | Path, dataset: str, info: dict) -> Path:
     (a reduced-precision store — ``precision`` bf16 / fp16 — says so in its name as well as its hash)."""
     validate_info(info)
     samp = info["sampling"]
-    step = {"every": info.get("stride", 1), "snippet": info.get("snippet_len", 16), "frame": ""}[samp]
-    name = (f"{_slug(info['backbone'])}__{_slug(info['pretrained'])}__{samp}{step}"
+    step = {"every": info.get("stride", 1), "snippet": info.get("snippet_len", 16), "frame": "",
+            "clip": f"{info.get('clip_len')}s{info.get('clip_stride')}"}[samp]
+    name = (f"{_slug(str(info['backbone']).replace('/', '-'))}__{_slug(info['pretrained'])}__{samp}{step}"
             f"__c{int(info.get('crops', 1))}{_precision_tag(info)}__{config_hash(info)}")
     return Path(out_root) / _slug(dataset) / name
 
@@ -94,6 +109,12 @@ def validate_info(info: dict) -> None:
         raise ConfigError(f"stride must be >= 1, got {info.get('stride')}")
     if info["sampling"] == "snippet" and int(info.get("snippet_len", 16)) < 1:
         raise ConfigError(f"snippet_len must be >= 1, got {info.get('snippet_len')}")
+    if info["sampling"] == "clip":
+        for key in ("clip_len", "clip_stride"):
+            if not isinstance(info.get(key), int) or info[key] < 1:
+                raise ConfigError(f"a clip store needs {key} >= 1 (an int), got {info.get(key)!r}")
+        if int(info["crops"]) != 1:
+            raise ConfigError(f"clip features take one centre crop (crops 1), got crops {info['crops']}")
 
 
 def video_file_stem(video: str) -> str:
@@ -191,7 +212,8 @@ class FeatureStore:
     def has(self, video: str) -> bool:
         """True once ``video`` is finished (listed in an index and its files exist)."""
         m = self._videos.get(video)
-        return m is not None and (self.path / m["file"]).is_file() and (self.path / m["frames_file"]).is_file()
+        return m is not None and all((self.path / m[k]).is_file() for k in ("file", "frames_file", "spans_file",
+                                                                             "aux_file") if m.get(k))
 
     def meta(self, video: str) -> dict:
         """Per-video metadata: ``n_rows, num_frames, fps, split, label, file, frames_file``."""
@@ -220,6 +242,34 @@ class FeatureStore:
             return np.load(f).astype(np.int64, copy=False)
         except (OSError, ValueError) as exc:
             raise DataError(f, f"cannot read the frame index of video '{video}' ({exc})") from exc
+
+    def frame_spans(self, video: str) -> np.ndarray:
+        """``(N, 2)`` int64 ``[start, end)`` frames each row covers: a clip store's recorded spans
+        (padding excluded: ``end <= num_frames``); otherwise from row starts to the next row's start."""
+        m = self.meta(video)
+        if m.get("spans_file"):
+            f = self.path / m["spans_file"]
+            try:
+                return np.load(f).astype(np.int64, copy=False)
+            except (OSError, ValueError) as exc:
+                raise DataError(f, f"cannot read the frame spans of video '{video}' ({exc})") from exc
+        fi = self.frame_index(video)
+        return np.stack([fi, np.append(fi[1:], int(m["num_frames"]))], 1)
+
+    def load_aux(self, video: str) -> np.ndarray:
+        """The per-row auxiliary array (``info["aux"]``, e.g. X-CLIP's ``prompt_tokens`` ``(N, P, D)``) as float32."""
+        m = self.meta(video)
+        if not m.get("aux_file"):
+            raise DataError(self.path, f"feature store has no aux array for video '{video}' (aux: "
+                            f"{self._info.get('aux')!r}); re-extract with a backbone whose text path needs one")
+        f = self.path / m["aux_file"]
+        try:
+            arr = np.load(f)
+        except (OSError, ValueError) as exc:
+            raise DataError(f, f"cannot read the aux array of video '{video}' ({exc})") from exc
+        if arr.shape[0] != m["n_rows"]:
+            raise DataError(f, f"has {arr.shape[0]} rows but the index says {m['n_rows']}")
+        return arr.astype(np.float32)
 
     def num_frames(self, video: str) -> int:
         """Frame count of the source video."""
@@ -251,13 +301,16 @@ class FeatureStore:
             return {"videos": d.get("videos", {}), "skipped": d.get("skipped", {})}
         return {"videos": {}, "skipped": {}}
 
-    def write(self, video: str, feats: np.ndarray, frame_index: np.ndarray, meta: dict | None = None) -> None:
-        """Store one finished video atomically: features, then frame index, then the index entry.
+    def write(self, video: str, feats: np.ndarray, frame_index: np.ndarray, meta: dict | None = None,
+              spans: np.ndarray | None = None, aux: np.ndarray | None = None) -> None:
+        """Store one finished video atomically: features, aux, spans, frame index, then the index entry.
 
         Args:
             feats: ``(N, D)`` or ``(N, crops, D)``; stored as the store's dtype (float32).
             frame_index: ``(N,)`` first frame of each row (non-decreasing).
             meta: ``num_frames`` (required), ``fps``, ``split``, ``label`` and anything else.
+            spans: ``(N, 2)`` ``[start, end)`` of each row (clip stores: required); ``start == frame_index``.
+            aux: ``(N, ...)`` the store's aux array (required when ``info["aux"]`` names one; stored float16).
         """
         meta = dict(meta or {})
         feats = np.asarray(feats, dtype=self._info.get("dtype", "float32"))
@@ -275,11 +328,31 @@ class FeatureStore:
                                  or frame_index[-1] >= int(meta["num_frames"])):
             raise DataError(self.path, f"'{video}': frame index must be non-decreasing within "
                             f"[0, {meta['num_frames']})")
+        clip = self._info.get("sampling") == "clip"
+        if clip and spans is None:
+            raise ConfigError(f"write('{video}'): a clip store needs the (N, 2) frame spans of its clips")
+        if spans is not None:
+            spans = np.asarray(spans, dtype=np.int64)
+            if spans.shape != (len(feats), 2) or not np.array_equal(spans[:, 0], frame_index) \
+                    or np.any(spans[:, 1] <= spans[:, 0]) or np.any(spans[:, 1] > int(meta["num_frames"])):
+                raise DataError(self.path, f"'{video}': spans must be (N, 2) [start, end) with start = the frame "
+                                f"index and start < end <= num_frames, got shape {spans.shape}")
+        want_aux = self._info.get("aux")
+        if bool(want_aux) != (aux is not None) or (aux is not None and len(aux) != len(feats)):
+            raise DataError(self.path, f"'{video}': this store's aux array is {want_aux!r}; got "
+                            + ("none" if aux is None else f"shape {np.shape(aux)}") + f" for {len(feats)} rows")
         stem = video_file_stem(video)
+        extra_files = {}
+        if aux is not None:
+            extra_files["aux_file"] = f"{stem}.{_slug(want_aux)}.npy"
+            save_npy(self.path / extra_files["aux_file"], np.asarray(aux, dtype=np.float16))
+        if spans is not None:
+            extra_files["spans_file"] = f"{stem}.spans.npy"
+            save_npy(self.path / extra_files["spans_file"], spans)
         entry = {"n_rows": int(len(feats)), "num_frames": int(meta.pop("num_frames")),
                  "fps": float(meta.pop("fps", DEFAULT_FPS) or DEFAULT_FPS), "split": meta.pop("split", None),
                  "label": int(meta.pop("label", -1)), "file": f"{stem}.npy", "frames_file": f"{stem}.frames.npy",
-                 "dim": int(feats.shape[-1]), **meta}
+                 "dim": int(feats.shape[-1]), **extra_files, **meta}
         save_npy(self.path / entry["file"], feats)
         save_npy(self.path / entry["frames_file"], frame_index)
         self._videos[video] = _norm(entry)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from vadlib.io import read_checkpoint
+from vadlib.errors import ConfigError
 from vadlib.methods.base import (CHECKPOINT_FORMAT, FEATURE_KEYS, METHODS, Method, WeakVideo, feature_spec,
                                  seed_everything)
 
@@ -92,6 +93,10 @@ def load(path: str | Path, backbone=None, *, class_names: Sequence[str] | None =
         m.checkpoint = {"path": str(path), "meta": {"imported": m.imported}}
         return m
     ck = read_checkpoint(path, CHECKPOINT_FORMAT, wrong="not a vadlib.train checkpoint (format key missing)")
+    trained_on = ((ck.get("meta") or {}).get("features") or {}).get("backbone")
+    if backbone is not None and trained_on and trained_on != getattr(backbone, "name", trained_on):
+        raise ConfigError(f"{path}: trained on {trained_on} features, not {backbone.name}'s: use the backbone "
+                          f"(backbone.name={trained_on}) and features it was trained on, or retrain it")
     m = METHODS.get(ck["method"]).load(ck, path, backbone=backbone)
     m.module.eval()
     m.checkpoint = {"path": str(path), "meta": ck.get("meta", {})}

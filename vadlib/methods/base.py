@@ -32,7 +32,8 @@ from vadlib.registry import Registry
 CHECKPOINT_FORMAT = "vadlib.train/1"
 
 #: the keys of a feature store's ``info`` a model depends on
-FEATURE_KEYS = ("backbone", "pretrained", "real_weights", "sampling", "stride", "snippet_len", "crops", "embed_dim")
+FEATURE_KEYS = ("backbone", "pretrained", "real_weights", "sampling", "stride", "snippet_len", "crops", "embed_dim",
+                "clip_len", "clip_stride")
 
 
 @dataclass

@@ -124,7 +124,9 @@ class PromptLearner(nn.Module):
         super().__init__()
         cfg = cfg or PromptLearnerConfig()
         self.cfg = cfg
-        model = backbone.model
+        from vadlib.features.backbones.base import text_clip_of
+
+        model = text_clip_of(backbone)   # open_clip's CLIP, or a video backbone's open_clip view of its text tower
         model.requires_grad_(False)
         self._model = [model]  # not a submodule: stays frozen and out of state_dict
         width = model.token_embedding.weight.shape[1]

@@ -99,3 +99,69 @@ def encode_prompts(backbone, texts: Sequence[str], templates: Sequence[str] = ("
         emb = backbone.encode_text(variants, normalize=True).float()
         out.append(torch.nn.functional.normalize(emb.mean(0), dim=-1))
     return torch.stack(out)
+
+
+def encode_prompts_raw(backbone, texts: Sequence[str], templates: Sequence[str] = ("{}",)) -> torch.Tensor:
+    """Texts → ``(K, D)`` *raw* (unnormalised) text-tower embeddings, averaged over templates: what
+    X-CLIP's prompt generator takes (``XCLIPModel.forward``'s ``text_embeds`` before conditioning)."""
+    out = []
+    for text in texts:
+        variants = [t.format(text.rstrip(".")) for t in templates]
+        out.append(backbone.encode_text(variants, normalize=False).float().mean(0))
+    return torch.stack(out)
+
+
+class PromptEmbeddings:
+    """Prompt embeddings scored along the backbone's text path (:mod:`vadlib.features.backbones.base`).
+
+    * ``"text tower"`` (CLIP, ActionCLIP): :attr:`text` ``(K, D)`` (:func:`encode_prompts`), one set
+      for every row; ``cosine(feats)``.
+    * ``"video-conditioned prompt generator"`` (X-CLIP): per row, the raw ensemble embeddings
+      (:func:`encode_prompts_raw`) shifted by the prompt generator over that row's visual tokens
+      (the feature store's aux array): ``cosine(feats, aux)``. :attr:`text` (the unconditioned text
+      tower) remains for what has no tokens (e.g. heat maps).
+    """
+
+    def __init__(self, backbone, texts: Sequence[str], templates: Sequence[str] = ("{}",)):
+        from vadlib.features.backbones.base import PROMPT_GENERATOR, text_path_of
+
+        self.backbone = backbone
+        self.text_path = text_path_of(backbone)
+        self.text = encode_prompts(backbone, texts, templates)                      # (K, D) normalised
+        self.raw = (encode_prompts_raw(backbone, texts, templates) if self.text_path == PROMPT_GENERATOR
+                    else None)
+
+    @classmethod
+    def from_text(cls, text: torch.Tensor) -> "PromptEmbeddings":
+        """Prompts already encoded by a text tower, ``text (K, D)`` L2-normalised (a saved zero-shot
+        method, which holds no backbone): scored along the text-tower path only."""
+        from vadlib.features.backbones.base import TEXT_TOWER
+
+        self = cls.__new__(cls)
+        self.backbone, self.text_path, self.raw = None, TEXT_TOWER, None
+        self.text = torch.nn.functional.normalize(torch.as_tensor(text, dtype=torch.float32), dim=-1)
+        return self
+
+    @property
+    def needs_aux(self) -> bool:
+        """True when scoring needs each row's aux array (X-CLIP's prompt tokens)."""
+        return self.raw is not None
+
+    @torch.no_grad()
+    def cosine(self, feats, aux=None, chunk: int = 256) -> torch.Tensor:
+        """``feats (N, D)`` (raw or normalised) [+ ``aux (N, P, D)``] → ``(N, K)`` float32 cosines."""
+        x = torch.nn.functional.normalize(torch.as_tensor(feats, dtype=torch.float32), dim=-1)
+        if not self.needs_aux:
+            return x @ self.text.T
+        if aux is None:
+            raise ConfigError(f"{self.backbone.name}: prompts are scored by the {self.text_path}, which needs each "
+                              "clip's visual tokens (the feature store's aux array); re-extract the features with "
+                              "this backbone")
+        aux = torch.as_tensor(aux, dtype=torch.float32)
+        if len(aux) != len(x):
+            raise ConfigError(f"cosine: {len(x)} feature rows but {len(aux)} aux rows")
+        out = []
+        for i in range(0, len(x), chunk):
+            cond = self.backbone.condition_text(self.raw, aux[i:i + chunk]).float().cpu()   # (n, K, D)
+            out.append(torch.einsum("nd,nkd->nk", x[i:i + chunk], cond))
+        return torch.cat(out) if out else x.new_zeros((0, len(self.raw)))

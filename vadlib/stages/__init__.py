@@ -13,7 +13,7 @@ from types import ModuleType
 
 from vadlib.errors import ConfigError
 
-STAGES = ("demo", "extract", "zeroshot", "flow_nf", "train_mil", "transfer", "report")
+STAGES = ("demo", "extract", "zeroshot", "flow_nf", "train_mil", "transfer", "backbones", "report")
 
 
 def get_stage(name: str) -> ModuleType:

@@ -33,3 +33,13 @@ def per_item(value, item: str, where: str):
             raise ConfigError(f"params.yaml: {where} has no entry for dataset '{item}' (has: {sorted(value)})")
         return value[item]
     return value
+
+
+def sampling_label(info: Mapping) -> str:
+    """How a store's rows were sampled, for protocols: ``every stride 2``, ``snippet 16``, ``clip 8 stride 8``."""
+    samp = info.get("sampling")
+    if samp == "clip":
+        return f"clip {info.get('clip_len')} stride {info.get('clip_stride')}"
+    if samp == "snippet":
+        return f"snippet {info.get('snippet_len')}"
+    return f"{samp} stride {info.get('stride')}"

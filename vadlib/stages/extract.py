@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Optional
 
 from vadlib.config import bounded
 from vadlib.io import write_json
@@ -29,6 +29,8 @@ class Params:
     stride: int = bounded(2, min=1)              # every n-th frame (sampling=every)
     snippet_len: int = bounded(16, min=1)        # frames per snippet (sampling=snippet)
     crops: Literal[1, 5, 10] = 1
+    clip_len: Optional[int] = None               # video backbones: frames per clip (None = the checkpoint's)
+    clip_stride: Optional[int] = None            # video backbones: frames between clip starts (None = clip_len)
     batch_size: int = bounded(32, min=1)
     num_workers: int = bounded(0, min=0)
     on_error: Literal["raise", "skip"] = "raise"
@@ -42,6 +44,7 @@ def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
 
     from vadlib.data import get_dataset
     from vadlib.features import load_backbone
+    from vadlib.features.backbones.base import is_clip_backbone
     from vadlib.features.extract import ExtractConfig, extract_dataset
 
     p = params if is_dataclass(params) else from_section(Params, params, STAGE)
@@ -49,11 +52,17 @@ def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
     torch.manual_seed(ctx.seed)
     dataset = get_dataset(item, **ctx.datasets[item])
     bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device,
-                       precision=ctx.backbone.get("precision", "fp32"))   # backbone.precision (issue 15)
+                       precision=ctx.backbone.get("precision", "fp32"),   # backbone.precision (issue 15)
+                       clip_len=p.clip_len)
+    clip = is_clip_backbone(bb)   # a video backbone samples clips, whatever p.sampling
+    if clip:
+        print(f"video backbone: clips of {bb.clip_len} frames, one every {p.clip_stride or bb.clip_len} frames; "
+              f"prompts scored by the {bb.text_path}")
     print(f"precision {bb.precision} ({bb.precision_reason})")
     if not bb.real_weights:
         print("WARNING — RANDOM WEIGHTS: every feature of this run comes from an untrained backbone.")
-    cfg = ExtractConfig(sampling=p.sampling, stride=p.stride, snippet_len=p.snippet_len, crops=p.crops,
+    cfg = ExtractConfig(sampling="clip" if clip else p.sampling, stride=p.stride, snippet_len=p.snippet_len,
+                        crops=p.crops, clip_len=p.clip_len, clip_stride=p.clip_stride,
                         batch_size=p.batch_size, num_workers=p.num_workers, device=ctx.device,
                         on_error=p.on_error, resize=p.resize)
     store = extract_dataset(dataset, bb, Path(p.out), cfg)

@@ -21,6 +21,7 @@ STAGE = "report"
 #: the downloadable files the page links under the table (in this order)
 DOWNLOADS = ("results.csv", "results.md", "results.tex", "results_matrix.csv", "results_matrix.tex", "published.md",
              "environment.json", "significance.json")
+COMPARISON = ("backbones.csv", "backbones.md")   # written when the backbones stage has run
 
 
 @dataclass
@@ -95,6 +96,26 @@ def write_tables(table, p: Params, out: Path) -> Any:
     return matrix
 
 
+def backbone_comparison(reports: Path, out: Path, figs: Path) -> list[Path]:
+    """The ``backbones`` matrix (:func:`vadlib.report.backbones.comparison_table`) as ``backbones.{csv,md}``
+    under ``out`` and the figure ``backbone_comparison`` under ``figs``; random-weight rows marked.
+    Returns the figure's PNG path in a list (empty when the stage has not run)."""
+    from vadlib.report.plots import save_figure
+    from vadlib.report.tables import to_markdown
+    from vadlib.report.backbones import comparison_table, plot_comparison
+
+    table = comparison_table(reports)
+    if table.empty:
+        return []
+    _write_text(out / "backbones.csv", table.to_csv(index=False))
+    shown = table.assign(real_weights=["yes" if r else "NO (RANDOM WEIGHTS)" for r in table["real_weights"]])
+    _write_text(out / "backbones.md", to_markdown(shown, floatfmt=".2f"))
+    print(to_markdown(shown, floatfmt=".2f"))
+    figs.mkdir(parents=True, exist_ok=True)
+    save_figure(plot_comparison(table), figs / "backbone_comparison")
+    return [figs / "backbone_comparison.png"]
+
+
 def stage_figures(reports: Path, figs: Path) -> dict[str, list[Path]]:
     """The figures the other stages wrote under ``reports`` (not this stage's, not the thesis figures
     in ``figs``), as ``{"Stage figures — <stage>[/<item>]": [paths]}``."""
@@ -147,10 +168,13 @@ def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
     for reason in skipped:
         print("skipped —", reason)
     sections = {f"Thesis figures — {k}": v for k, v in made.items() if v}
+    compared = backbone_comparison(reports, out, figs)
+    if compared:
+        sections["Backbone comparison (backbones stage: CLIP, X-CLIP, ActionCLIP)"] = compared
     sections.update(stage_figures(reports, figs))
     page = write_index(out / "index.html", table, title=p.title, figures=sections,
                        notebooks=find_notebooks(reports) + [out / "report.html"],   # the notebook, exported after it runs
-                       downloads=[out / n for n in DOWNLOADS], environment=env, skipped=skipped, reports=reports,
+                       downloads=[out / n for n in DOWNLOADS + COMPARISON if (out / n).is_file()], environment=env, skipped=skipped, reports=reports,
                        notes=sig_lines)
     # `<reports>/index.html`: the one file a reader opens; it forwards to this stage's page.
     _write_text(reports / "index.html",

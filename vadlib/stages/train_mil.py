@@ -27,7 +27,7 @@ from vadlib.config import bounded
 from vadlib.io import atomic_path, write_json
 from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
 from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
-from vadlib.stages._inputs import feature_store, per_item
+from vadlib.stages._inputs import feature_store, per_item, sampling_label
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 
 STAGE = "train_mil"
@@ -128,6 +128,8 @@ def run_seed(p: Params, ctx: StageContext, seed: int) -> dict:
                 "seed": seed, "backbone": store.info.get("backbone"), "real_weights": real, "split": "test",
                 "ap_definition": "sklearn average_precision_score",
                 "precision": store.info.get("precision", "fp32"), "precision_reason": store.info.get("precision_reason"),
+                "sampling": sampling_label(store.info),
+                "text_path": "text tower (learned prompts)" if bb is not None else None,
                 "selection": ("validation split of training videos" if chosen else
                               "evaluate-only: the given checkpoint" if p.checkpoint_in else
                               "none: no validation signal, last epoch"),

@@ -28,7 +28,7 @@ from vadlib.config import bounded, check, check_value, section_dict
 from vadlib.errors import ConfigError
 from vadlib.io import atomic_path, write_json
 from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
-from vadlib.stages._inputs import feature_store
+from vadlib.stages._inputs import feature_store, sampling_label
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 
 STAGE = "transfer"
@@ -180,7 +180,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         "real_weights": real, "tau": p.tau, "score": p.score, "micro": True,
         "temporal": cfg.temporal.to_dict(), "train": {k: getattr(cfg.train, k) for k in cfg.train.__dataclass_fields__},
         "prompt_learning": None if cfg.prompt_learning is None else cfg.prompt_learning.to_dict(),
-        "sampling": {d: f"{stores[d].info.get('sampling')} stride {stores[d].info.get('stride')}" for d in names},
+        "sampling": {d: sampling_label(stores[d].info) for d in names},
+        "text_path": "text tower (prompts and learned prompts through the frozen text encoder, any backbone)",
         "windows": "clip_length/stride count feature rows, not frames",
         "precision": {d: stores[d].info.get("precision", "fp32") for d in names}}
     auc, ap = transfer_matrix(table, p.score, "micro_auc"), transfer_matrix(table, p.score, "micro_ap")

@@ -25,7 +25,7 @@ from vadlib.errors import ConfigError
 from vadlib.io import write_json
 from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
 from vadlib.scoring import gaussian_smooth
-from vadlib.stages._inputs import feature_store
+from vadlib.stages._inputs import feature_store, sampling_label
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 from vadlib.validation.stage import ValidationParams
 
@@ -99,7 +99,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
                 "gt_file": dataset.gt_file or "generated (demo annotations)", "sigma": sigma,
                 "ap_definition": "sklearn average_precision_score", "backbone": f"{bb.name}/{bb.pretrained}",
                 "real_weights": real, "split": "test", "tau": p.tau,
-                "sampling": f"{store.info.get('sampling')} stride {store.info.get('stride')}",
+                "sampling": sampling_label(store.info), "text_path": scorer.text_path,
                 "precision": store.info.get("precision", "fp32"), "precision_reason": store.info.get("precision_reason")}
 
     classes = {v.name: v.frame_classes for v in test if v.frame_classes is not None}
@@ -156,6 +156,7 @@ def validate(dataset, store, bb, scorer, p: Params, ctx: StageContext) -> tuple[
     pre = info.get("preprocessing") or {}
     cfg = ExtractConfig(sampling=info["sampling"], stride=int(info.get("stride") or 1),
                         snippet_len=int(info.get("snippet_len") or 16), crops=int(info["crops"]),
+                        clip_len=info.get("clip_len"), clip_stride=info.get("clip_stride"),
                         precision=info.get("precision", "fp32"), device=ctx.device,
                         resize=pre.get("resize", "shorter") if isinstance(pre, dict) else "shorter")
     if json.loads(json.dumps(store_info(vds.name, bb, cfg)["preprocessing"])) != info.get("preprocessing"):

@@ -59,7 +59,7 @@ from vadlib.io import atomic_path
 
 # The open_clip backbone module: the ONE place this file imports it from (at the issue-16 merge it
 # becomes vadlib.features.backbones.open_clip; re-point this import only).
-from vadlib.features.backbone import RANDOM, RANDOM_WEIGHTS_WARNING, TINY, RandomWeightsWarning, _register_configs
+from vadlib.features.backbones.open_clip import RANDOM, RANDOM_WEIGHTS_WARNING, TINY, RandomWeightsWarning, _register_configs
 
 #: The authors' Kinetics prompt templates (ActionCLIP ``modules/Text_Prompt.py``), ``{}`` = the class text.
 ACTIONCLIP_TEMPLATES: list[str] = [
@@ -144,7 +144,7 @@ class ActionClipBackbone:
     Attributes:
         name: ``actionclip/<arch>``; pretrained: the checkpoint path or ``"random"``.
         real_weights: False for ``"random"`` (outputs are warned about and marked).
-        embed_dim, image_size, mean, std, device: as :class:`vadlib.features.backbone.Backbone`.
+        embed_dim, image_size, mean, std, device: as :class:`vadlib.features.backbones.open_clip.Backbone`.
         clip_len: frames per clip the model takes; ``clip_len_source`` says where it came from.
         precision, precision_requested, precision_reason: as ``Backbone`` (non-fp32 casts the image
             tower and the visual prompt; the text tower stays fp32).

@@ -221,7 +221,9 @@ class PromptText(nn.Module):
 
     def __init__(self, backbone, anomaly_names: Sequence[str], n_ctx: int = 8, init_std: float = 0.02):
         super().__init__()
-        clip = backbone.model
+        from vadlib.features.backbones.base import text_clip_of
+
+        clip = text_clip_of(backbone)   # open_clip's CLIP, or X-CLIP's / ActionCLIP's text tower seen as one
         clip.requires_grad_(False)
         self._clip = [clip]
         width = clip.token_embedding.weight.shape[1]

@@ -93,7 +93,7 @@ class DPAMEncoder(nn.Module):
     """Dual-path forward over a frozen open_clip ViT.
 
     Args:
-        backbone: a :class:`~vadlib.features.backbone.Backbone` (or anything with ``.model.visual``).
+        backbone: a :class:`~vadlib.features.backbones.open_clip.Backbone` (or anything with ``.model.visual``).
         n_layers: how many of the last blocks get the V–V path (Zhou: 19 of 24 for ViT-L/14;
             clipped to the encoder's depth). Zhou's ``DPAM_layer = 20`` means ``n_layers = 19``.
         global_ln_post: True (vadlib) = the global embedding is ``encode_image``'s (``ln_post``

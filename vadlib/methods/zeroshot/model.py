@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vadlib.features.store import average_crops
-from vadlib.prompts.text import PromptSet, encode_prompts
+from vadlib.prompts.text import PromptEmbeddings, PromptSet
 
 SCORES = ("softmax", "max_cos")
 
@@ -36,7 +36,9 @@ class ZeroShotOutput:
 
 
 class ZeroShotScorer:
-    """Scores frame features against a :class:`PromptSet` with a frozen backbone's text tower."""
+    """Scores frame (or clip) features against a :class:`PromptSet` along the backbone's text path:
+    its text tower (CLIP, ActionCLIP), or X-CLIP's video-conditioned prompt generator, which needs
+    each row's visual tokens (``aux``; :class:`~vadlib.prompts.text.PromptEmbeddings`)."""
 
     def __init__(self, backbone, prompts: PromptSet, tau: float = 0.01,
                  text: tuple[torch.Tensor, torch.Tensor] | None = None):
@@ -44,21 +46,28 @@ class ZeroShotScorer:
         is not used; a saved zero-shot method)."""
         self.prompts = prompts
         self.tau = float(tau)
-        if text is None:
-            text = (encode_prompts(backbone, prompts.normal, prompts.templates),                 # (Kn, D)
-                    encode_prompts(backbone, list(prompts.anomaly.values()), prompts.templates))  # (Ka, D)
-        self.normal_text, self.anomaly_text = text
+        self._kn = len(prompts.normal)
+        self.embeddings = (PromptEmbeddings(backbone, [*prompts.normal, *prompts.anomaly.values()], prompts.templates)
+                           if text is None else PromptEmbeddings.from_text(torch.cat([text[0], text[1]])))
+        self.text_path = self.embeddings.text_path
+        self.normal_text = self.embeddings.text[:self._kn]       # (Kn, D) text tower
+        self.anomaly_text = self.embeddings.text[self._kn:]      # (Ka, D)
         self.class_names = ["normal", *dict.fromkeys(prompts.anomaly_names)]
         col = {c: i for i, c in enumerate(self.class_names)}
         self._cls_of_prompt = np.array([col[c] for c in prompts.anomaly_names])
 
+    @property
+    def needs_aux(self) -> bool:
+        """True when :meth:`score` needs the rows' aux array (X-CLIP)."""
+        return self.embeddings.needs_aux
+
     @torch.no_grad()
-    def score(self, feats: np.ndarray | torch.Tensor) -> ZeroShotOutput:
-        """``feats (N, D)`` raw or normalised image features → :class:`ZeroShotOutput`."""
+    def score(self, feats: np.ndarray | torch.Tensor, aux: np.ndarray | None = None) -> ZeroShotOutput:
+        """``feats (N, D)`` raw or normalised image / clip features (``aux (N, P, D)``: X-CLIP's prompt
+        tokens, when :attr:`needs_aux`) → :class:`ZeroShotOutput`."""
         x = average_crops(torch.as_tensor(np.asarray(feats), dtype=torch.float32))
-        x = torch.nn.functional.normalize(x, dim=-1)
-        cos_n = x @ self.normal_text.T           # (N, Kn)
-        cos_a = x @ self.anomaly_text.T          # (N, Ka)
+        cos = self.embeddings.cosine(x, aux)     # (N, Kn + Ka)
+        cos_n, cos_a = cos[:, :self._kn], cos[:, self._kn:]
         logits = torch.cat([cos_n, cos_a], dim=1) / self.tau
         p = torch.softmax(logits, dim=1)
         kn = cos_n.shape[1]
@@ -88,14 +97,15 @@ def predict_store(store, scorer: ZeroShotScorer, videos) -> dict:
     from vadlib.results import Predictions, VideoScores
 
     preds = {name: Predictions(class_names=scorer.class_names,
-                               meta={"method": "zeroshot", "score": name, "tau": scorer.tau})
+                               meta={"method": "zeroshot", "score": name, "tau": scorer.tau,
+                                     "text_path": scorer.text_path})
              for name in SCORES}
     for v in videos:
         if not store.has(v.name):
             raise DataError(store.path, f"feature store has no features for video '{v.name}'")
         n = store.num_frames(v.name)
         v.check_labels(n)
-        out = scorer.score(store.load(v.name))
+        out = scorer.score(store.load(v.name), store.load_aux(v.name) if scorer.needs_aux else None)
         fi = store.frame_index(v.name)
         probs = _expand(out.class_probs, fi, n)
         fired = _expand(out.fired, fi, n)

@@ -21,7 +21,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import torch
 
@@ -30,7 +30,7 @@ from vadlib.features.precision import resolve_precision
 
 RANDOM = "random"
 TINY = "vadlib-tiny"
-_CONFIG_DIR = Path(__file__).parent / "model_configs"
+_CONFIG_DIR = Path(__file__).parent.parent / "model_configs"
 RANDOM_WEIGHTS_WARNING = (
     "RANDOM WEIGHTS: backbone '{name}' has random (untrained) weights; every score and figure "
     "from it checks the plumbing only and says nothing about the method."
@@ -76,6 +76,10 @@ class Backbone:
     precision: str = "fp32"
     precision_requested: str = "fp32"
     precision_reason: str = "requested"
+    # the backbone protocol (vadlib.features.backbones.base): one row per frame, prompts by the text tower
+    kind: ClassVar[str] = "frame"
+    clip_len: ClassVar[int] = 1
+    text_path: ClassVar[str] = "text tower"
 
     @property
     def dtype(self) -> torch.dtype:
