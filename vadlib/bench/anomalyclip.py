@@ -44,6 +44,28 @@ import torch
 VARIANTS = ("faithful", "fast", "compact")
 
 
+def _bf16_weights(m) -> None:
+    """The temporal model's weights (embed, axial transformer, head) cast to bf16 under the model's
+    bf16 autocast: no per-call weight casts, but bf16 master weights (speed only: AdamW updates
+    in bf16 lose precision, so this is not a training mode vadlib offers)."""
+    import torch
+
+    for part in (m.module.embed, m.module.temporal, m.module.head):
+        part.to(torch.bfloat16)
+
+
+def _compile(m) -> None:
+    """``torch.compile`` (inductor) of the temporal model (forward and backward)."""
+    import torch
+
+    m.module.temporal = torch.compile(m.module.temporal)
+
+
+#: extra training modes of ``--modes``: name -> (precision, change applied to the built method)
+MODES = {"bf16-weights": ("bf16", _bf16_weights), "bf16-compile": ("bf16", _compile),
+         "fp32-compile": ("fp32", _compile)}
+
+
 def variant_overrides(variant: str, preset: str) -> dict:
     """Config overrides of an AnomalyCLIP speed/accuracy variant of ``preset`` (see the module docstring):
     ``faithful`` none, ``fast`` ``ff_kernel=1``, ``compact`` ``ff_kernel=1`` and half the preset's ``emb_size``."""
@@ -70,13 +92,17 @@ def _bench_variant(name: str, overrides: dict, pb, steps: int, log=print,
     nor = [v for v in train if not v.class_id]
     runs = {}
     for p in precisions:
-        cfg = method_config("anomalyclip", "shanghaitech", {"text_source": "embeddings", **overrides, "precision": p})
+        prec, change = MODES.get(p, (p, None))
+        cfg = method_config("anomalyclip", "shanghaitech", {"text_source": "embeddings", **overrides, "precision": prec})
         m = build_method("anomalyclip", cfg, pb.class_names, pb.text_embeddings.shape[1],
                          text_embeddings=pb.text_embeddings)
         seed_everything(0)
         m.prepare(train)
+        if change is not None:
+            change(m)
         m.module.train()
-        runs[p] = {"m": m, "opt": m.optimizer(), "rng": np.random.default_rng(0),
+        runs[p] = {"name": p if p in MODES else m.module.precision, "m": m, "opt": m.optimizer(),
+                   "rng": np.random.default_rng(0),
                    "gen": torch.Generator().manual_seed(0), "times": [], "infer": []}
     half = next(iter(runs.values()))["m"].cfg.batch_size // 2
     per_epoch = max(len(abn), len(nor)) // half
@@ -103,7 +129,7 @@ def _bench_variant(name: str, overrides: dict, pb, steps: int, log=print,
     out = []
     for p, r in runs.items():
         step, infer = float(np.mean(r["times"])), float(min(r["infer"]))
-        out.append({"variant": name, "precision": r["m"].module.precision, "s_per_step": step,
+        out.append({"variant": name, "precision": r["name"], "s_per_step": step,
                     "steps_per_epoch": per_epoch, "s_per_epoch": step * per_epoch, "inference_s": infer,
                     "test_frames": n_frames, "timed_steps": n})
         log(f"[{name} {out[-1]['precision']}] {step:.2f} s/step × {per_epoch} steps = {step * per_epoch:.1f} s/epoch "
@@ -150,11 +176,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precisions", default="fp32,bf16",
                     help="comma list (fp32, bf16, auto); bf16 is skipped with a note on a CPU without bf16 units")
     ap.add_argument("--infer-repeats", type=int, default=2, help="inference passes per precision (best reported)")
+    ap.add_argument("--modes", default="",
+                    help=f"extra training modes beside --precisions ({', '.join(MODES)}); bf16 modes need bf16 units")
     a = ap.parse_args(argv or [])
     tiny = dict(num_segments=4, seg_length=4, batch_size=8, depth=1) if a.tiny else {}
     a.size = "test" if a.tiny else a.size
     torch.set_num_threads(a.threads)
     precs = usable_precisions(a.precisions)
+    modes = tuple(x.strip() for x in a.modes.split(",") if x.strip())
+    for x in modes:
+        if x not in MODES:
+            raise SystemExit(f"--modes: unknown mode {x!r}; known: {', '.join(MODES)}")
+    modes = tuple(x for x in modes if MODES[x][0] in precs)
     from vadlib.synthetic.planted_mil import make_planted_mil
 
     t0 = time.perf_counter()
@@ -165,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
           f"torch threads {torch.get_num_threads()}; shared machine → timings are pessimistic")
     names = list(VARIANTS) if a.variant == "all" else [a.variant]
     for n in names:
-        _bench_variant(n, {**variant_overrides(n, "shanghaitech"), **tiny}, pb, a.steps, precisions=precs,
+        _bench_variant(n, {**variant_overrides(n, "shanghaitech"), **tiny}, pb, a.steps, precisions=precs + modes,
                        infer_repeats=a.infer_repeats)
     if a.size != "shanghaitech":  # the ceiling below is of the ShanghaiTech-sized step
         return 0
@@ -179,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{ffn_flop_per_step() * 5 / peaks[p] / 1e9:.0f} s per 5-step epoch for them alone")
     if "fp32" in peaks and "bf16" in peaks:
         print(f"ceiling ratio bf16 / fp32 = {peaks['bf16'] / peaks['fp32']:.2f}")
+    from vadlib.bench.encoder_variants import matmul_gflops
+
+    mm = {p: max(matmul_gflops(p) for _ in range(2)) for p in ("fp32", "bf16") if p in precs}
+    print("matmul 2048² in this run: " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in mm.items())
+          + (f" (ratio bf16 / fp32 {mm['bf16'] / mm['fp32']:.2f})" if len(mm) == 2 else ""))
     print("targets: ≤ 30 s/epoch, ≤ 5 s inference over 40,000 frames (reference: 419 s/epoch, 751 s test pass)")
     return 0
 
