@@ -153,9 +153,9 @@ def test_fused_attention_matches_the_native_path_and_keeps_the_state_dict():
 
 
 @needs_bf16
-def test_glow_in_bf16_agrees_with_fp32():
-    """GlowDensity(precision="bf16"): convolutions under bf16 autocast, log-likelihoods close to fp32 ones
-    (same data and seed), precision saved with the model; bf16 refused without bf16 units."""
+def test_glow_under_bf16_autocast_agrees_with_fp32():
+    """Glow fitted and scored under bf16 autocast (what bench glow times): log-likelihoods close to fp32
+    ones on the same data and seed (the flow stage stays fp32: the bench found no speed gain)."""
     from vadlib.models.glow import GlowDensity
 
     rng = np.random.default_rng(0)
@@ -163,15 +163,9 @@ def test_glow_in_bf16_agrees_with_fp32():
     test = np.concatenate([rng.normal(0, 0.3, (50, 2, 4, 4)), rng.normal(0, 1.5, (50, 2, 4, 4))]).astype(np.float32)
     kw = dict(K=2, hidden=16, epochs=4, batch_size=64, seed=0)
     a = GlowDensity(**kw).fit(train).score_samples(test)
-    g = GlowDensity(**kw, precision="bf16").fit(train)
-    b = g.score_samples(test)
-    assert np.corrcoef(a, b)[0, 1] > 0.99 and np.abs(a - b).mean() < 0.05 * np.abs(a).mean()
-    assert GlowDensity.from_state(g.state()).precision == "bf16"
-
-
-def test_glow_bf16_is_refused_without_bf16_units(monkeypatch):
-    from vadlib.models.glow import GlowDensity
-
-    monkeypatch.setattr(P, "cpu_bf16_support", lambda: NO_BF16)
-    with pytest.raises(ConfigError, match="bf16 refused"):
-        GlowDensity(K=1, hidden=4, epochs=1, precision="bf16").fit(np.zeros((30, 2, 2, 2), np.float32) + 0.1)
+    with torch.autocast("cpu", torch.bfloat16):
+        b = GlowDensity(**kw).fit(train).score_samples(test)
+    assert np.all(np.isfinite(b)) and not np.array_equal(a, b)
+    assert np.corrcoef(a, b)[0, 1] > 0.99
+    assert np.abs(a[:50] - b[:50]).mean() < 0.02                # in distribution: the same nats/dim
+    assert b[:50].min() > b[50:].max() and a[:50].min() > a[50:].max()  # both rank in above out

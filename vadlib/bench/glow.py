@@ -3,7 +3,10 @@
 On synthetic flow data (:mod:`vadlib.synthetic.flow`: squares moving at 1 px/frame, one turning
 fast in the test videos), the flow stage's own features (DIS flow, moving regions, flow patches,
 :func:`vadlib.flow.pipeline.dataset_features`) feed :class:`~vadlib.models.glow.GlowDensity`
-with ``flow_nf.glow`` params (``--K/--hidden/--epochs``), once per precision, in one run:
+with ``flow_nf.glow`` params (``--K/--hidden/--epochs``), once per precision, in one run (bf16 =
+``fit`` / ``score_samples`` under ``torch.autocast("cpu", torch.bfloat16)``: the convolutions in bf16,
+ActNorm, coupling scales and log-determinants promoted to fp32; the stage itself stays fp32, since
+this bench found no gain):
 
 * speed: one training epoch on ``--patches`` patches (the training patches resampled to the
   Ped2 stage's ``max_train`` size, so the time per epoch is the stage's) and scoring them,
@@ -56,6 +59,12 @@ def _auc(ds, feats, scores: dict[str, np.ndarray]) -> tuple[float, float]:
             float(roc_auc_score(np.concatenate(fy), np.concatenate(fs))))
 
 
+def _ctx(precision: str):
+    import torch
+
+    return torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print Glow's fp32 / bf16 training and scoring speed and AUC agreement (see the module docstring)."""
     import torch
@@ -97,12 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         score_s: dict[str, list[float]] = {p: [] for p in precs}
         for _ in range(max(1, a.repeats)):
             for p in precs:
-                g = GlowDensity(**glow, epochs=1, val_fraction=0.0, precision=p)
+                g = GlowDensity(**glow, epochs=1, val_fraction=0.0)
                 t0 = time.perf_counter()
-                g.fit(big)
+                with _ctx(p):
+                    g.fit(big)
                 fit_s[p].append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
-                g.score_samples(big)
+                with _ctx(p):
+                    g.score_samples(big)
                 score_s[p].append(time.perf_counter() - t0)
         for p in precs:
             print(f"[{p}] training {min(fit_s[p]):.2f} s/epoch over {a.patches} patches, scoring them "
@@ -113,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         # agreement: a full fit in each precision on the synthetic training patches
         scores, aucs = {}, {}
         for p in precs:
-            g = GlowDensity(**glow, epochs=a.epochs, precision=p).fit(train)
-            scores[p] = {v.name: -g.score_samples(feats[v.name].patches.astype(np.float32))
-                         for v in ds.videos("test") if len(feats[v.name].frame)}
+            with _ctx(p):
+                g = GlowDensity(**glow, epochs=a.epochs).fit(train)
+                scores[p] = {v.name: -g.score_samples(feats[v.name].patches.astype(np.float32))
+                             for v in ds.videos("test") if len(feats[v.name].frame)}
             aucs[p] = _auc(ds, feats, scores[p])
             print(f"[{p}] {a.epochs}-epoch fit: region AUC {aucs[p][0]:.4f}, frame AUC {aucs[p][1]:.4f}, "
                   f"final val NLL {g.history_[-1].get('val_nll', float('nan')):.4f} nats/dim")

@@ -281,17 +281,12 @@ class GlowDensity:
     ``noise``: std of Gaussian noise (input units) added to training batches — dequantisation
     for inputs stored on a grid (cached flow is quantised to 1/32 px, and exact zeros of static
     pixels would otherwise let the flow put density spikes on the grid).
-    ``precision``: ``fp32`` (default) or ``bf16`` — the convolutions under bf16 autocast (CPU bf16
-    units; refused without them, :func:`~vadlib.features.precision.resolve_precision`); ActNorm,
-    the couplings' scales and every log-determinant stay fp32. ``python -m vadlib.bench glow``
-    measures both.
     """
 
     def __init__(self, K: int = 8, L: int = 1, hidden: int = 128, lu: bool = True, squeeze: bool = True,
                  epochs: int = 10, batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 5e-5,
                  val_fraction: float = 0.1, max_grad_norm: float = 100.0, noise: float = 0.0, seed: int = 0,
-                 verbose: bool = False, precision: str = "fp32"):
-        self.precision = precision
+                 verbose: bool = False):
         self.K, self.L, self.hidden, self.lu, self.squeeze = K, L, hidden, lu, squeeze
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.val_fraction, self.max_grad_norm, self.seed, self.verbose = val_fraction, max_grad_norm, seed, verbose
@@ -302,13 +297,7 @@ class GlowDensity:
 
     def _params(self) -> dict:
         return {k: getattr(self, k) for k in ("K", "L", "hidden", "lu", "squeeze", "epochs", "batch_size", "lr",
-                                              "weight_decay", "val_fraction", "max_grad_norm", "noise", "seed", "precision")}
-
-    def _autocast(self):
-        from vadlib.features.precision import resolve_precision
-
-        bf16 = self.precision != "fp32" and resolve_precision(self.precision, "cpu").name == "bf16"
-        return torch.autocast("cpu", torch.bfloat16, enabled=bf16)
+                                              "weight_decay", "val_fraction", "max_grad_norm", "noise", "seed")}
 
     def _prep(self, X) -> torch.Tensor:
         X = np.asarray(X, np.float32)
@@ -353,8 +342,7 @@ class GlowDensity:
                     xb = xb + torch.randn_like(xb) * (self.noise / self.scale_)
                 for g in opt.param_groups:
                     g["lr"] = self.lr * min(1.0, (step + 1) / warm)
-                with self._autocast():
-                    loss = -model.log_prob(xb).float().mean() / dims
+                loss = -model.log_prob(xb).mean() / dims
                 opt.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), self.max_grad_norm)
@@ -379,8 +367,7 @@ class GlowDensity:
     def _score(self, x: torch.Tensor, batch: int = 1024) -> np.ndarray:
         self.model_.eval()
         dims = float(np.prod(x.shape[1:]))
-        with self._autocast():
-            out = [self.model_.log_prob(x[i:i + batch]).float() / dims for i in range(0, len(x), batch)]
+        out = [self.model_.log_prob(x[i:i + batch]) / dims for i in range(0, len(x), batch)]
         return (torch.cat(out) if out else torch.zeros(0)).numpy().astype(np.float64) + math.log(self.scale_) * -1.0
 
     def score_samples(self, X) -> np.ndarray:
