@@ -20,7 +20,7 @@ Why the faithful model cannot reach 30 s/epoch on 2 CPU cores: its 3×3-conv fee
 frames, ×3 for forward + backward), 1.9e13 per 5-step epoch. These two cores peak at ≈ 260 GFLOP/s
 (fp32 sgemm 4096², idle) and ≈ 295 GFLOP/s on this convolution in channels_last layout, so an epoch
 needs ≥ 63 s even at peak; the profiler shows the step's convolutions already running at ≈ 250–265
-GFLOP/s (forward 4.7 s, backward 9.9 s of a ≈ 20 s step). No bf16/AMX units here. The speed-ups that
+GFLOP/s (forward 4.7 s, backward 9.9 s of a ≈ 20 s step). These cores have AVX-512-BF16 but no AMX. The speed-ups that
 do not change the model are used (channels_last convolutions, no recomputation in backward, SDPA
 attention, one text pass per step, cached text and batched grids at test).
 Timings on a machine shared with other jobs are pessimistic.
@@ -29,7 +29,9 @@ Precision (issue 15, ``--precisions fp32,bf16``): on CPUs with bf16 units (AMX, 
 temporal model runs under bf16 autocast (``AnomalyCLIPConfig.precision``); each variant is built
 once per precision and their training steps and inference passes alternate, so the printed
 bf16 / fp32 ratios come from one run. The ceiling line gives the measured 3×3-convolution speed in
-both precisions. ``python -m vadlib.bench planted_mil --precisions fp32,bf16`` prints the planted
+both precisions, and the matmul GFLOP/s of the same run. ``--modes bf16-weights,bf16-compile,fp32-compile``
+adds training modes to the interleaving (:data:`MODES`: bf16 master weights — speed only —, and
+``torch.compile`` of the temporal model). ``python -m vadlib.bench planted_mil --precisions fp32,bf16`` prints the planted
 AUC / mAUC of both.
 """
 
