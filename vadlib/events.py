@@ -35,14 +35,16 @@ class Threshold:
     norm: dict | None = None                  # a fusion's per-method (min, max) on the normal footage
     prompts: list[str] | None = None          # the anomaly prompts the scores were made with (prompt methods)
     normal_prompts: list[str] | None = None   # and the normal ones (None: the method's default)
+    precision: str | None = None              # the CLIP encoder precision of the calibration (None: not recorded)
 
     def save(self, path: str | Path) -> Path:
         return write_json(path, asdict(self))
 
     def stamp(self, run: dict) -> "Threshold":
         """Record on this threshold what its scores were made with: ``run``'s method, score, sampling,
-        backbone, pretrained and (prompt methods) prompts / normal prompts. Returns ``self``."""
+        backbone, pretrained, encoder precision and (prompt methods) prompts / normal prompts. Returns ``self``."""
         self.method, self.score, self.sampling = run["method"], run["score"], run["sampling"]
+        self.precision = run.get("precision")
         self.backbone, self.pretrained = run["backbone"], run["pretrained"]
         self.prompts = list(run["prompts"]) if run.get("prompts") else None
         self.normal_prompts = (list(run["normal_prompts"]) if run.get("prompts") and run.get("normal_prompts")
@@ -58,6 +60,20 @@ class Threshold:
                 and self.backbone in (None, run["backbone"]) and self.pretrained in (None, run["pretrained"])
                 and (self.prompts is None or list(self.prompts) == list(run.get("prompts") or []))
                 and (self.prompts is None or (self.normal_prompts or None) == (run.get("normal_prompts") or None)))
+
+    def precision_mismatch(self, run: dict) -> str | None:
+        """A warning when this threshold was calibrated with another CLIP encoder precision than ``run``'s
+        (``fp32`` vs ``bf16``), else None. Not a refusal: bf16 features agree with fp32 ones to a cosine
+        ≥ 0.999, and ``backbone.precision: auto`` resolves differently on other CPUs, but the scores
+        near the threshold shift a little, so the false-alarm rate is no longer exactly the calibrated one.
+        Thresholds that do not record a precision (written before it was recorded) never warn."""
+        ran = run.get("precision")
+        if self.precision is None or ran is None or self.precision == ran:
+            return None
+        return (f"threshold calibrated with the CLIP encoder in {self.precision}, this run encodes in {ran}: scores "
+                f"differ slightly, so the false-alarm rate may differ from the calibrated "
+                f"{self.false_alarm_rate if self.false_alarm_rate is not None else 'one'}; run with --precision "
+                f"{self.precision}, or recalibrate (--calibrate NORMAL…)")
 
     def describe(self) -> str:
         """What the scores were made with, in words (for errors)."""
@@ -77,6 +93,8 @@ def describe_run(run: dict) -> str:
     threshold's fields."""
     out = (f"method {run['method']!r} / score {run['score']!r} / {run['sampling']!r} / "
            f"backbone {run['backbone']!r} ({run['pretrained']!r})")
+    if run.get("precision"):
+        out += f" in {run['precision']}"
     if run.get("prompts"):
         out += f" / prompts {list(run['prompts'])!r}"
         if run.get("normal_prompts"):

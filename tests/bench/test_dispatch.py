@@ -9,9 +9,12 @@ from vadlib.bench import BENCHMARKS, main
 TINY: dict[str, list[str]] = {
     "extract": ["--model", "vadlib-tiny", "--frames", "8", "--height", "64", "--width", "64", "--batch-size", "4",
                 "--workers", "0", "--repeats", "1", "--skip", "memory"],
+    "detect": ["--model", "vadlib-tiny", "--frames", "24", "--size", "48x64", "--every", "4", "--batch-size", "4"],
     "anomalyclip": ["--tiny", "--variant", "compact", "--steps", "1", "--threads", "1"],
     "planted_mil": ["--seeds", "0", "--methods", "sultani", "anomalyclip_compact", "--epochs", "1"],
     "flow": ["--videos", "1", "--frames", "6", "--size", "48x64", "--workers", "1", "--methods", "dis:fast"],
+    "glow": ["--patches", "512", "--repeats", "1", "--K", "2", "--hidden", "8", "--epochs", "2", "--size", "48x64",
+             "--videos", "2,1", "--frames", "12", "--threads", "1"],
     "metrics": ["--frames", "500", "--videos", "4", "--pixel-videos", "1", "--pixel-frames", "3", "--size", "48x64"],
     "transfer": ["--tiny", "--seeds", "0", "--variants", "full", "clip_zeroshot"],
     "search": ["--backbone", "vadlib-tiny", "--pretrained", "random", "--planted-only", "--seeds", "0",
@@ -20,7 +23,7 @@ TINY: dict[str, list[str]] = {
     "reference": [],  # lists the reference comparisons (they need a reference clone to run)
 }
 # what each tiny run must print (so a run that silently printed nothing fails)
-EXPECT = {"extract": "frames/s", "anomalyclip": "s/epoch", "planted_mil": "auc", "flow": "frames/s",
+EXPECT = {"extract": "frames/s", "detect": "x real time", "anomalyclip": "s/epoch", "planted_mil": "auc", "flow": "frames/s", "glow": "frame AUC",
           "metrics": "aupro", "transfer": "micro frame AUC", "search": "P@1", "demo": "generation",
           "reference": "references:"}
 

@@ -418,6 +418,14 @@ def test_a_threshold_of_another_backbone_is_refused(tiny_backbone, tmp_path, cap
     assert detect_main(args + ["--threshold-file", str(tmp_path / "th.json"), "--out", str(tmp_path / "o")]) == 0
     res = json.loads((tmp_path / "o" / "clip" / "events.json").read_text())
     assert res["threshold"]["backbone"] == "vadlib-tiny" and res["threshold"]["value"] == 0.5
+    assert "calibrated with the CLIP encoder" not in capsys.readouterr().err   # no precision recorded: no warning
+    # a threshold calibrated in another precision than this run's is used, with a warning naming both
+    th.precision = "bf16"
+    th.save(tmp_path / "th.json")
+    assert detect_main(args + ["--precision", "fp32", "--threshold-file", str(tmp_path / "th.json"), "--out",
+                               str(tmp_path / "o3")]) == 0
+    err = capsys.readouterr().err
+    assert "calibrated with the CLIP encoder in bf16, this run encodes in fp32" in err and "th.json" in err
 
 
 def test_checkpoint_of_another_kind_is_refused(mil_checkpoint, tmp_path, capsys):

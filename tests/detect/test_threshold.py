@@ -30,3 +30,24 @@ def test_a_threshold_json_of_an_earlier_version_still_loads_and_matches(tmp_path
     run = {**RUN, "method": "anomalyclip", "score": "p_anomaly", "sampling": "every 2", "prompts": []}
     assert th.matches(run) and th.prompts is None
     assert not th.matches({**run, "sampling": "every 8"})
+
+
+def test_a_threshold_records_its_precision_and_warns_under_another(tmp_path):
+    """The encoder precision is recorded; a threshold of another precision still matches (bf16 and fp32
+    features agree to cos >= 0.999) but yields a warning naming both precisions and the fix."""
+    th = Threshold(value=0.5, source="calibrated", false_alarm_rate=0.01).stamp({**RUN, "precision": "fp32"})
+    th.save(tmp_path / "threshold.json")
+    again = Threshold.load(tmp_path / "threshold.json")
+    assert again.precision == "fp32" and "in fp32" in again.describe()
+    assert again.matches({**RUN, "precision": "bf16"})
+    assert again.precision_mismatch({**RUN, "precision": "fp32"}) is None
+    warn = again.precision_mismatch({**RUN, "precision": "bf16"})
+    assert "fp32" in warn and "bf16" in warn and "--precision fp32" in warn and "--calibrate" in warn
+
+
+def test_an_old_threshold_without_precision_never_warns(tmp_path):
+    old = {"value": 0.3, "source": "calibrated", "method": "zeroshot", "score": "softmax", "sampling": "every 8",
+           "backbone": "vadlib-tiny", "pretrained": "random", "norm": None}
+    (tmp_path / "threshold.json").write_text(json.dumps(old))
+    th = Threshold.load(tmp_path / "threshold.json")
+    assert th.precision is None and th.precision_mismatch({**RUN, "precision": "bf16"}) is None

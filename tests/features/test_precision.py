@@ -125,3 +125,47 @@ def test_store_rejects_unresolved_auto(tmp_path):
         store_dir(tmp_path, "toy", info)
     assert "__bf16__" in store_dir(tmp_path, "toy", {**info, "precision": "bf16"}).name
     assert "__bf16" not in store_dir(tmp_path, "toy", {**info, "precision": "fp32"}).name
+
+
+def test_fused_attention_matches_the_native_path_and_keeps_the_state_dict():
+    """SDPA self-attention (load_backbone's default) gives the native MHA path's features (fp32, tiny),
+    keeps the weights / state dict, and can be switched off; masked or weighted calls keep the original."""
+    bb = _load("fp32")
+    vis = bb.model.visual
+    keys = list(vis.state_dict())
+    x = torch.randn(4, 3, bb.image_size, bb.image_size)
+    with torch.inference_mode():
+        fused = vis(x)
+        assert P.fused_attention(vis, enable=False) > 0
+        native = vis(x)
+    assert torch.allclose(fused, native, atol=1e-5, rtol=1e-4)
+    assert list(vis.state_dict()) == keys
+    mha = next(m for m in vis.modules() if isinstance(m, torch.nn.MultiheadAttention))
+    assert "forward" not in mha.__dict__
+    P.fused_attention(vis)
+    q = torch.randn(2, 5, mha.embed_dim)
+    out, w = mha(q, q, q, need_weights=True)                       # weights asked: the original path
+    assert w is not None and out.shape == q.shape
+    mha.train()                                                    # training with grad also goes through SDPA
+    q.requires_grad_(True)
+    mha(q, q, q, need_weights=False)[0].sum().backward()
+    assert q.grad is not None and mha.in_proj_weight.grad is None  # frozen tower: no weight grads
+
+
+@needs_bf16
+def test_glow_under_bf16_autocast_agrees_with_fp32():
+    """Glow fitted and scored under bf16 autocast (what bench glow times): log-likelihoods close to fp32
+    ones on the same data and seed (the flow stage stays fp32: the bench found no speed gain)."""
+    from vadlib.models.glow import GlowDensity
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(0, 0.3, (400, 2, 4, 4)).astype(np.float32)
+    test = np.concatenate([rng.normal(0, 0.3, (50, 2, 4, 4)), rng.normal(0, 1.5, (50, 2, 4, 4))]).astype(np.float32)
+    kw = dict(K=2, hidden=16, epochs=4, batch_size=64, seed=0)
+    a = GlowDensity(**kw).fit(train).score_samples(test)
+    with torch.autocast("cpu", torch.bfloat16):
+        b = GlowDensity(**kw).fit(train).score_samples(test)
+    assert np.all(np.isfinite(b)) and not np.array_equal(a, b)
+    assert np.corrcoef(a, b)[0, 1] > 0.99
+    assert np.abs(a[:50] - b[:50]).mean() < 0.02                # in distribution: the same nats/dim
+    assert b[:50].min() > b[50:].max() and a[:50].min() > a[50:].max()  # both rank in above out

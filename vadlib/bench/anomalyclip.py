@@ -20,7 +20,7 @@ Why the faithful model cannot reach 30 s/epoch on 2 CPU cores: its 3×3-conv fee
 frames, ×3 for forward + backward), 1.9e13 per 5-step epoch. These two cores peak at ≈ 260 GFLOP/s
 (fp32 sgemm 4096², idle) and ≈ 295 GFLOP/s on this convolution in channels_last layout, so an epoch
 needs ≥ 63 s even at peak; the profiler shows the step's convolutions already running at ≈ 250–265
-GFLOP/s (forward 4.7 s, backward 9.9 s of a ≈ 20 s step). No bf16/AMX units here. The speed-ups that
+GFLOP/s (forward 4.7 s, backward 9.9 s of a ≈ 20 s step). These cores have AVX-512-BF16 but no AMX. The speed-ups that
 do not change the model are used (channels_last convolutions, no recomputation in backward, SDPA
 attention, one text pass per step, cached text and batched grids at test).
 Timings on a machine shared with other jobs are pessimistic.
@@ -29,7 +29,9 @@ Precision (issue 15, ``--precisions fp32,bf16``): on CPUs with bf16 units (AMX, 
 temporal model runs under bf16 autocast (``AnomalyCLIPConfig.precision``); each variant is built
 once per precision and their training steps and inference passes alternate, so the printed
 bf16 / fp32 ratios come from one run. The ceiling line gives the measured 3×3-convolution speed in
-both precisions. ``python -m vadlib.bench planted_mil --precisions fp32,bf16`` prints the planted
+both precisions, and the matmul GFLOP/s of the same run. ``--modes bf16-weights,bf16-compile,fp32-compile``
+adds training modes to the interleaving (:data:`MODES`: bf16 master weights — speed only —, and
+``torch.compile`` of the temporal model). ``python -m vadlib.bench planted_mil --precisions fp32,bf16`` prints the planted
 AUC / mAUC of both.
 """
 
@@ -42,6 +44,28 @@ import numpy as np
 import torch
 
 VARIANTS = ("faithful", "fast", "compact")
+
+
+def _bf16_weights(m) -> None:
+    """The temporal model's weights (embed, axial transformer, head) cast to bf16 under the model's
+    bf16 autocast: no per-call weight casts, but bf16 master weights (speed only: AdamW updates
+    in bf16 lose precision, so this is not a training mode vadlib offers)."""
+    import torch
+
+    for part in (m.module.embed, m.module.temporal, m.module.head):
+        part.to(torch.bfloat16)
+
+
+def _compile(m) -> None:
+    """``torch.compile`` (inductor) of the temporal model (forward and backward)."""
+    import torch
+
+    m.module.temporal = torch.compile(m.module.temporal)
+
+
+#: extra training modes of ``--modes``: name -> (precision, change applied to the built method)
+MODES = {"bf16-weights": ("bf16", _bf16_weights), "bf16-compile": ("bf16", _compile),
+         "fp32-compile": ("fp32", _compile)}
 
 
 def variant_overrides(variant: str, preset: str) -> dict:
@@ -70,13 +94,17 @@ def _bench_variant(name: str, overrides: dict, pb, steps: int, log=print,
     nor = [v for v in train if not v.class_id]
     runs = {}
     for p in precisions:
-        cfg = method_config("anomalyclip", "shanghaitech", {"text_source": "embeddings", **overrides, "precision": p})
+        prec, change = MODES.get(p, (p, None))
+        cfg = method_config("anomalyclip", "shanghaitech", {"text_source": "embeddings", **overrides, "precision": prec})
         m = build_method("anomalyclip", cfg, pb.class_names, pb.text_embeddings.shape[1],
                          text_embeddings=pb.text_embeddings)
         seed_everything(0)
         m.prepare(train)
+        if change is not None:
+            change(m)
         m.module.train()
-        runs[p] = {"m": m, "opt": m.optimizer(), "rng": np.random.default_rng(0),
+        runs[p] = {"name": p if p in MODES else m.module.precision, "m": m, "opt": m.optimizer(),
+                   "rng": np.random.default_rng(0),
                    "gen": torch.Generator().manual_seed(0), "times": [], "infer": []}
     half = next(iter(runs.values()))["m"].cfg.batch_size // 2
     per_epoch = max(len(abn), len(nor)) // half
@@ -103,7 +131,7 @@ def _bench_variant(name: str, overrides: dict, pb, steps: int, log=print,
     out = []
     for p, r in runs.items():
         step, infer = float(np.mean(r["times"])), float(min(r["infer"]))
-        out.append({"variant": name, "precision": r["m"].module.precision, "s_per_step": step,
+        out.append({"variant": name, "precision": r["name"], "s_per_step": step,
                     "steps_per_epoch": per_epoch, "s_per_epoch": step * per_epoch, "inference_s": infer,
                     "test_frames": n_frames, "timed_steps": n})
         log(f"[{name} {out[-1]['precision']}] {step:.2f} s/step × {per_epoch} steps = {step * per_epoch:.1f} s/epoch "
@@ -150,11 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precisions", default="fp32,bf16",
                     help="comma list (fp32, bf16, auto); bf16 is skipped with a note on a CPU without bf16 units")
     ap.add_argument("--infer-repeats", type=int, default=2, help="inference passes per precision (best reported)")
+    ap.add_argument("--modes", default="",
+                    help=f"extra training modes beside --precisions ({', '.join(MODES)}); bf16 modes need bf16 units")
     a = ap.parse_args(argv or [])
     tiny = dict(num_segments=4, seg_length=4, batch_size=8, depth=1) if a.tiny else {}
     a.size = "test" if a.tiny else a.size
     torch.set_num_threads(a.threads)
     precs = usable_precisions(a.precisions)
+    modes = tuple(x.strip() for x in a.modes.split(",") if x.strip())
+    for x in modes:
+        if x not in MODES:
+            raise SystemExit(f"--modes: unknown mode {x!r}; known: {', '.join(MODES)}")
+    modes = tuple(x for x in modes if MODES[x][0] in precs)
     from vadlib.synthetic.planted_mil import make_planted_mil
 
     t0 = time.perf_counter()
@@ -165,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
           f"torch threads {torch.get_num_threads()}; shared machine → timings are pessimistic")
     names = list(VARIANTS) if a.variant == "all" else [a.variant]
     for n in names:
-        _bench_variant(n, {**variant_overrides(n, "shanghaitech"), **tiny}, pb, a.steps, precisions=precs,
+        _bench_variant(n, {**variant_overrides(n, "shanghaitech"), **tiny}, pb, a.steps, precisions=precs + modes,
                        infer_repeats=a.infer_repeats)
     if a.size != "shanghaitech":  # the ceiling below is of the ShanghaiTech-sized step
         return 0
@@ -179,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{ffn_flop_per_step() * 5 / peaks[p] / 1e9:.0f} s per 5-step epoch for them alone")
     if "fp32" in peaks and "bf16" in peaks:
         print(f"ceiling ratio bf16 / fp32 = {peaks['bf16'] / peaks['fp32']:.2f}")
+    from vadlib.bench.encoder_variants import matmul_gflops
+
+    mm = {p: max(matmul_gflops(p) for _ in range(2)) for p in ("fp32", "bf16") if p in precs}
+    print("matmul 2048² in this run: " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in mm.items())
+          + (f" (ratio bf16 / fp32 {mm['bf16'] / mm['fp32']:.2f})" if len(mm) == 2 else ""))
     print("targets: ≤ 30 s/epoch, ≤ 5 s inference over 40,000 frames (reference: 419 s/epoch, 751 s test pass)")
     return 0
 

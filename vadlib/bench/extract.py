@@ -10,11 +10,12 @@ On the same generated video and the same model, in one run, it times
 and prints frames/s for each, the ratios c/b and c/a, and the peak RSS of each measurement.
 
 Precision (``--precisions fp32,bf16``, issue 15): (b) and (c) run once per precision, interleaved,
-and (b) also runs each encoder *variant* of ``--variants`` (weights cast to bf16 — what
-``load_backbone(precision="bf16")`` does —, ``torch.autocast`` over fp32 weights, bf16 +
-channels_last input, bf16 + ``torch.compile``), every one printed with its ratio to fp32, plus
-the per-frame cosine of bf16 features to fp32 ones. bf16 variants are skipped (and said so) on a
-CPU without bf16 units.
+and (b) also runs each encoder *variant* of ``--variants`` (:mod:`vadlib.bench.encoder_variants`:
+native MHA vs SDPA attention, ``torch.autocast``, channels_last, ``torch.compile``, threads, batch
+size, oneDNN flags and fp32 math modes), every one printed with its ratio to fp32 and the
+per-frame cosine of its features to fp32 ones, plus the bf16 / fp32 matmul GFLOP/s of this run
+and the img/s ceiling they put on the tower. bf16 variants are skipped (and said so) on a CPU
+without bf16 units.
 Backbones (``--backbones``, issue 16): the extractor end to end on the same video with each backbone
 — image models one row per frame, video models (X-CLIP, ActionCLIP) one row per clip of their frame
 count — in fp32 and bf16 where the CPU has bf16 units; frames/s of video per backbone and precision,
@@ -117,45 +118,7 @@ def _load(model: str, pretrained: str, precision: str = "fp32", device: str = "c
         return load_backbone(model, pretrained, device=device, precision=precision)
 
 
-ENCODER_VARIANTS = ("bf16", "bf16-autocast", "bf16-channels_last", "bf16-compile")
-
-
-def encoder_variant(name: str, bb32, bb16, batch_size: int):
-    """``fn(x)`` running encoder variant ``name`` over ready fp32 tensors ``(N, 3, S, S)`` in batches
-    (float32 features out): ``fp32``; ``bf16`` = weights cast (the backbone's precision path);
-    ``bf16-autocast`` = ``torch.autocast`` over the fp32 weights; ``bf16-channels_last`` = cast
-    weights, channels_last input and patch conv; ``bf16-compile`` = cast weights under ``torch.compile``."""
-    import torch
-
-    if name == "fp32":
-        model, dtype, ctx = bb32.model.visual, torch.float32, None
-    elif name == "bf16-autocast":
-        model, dtype, ctx = bb32.model.visual, torch.float32, torch.bfloat16
-    elif name == "bf16":
-        model, dtype, ctx = bb16.model.visual, torch.bfloat16, None
-    elif name == "bf16-channels_last":
-        model, dtype, ctx = bb16.model.visual, torch.bfloat16, None
-        model.conv1.to(memory_format=torch.channels_last)
-    elif name == "bf16-compile":
-        model, dtype, ctx = torch.compile(bb16.model.visual), torch.bfloat16, None
-    else:
-        raise ValueError(f"unknown encoder variant '{name}' (known: fp32, {', '.join(ENCODER_VARIANTS)})")
-    cl = name == "bf16-channels_last"
-
-    def run(x):
-        outs = []
-        with torch.inference_mode():
-            for s in range(0, len(x), batch_size):
-                xb = x[s:s + batch_size].to(dtype)
-                if cl:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                if ctx is not None:
-                    with torch.autocast("cpu", ctx):
-                        outs.append(model(xb).float())
-                else:
-                    outs.append(model(xb).float())
-        return torch.cat(outs)
-    return run
+DEFAULT_VARIANTS = "bf16-mha,bf16-autocast,bf16-channels_last,fp32-mha,fp32-mathbf16"
 
 
 def _cosines(a, b) -> tuple[float, float]:
@@ -292,10 +255,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="interleaved repeats of (b, c, a); the best wall time of each is reported")
     ap.add_argument("--precisions", default="fp32,bf16",
                     help="precisions of (b) and (c), as load_backbone(precision=...) applies them")
-    ap.add_argument("--variants", default="bf16,bf16-autocast,bf16-channels_last",
-                    help=f"bf16 encoder variants of (b) (known: {', '.join(ENCODER_VARIANTS)}; bf16-compile "
-                         "compiles for minutes on 2 cores)")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: naive,encoder,extractor,backbones,memory")
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS,
+                    help="more encoder variants of (b) (vadlib.bench.encoder_variants: fp32-mha, fp32-mathbf16, "
+                         "fp32-medium, bf16-mha, bf16-autocast, bf16-channels_last, bf16-compile (compiles for "
+                         "minutes on 2 cores), bf16-threads1, bf16-nomkldnn, bf16-bN = batch size N)")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: naive,encoder,extractor,backbones,memory,ceiling")
     ap.add_argument("--backbones", default="ViT-B-32,ViT-B-16,xclip,actionclip/ViT-B-16",
                     help="backbones of the per-backbone speed part (each with --pretrained; video backbones "
                          "encode clips of their own length)")
@@ -339,7 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"# {p}: {bbs[p].precision_reason}")
         except ConfigError as exc:
             print(f"# {p} skipped: {exc}")
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if "bf16" in bbs else []
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if "bf16" not in bbs:
+        variants = [v for v in variants if not v.startswith("bf16") and "bf16" not in v]
     cfg = ExtractConfig(sampling="frame", batch_size=args.batch_size, num_workers=args.workers, device=args.device,
                         progress=False)
     with torch.inference_mode():  # warm-up: allocator, kernels
@@ -349,15 +315,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     v = Video(name="bench", path=video, split="test")
     enc = {}
     if x is not None:
-        enc = {p: encoder_variant(p, bb, bbs.get("bf16"), args.batch_size) for p in bbs}
-        for name in variants:
-            if name == "bf16":
-                continue
+        from vadlib.bench.encoder_variants import VariantContext, build_variant
+
+        ctx = VariantContext(bb32=bb, bf16=bbs.get("bf16"), batch_size=args.batch_size,
+                             new_bf16=lambda: _load(args.model, args.pretrained, "bf16", args.device))
+        for name in list(bbs) + [vn for vn in variants if vn not in bbs]:
             t0 = time.perf_counter()
-            own = name in ("bf16-channels_last", "bf16-compile")  # these change the module: a copy of their own
-            enc[name] = encoder_variant(name, bb, _load(args.model, args.pretrained, "bf16", args.device)
-                                        if own else bbs["bf16"], args.batch_size)
-            enc[name](x[:args.batch_size])  # warm-up (compiles under torch.compile)
+            try:
+                enc[name] = build_variant(name, ctx)
+                enc[name](x[:args.batch_size])  # warm-up (compiles under torch.compile)
+            except Exception as exc:  # a variant this torch / CPU cannot run is reported, not fatal
+                enc.pop(name, None)
+                print(f"# variant {name} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                continue
             print(f"# variant {name}: set up + warm-up {time.perf_counter() - t0:.1f} s")
     keys = [f"b:{k}" for k in enc] + ([f"c:{p}" for p in bbs] if "extractor" not in skip else []) \
         + (["a"] if "naive" not in skip and args.device == "cpu" else [])
@@ -374,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs[k].append(_timed(extract_video, v, bbs[name], cfg))
             else:
                 runs[k].append(_timed(naive_loop, video, bb, n))
+    has_x = x is not None
     del x
     labels = {"a": "(a) naive loop, PIL + preprocess, batch 1, fp32",
               **{f"b:{k}": f"(b) encoder alone on ready tensors, {k}" for k in enc},
@@ -399,6 +370,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name != "fp32" and "fp32" in feats:
             lo, mean = _cosines(f, feats["fp32"])
             print(f"cosine of {name} features to fp32, per frame: min {lo:.6f}, mean {mean:.6f}")
+    if has_x and "ceiling" not in skip:
+        from vadlib.bench.encoder_variants import matmul_gflops, tower_gflop
+
+        gf = {dt: max(matmul_gflops(dt) for _ in range(2)) for dt in ("fp32", "bf16")}
+        per_img = tower_gflop(bb.model.visual, bb.image_size)
+        print(f"matmul 2048² in this run: fp32 {gf['fp32']:.0f} GFLOP/s, bf16 {gf['bf16']:.0f} GFLOP/s "
+              f"(ratio {gf['bf16'] / gf['fp32']:.2f}); the tower's matmuls cost {per_img:.1f} GFLOP per image → "
+              f"ceiling fp32 {gf['fp32'] / per_img:.2f} img/s, bf16 {gf['bf16'] / per_img:.2f} img/s")
     if "backbones" not in skip:
         backbone_speeds(v, n, [b.strip() for b in args.backbones.split(",") if b.strip()], args.pretrained,
                         precs, args.batch_size, args.workers, args.device, int(args.repeats))

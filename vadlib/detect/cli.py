@@ -287,6 +287,9 @@ def _run(args, collect: dict | None = None) -> int:
         if not threshold.matches(meta):
             raise ConfigError(f"{path}: threshold calibrated for {threshold.describe()}, but this run is "
                               f"{describe_run(meta)}; recalibrate with --calibrate")
+        warn = threshold.precision_mismatch(meta)
+        if warn:
+            print(f"WARNING — {path}: {warn}", file=sys.stderr)
         if fusion:
             if not threshold.norm:
                 raise ConfigError(f"{path}: holds no fusion calibration (norm); recalibrate with --calibrate")
