@@ -180,16 +180,24 @@ def run_stage(stage: str, plan_file: str | Path) -> dict:
                    encoded=vrows, validation_auc=v.get("auc"))
         rec["precision"] += " (text tower fp32)"
     elif stage == "train_mil":
+        from vadlib.methods import config
+
         m = res["metrics"]
+        per_epoch = [x for v in res["timing"]["epoch_seconds"].values() for x in v if x is not None]
+        full = config(section.get("method", "anomalyclip"), section["preset"]).get("epochs")
         rec.update(frames=f"{m['n_train']}+{m['n_val']} train/val videos; {m['n_frames']} test frames",
                    seeds=res["protocol"]["seed"], epochs=res["train"]["config"].get("epochs"),
-                   train_seconds=res["timing"]["train_seconds"])
+                   train_seconds=res["timing"]["train_seconds"], preset_epochs=full,
+                   epoch_seconds_mean=sum(per_epoch) / max(1, len(per_epoch)))
+        rec["note"] = (f"{rec['epoch_seconds_mean']:.0f} s/epoch (train + validation) x {full} preset epochs "
+                       f"= {rec['epoch_seconds_mean'] * (full or 0) / 3600:.1f} h per seed")
     elif stage == "transfer":
         tr = res["training"]
         rows, frames = _store_rows(store, [v for v in store.videos() if v.startswith("Test")])
         rec.update(frames=f"{frames} target test frames", seeds=res["metrics"]["seeds"],
                    objective=sorted(set(tr["objective"])) if len(tr) else [], epochs=int(tr["epochs"].max()),
                    training_seconds=res["timing"])
+        rec["note"] = f"{len(rec['seeds'])} seed(s) x {rec['epochs']} epochs, objective {rec['objective'][0]}"
     rec["children_maxrss_kb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     write_json(Path(plan["out"]) / "records" / f"{stage}.json", rec)
     return rec
@@ -277,11 +285,11 @@ def dryrun(a: argparse.Namespace) -> list[dict]:
             if rf.is_file():
                 rec.update(json.loads(rf.read_text()))
             rss = max(rss, int(rec.get("children_maxrss_kb") or 0))
-            rec.update(wall_seconds=wall, wall=_fmt_time(wall), peak_rss_gb=rss / 1024 ** 2,
+            rec.update(finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), wall_seconds=wall,
+                       wall=_fmt_time(wall), peak_rss_gb=rss / 1024 ** 2,
                        load_average=[load0, os.getloadavg()[0]])
             if name == "weights":
-                rec.update(frames="-", sampling="-", real_weights=False,
-                           frames_note=f"{weights.stat().st_size / 1e6:.0f} MB file")
+                rec.update(frames=f"- ({weights.stat().st_size / 1e6:.0f} MB file)", sampling="-", real_weights=False)
             if name == "extract":
                 # the weak split reads the Ped2 store: same videos, same names
                 src = out / "reports" / "extract" / "ucsd_ped2" / "store.json"
@@ -290,8 +298,14 @@ def dryrun(a: argparse.Namespace) -> list[dict]:
                             "note": "the ucsd_ped2 store (same videos and names)"})
             rows.append(rec)
             print(f"{name:9s} wall {rec['wall']:>8s}  peak RSS {rec['peak_rss_gb']:5.2f} GB  "
-                  f"{rec.get('frames') or rec.get('frames_note', '')}  [{rec['precision']}; {rec['sampling']}]  "
-                  f"load {load0:.2f}->{rec['load_average'][1]:.2f}", flush=True)
+                  f"{rec['frames']}  [{rec['precision']}; {rec['sampling']}]  "
+                  f"load {load0:.2f}->{rec['load_average'][1]:.2f}" + (f"  ({rec['note']})" if rec.get("note") else ""),
+                  flush=True)
+    if "extract" not in stages and (out / "dryrun.json").is_file():   # the earlier run's rows of the other stages
+        ran = {r["stage"] for r in rows}
+        kept = [r for r in json.loads((out / "dryrun.json").read_text())["rows"] if r["stage"] not in ran]
+        order = ["weights", *STAGES]
+        rows = sorted(kept + rows, key=lambda r: order.index(r["stage"]))
     table = _markdown(rows, a)
     write_json(out / "dryrun.json", {"backbone": a.backbone, "weights": str(weights), "real_weights": False,
                                      "root": str(a.root), "rows": rows, "cpus": os.cpu_count()})
@@ -303,12 +317,12 @@ def dryrun(a: argparse.Namespace) -> list[dict]:
 
 def _markdown(rows: list[dict], a: argparse.Namespace) -> str:
     lines = [f"Dry run, {a.backbone} with RANDOM WEIGHTS (costs only; every AUC meaningless)", "",
-             "| stage | frames | wall | peak RSS | precision | sampling | load avg (start→end) |",
-             "|---|---|---|---|---|---|---|"]
+             "| stage | frames | wall | peak RSS | precision | sampling | load avg (start→end) | note |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['stage']} | {r.get('frames') or r.get('frames_note', '')} | {r['wall']} | "
+        lines.append(f"| {r['stage']} | {r['frames']} | {r['wall']} | "
                      f"{r['peak_rss_gb']:.2f} GB | {r['precision']} | {r['sampling']} | "
-                     f"{r['load_average'][0]:.2f}→{r['load_average'][1]:.2f} |")
+                     f"{r['load_average'][0]:.2f}→{r['load_average'][1]:.2f} | {r.get('note', '')} |")
     return "\n".join(lines) + "\n"
 
 
