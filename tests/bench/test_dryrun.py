@@ -14,9 +14,9 @@ from vadlib.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 PED2 = ROOT.parent / "shared" / "datasets" / "ucsd_ped2"
 needs_ped2 = pytest.mark.skipif(not PED2.exists(), reason=f"{PED2} (real UCSD Ped2 in ../shared) not present")
-pytestmark = pytest.mark.shared
 
 
+@pytest.mark.shared
 @needs_ped2
 def test_weak_split_is_disjoint_and_weakly_labelled(tmp_path):
     m = json.loads(weak_split_manifest(PED2, tmp_path).read_text())
@@ -31,6 +31,7 @@ def test_weak_split_is_disjoint_and_weakly_labelled(tmp_path):
 
 
 @pytest.mark.slow      # five processes, each importing torch (minutes on a loaded 2-core machine)
+@pytest.mark.shared
 @needs_ped2
 def test_tiny_dry_run_runs_every_stage_and_says_random_weights(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
