@@ -197,7 +197,8 @@ def run_stage(stage: str, plan_file: str | Path) -> dict:
         rec.update(frames=f"{frames} target test frames", seeds=res["metrics"]["seeds"],
                    objective=sorted(set(tr["objective"])) if len(tr) else [], epochs=int(tr["epochs"].max()),
                    training_seconds=res["timing"])
-        rec["note"] = f"{len(rec['seeds'])} seed(s) x {rec['epochs']} epochs, objective {', '.join(o for o in rec['objective'] if not o.startswith('skipped')) or '-'}"
+        trained = ", ".join(o for o in rec["objective"] if not o.startswith("skipped")) or "-"
+        rec["note"] = f"{len(rec['seeds'])} seed(s) x {rec['epochs']} epochs, objective {trained}"
     rec["children_maxrss_kb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     write_json(Path(plan["out"]) / "records" / f"{stage}.json", rec)
     return rec
