@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from vadlib.bench import BENCHMARKS, main
+
+ROOT = Path(__file__).resolve().parents[2]
+PED2 = ROOT.parent / "shared" / "datasets" / "ucsd_ped2"
 
 TINY: dict[str, list[str]] = {
     "extract": ["--model", "vadlib-tiny", "--frames", "8", "--height", "64", "--width", "64", "--batch-size", "4",
@@ -21,11 +26,14 @@ TINY: dict[str, list[str]] = {
                "--videos", "4"],
     "demo": ["--size", "tiny"],
     "reference": [],  # lists the reference comparisons (they need a reference clone to run)
+    # the random-weight file and extract only; tests/bench/test_dryrun.py runs all four stages
+    "dryrun": ["--root", str(PED2), "--params", str(ROOT / "params.yaml"), "--backbone", "vadlib-tiny",
+               "--stride", "60", "--stages", "extract", "--out", "dryrun"],
 }
 # what each tiny run must print (so a run that silently printed nothing fails)
 EXPECT = {"extract": "frames/s", "detect": "x real time", "anomalyclip": "s/epoch", "planted_mil": "auc", "flow": "frames/s", "glow": "frame AUC",
           "metrics": "aupro", "transfer": "micro frame AUC", "search": "P@1", "demo": "generation",
-          "reference": "references:"}
+          "reference": "references:", "dryrun": "peak RSS"}
 
 
 def test_every_benchmark_has_a_tiny_run():
@@ -44,6 +52,8 @@ def test_help(name, capsys):
 
 @pytest.mark.parametrize("name", BENCHMARKS.names())
 def test_tiny_run(name, capsys, monkeypatch, tmp_path):
+    if name == "dryrun" and not PED2.exists():
+        pytest.skip(f"{PED2} (real UCSD Ped2 in ../shared) not present")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main([name, *TINY[name]]) == 0

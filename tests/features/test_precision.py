@@ -156,7 +156,7 @@ def test_fused_attention_matches_the_native_path_and_keeps_the_state_dict():
 def test_glow_under_bf16_autocast_agrees_with_fp32():
     """Glow fitted and scored under bf16 autocast (what bench glow times): log-likelihoods close to fp32
     ones on the same data and seed (the flow stage stays fp32: the bench found no speed gain)."""
-    from vadlib.models.glow import GlowDensity
+    from vadlib.methods.flow_nf.glow import GlowDensity
 
     rng = np.random.default_rng(0)
     train = rng.normal(0, 0.3, (400, 2, 4, 4)).astype(np.float32)

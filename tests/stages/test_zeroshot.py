@@ -54,3 +54,31 @@ def test_zeroshot_chooses_sigma_on_validation(repo, params_yaml):
 def test_zeroshot_refuses_a_dataset_without_prompts(repo):
     with pytest.raises(ConfigError, match="zeroshot.prompts has no entry for dataset 'demo_a'"):
         zeroshot.run({"prompts": {}}, repo.ctx("zeroshot_noprompts", "demo_a"))
+
+
+def test_zeroshot_encodes_its_validation_set_in_the_store_precision(repo, params_yaml, tmp_path):
+    """A bf16 store: the validation set is encoded by the bf16-cast image tower (as the store was),
+    not by fp32 weights under torch.autocast (slower on CPU, and not the store's features)."""
+    import dataclasses
+    import warnings
+
+    from vadlib.features.precision import cpu_bf16_support
+    from vadlib.features.store import FeatureStore
+    from vadlib.stages import extract
+
+    if not cpu_bf16_support().supported:
+        pytest.skip("this CPU has no bf16 units (backbone.precision bf16 is refused)")
+    reports = tmp_path / "reports"
+
+    def ctx(stage, item):
+        c = repo.ctx(stage, item)
+        return dataclasses.replace(c, out_dir=reports / stage / item, reports=reports,
+                                   backbone={**c.backbone, "precision": "bf16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        extract.run({"out": str(tmp_path / "features")}, ctx("extract", "demo_a"))
+        zeroshot.run(_params(params_yaml, repo, root=str(tmp_path / "validation")), ctx("zeroshot", "demo_a"),
+                     figures=False)
+    [index] = (tmp_path / "validation" / "features").rglob("index.json")
+    info = FeatureStore.open(index.parent).info
+    assert info["precision"] == "bf16" and "autocast" not in info["precision_reason"]

@@ -12,7 +12,8 @@ import sys
 from vadlib.registry import Registry
 
 BENCHMARKS: Registry[str] = Registry("benchmark")
-for _name in ("extract", "detect", "anomalyclip", "planted_mil", "flow", "glow", "metrics", "transfer", "search", "demo", "reference"):
+for _name in ("extract", "detect", "anomalyclip", "planted_mil", "flow", "glow", "metrics", "transfer", "search", "demo",
+              "reference", "dryrun"):
     BENCHMARKS.register(_name)(f"vadlib.bench.{_name}")  # each module's main(argv) -> int
 
 

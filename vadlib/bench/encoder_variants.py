@@ -6,7 +6,7 @@ Every variant is a function ``build(ctx) -> run`` where ``run(x)`` maps ready fp
 (threads, oneDNN flags, matmul precision) are set inside ``run`` and restored after it, so the
 variants can be interleaved in one run.
 
-* ``fp32``: the fp32 backbone as :func:`~vadlib.features.backbone.load_backbone` builds it (SDPA attention);
+* ``fp32``: the fp32 backbone as :func:`~vadlib.features.backbones.load_backbone` builds it (SDPA attention);
 * ``fp32-mha``: the same with PyTorch's native multi-head-attention path;
 * ``fp32-mathbf16``: fp32 weights, oneDNN's fp32 math mode set to bf16
   (``torch.backends.mkldnn.{matmul,conv}.fp32_precision = 'bf16'``);

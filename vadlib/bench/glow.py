@@ -2,7 +2,7 @@
 
 On synthetic flow data (:mod:`vadlib.synthetic.flow`: squares moving at 1 px/frame, one turning
 fast in the test videos), the flow stage's own features (DIS flow, moving regions, flow patches,
-:func:`vadlib.flow.pipeline.dataset_features`) feed :class:`~vadlib.models.glow.GlowDensity`
+:func:`vadlib.methods.flow_nf.pipeline.dataset_features`) feed :class:`~vadlib.methods.flow_nf.glow.GlowDensity`
 with ``flow_nf.glow`` params (``--K/--hidden/--epochs``), once per precision, in one run (bf16 =
 ``fit`` / ``score_samples`` under ``torch.autocast("cpu", torch.bfloat16)``: the convolutions in bf16,
 ActNorm, coupling scales and log-determinants promoted to fp32; the stage itself stays fp32, since
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from vadlib.bench.anomalyclip import usable_precisions
-    from vadlib.models.glow import GlowDensity
+    from vadlib.methods.flow_nf.glow import GlowDensity
 
     ap = argparse.ArgumentParser(prog="python -m vadlib.bench glow", description=__doc__.split("\n\n")[0])
     ap.add_argument("--precisions", default="fp32,bf16")

@@ -71,7 +71,10 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     (out / "figures").mkdir(parents=True, exist_ok=True)
     dataset = get_dataset(item, **ctx.datasets[item])
     store = feature_store(item, ctx.reports)
-    bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
+    # the image tower in the store's precision: the validation set is encoded like the store (bf16 weights,
+    # not fp32 weights under torch.autocast, which is slower on CPU and differs from the store's features)
+    bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device,
+                       precision=store.info.get("precision", "fp32"))
     if store.info["backbone"] != bb.name:
         raise ConfigError(f"store {store.path} was made with {store.info['backbone']}, not {bb.name}: rerun the "
                           f"extract stage with backbone.name={bb.name}")
@@ -157,7 +160,9 @@ def validate(dataset, store, bb, scorer, p: Params, ctx: StageContext) -> tuple[
     cfg = ExtractConfig(sampling=info["sampling"], stride=int(info.get("stride") or 1),
                         snippet_len=int(info.get("snippet_len") or 16), crops=int(info["crops"]),
                         clip_len=info.get("clip_len"), clip_stride=info.get("clip_stride"),
-                        precision=info.get("precision", "fp32"), device=ctx.device,
+                        # None: the backbone's own, loaded in the store's precision (no torch.autocast)
+                        precision=None if bb.precision == info.get("precision", "fp32") else info.get("precision"),
+                        device=ctx.device,
                         resize=pre.get("resize", "shorter") if isinstance(pre, dict) else "shorter")
     if json.loads(json.dumps(store_info(vds.name, bb, cfg)["preprocessing"])) != info.get("preprocessing"):
         raise ConfigError(f"zeroshot.validation: cannot extract the set like the store {store.path} "

@@ -3,7 +3,9 @@
 ``load_backbone(name, pretrained)`` takes any open_clip model name with a pretrained tag
 (``"ViT-B-16", "openai"``), or a local checkpoint path as ``pretrained``. The explicit tag
 ``"random"`` builds the architecture with random weights — for tests and offline runs only;
-every output of such a backbone is marked ``real_weights = False`` and warned about.
+every output of such a backbone is marked ``real_weights = False`` and warned about. So is a local
+checkpoint file whose sidecar ``<file>.vadlib.json`` says ``{"random_weights": true}`` (what
+:func:`mark_random_weights` writes beside a random-weight file, e.g. ``python -m vadlib.bench dryrun``'s).
 
 ``vadlib-tiny`` is a small open_clip model config registered here (2-layer ViT at 64 px,
 64-d embeddings) that runs through the real open_clip code path in seconds.
@@ -17,6 +19,7 @@ return float32 whatever the precision.
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from dataclasses import dataclass
@@ -35,6 +38,30 @@ RANDOM_WEIGHTS_WARNING = (
     "RANDOM WEIGHTS: backbone '{name}' has random (untrained) weights; every score and figure "
     "from it checks the plumbing only and says nothing about the method."
 )
+
+
+#: sidecar beside a local checkpoint file ``<file>.vadlib.json``: ``{"random_weights": true, ...}`` marks it random
+SIDECAR_SUFFIX = ".vadlib.json"
+
+
+def mark_random_weights(path: str | Path, **meta) -> Path:
+    """Write the sidecar ``<path>.vadlib.json`` = ``{"random_weights": true, **meta}`` beside the
+    random-weight checkpoint ``path``, so :func:`load_backbone` records it as random. Returns the sidecar."""
+    from vadlib.io import write_json
+
+    return write_json(Path(str(path) + SIDECAR_SUFFIX), {"random_weights": True, **meta})
+
+
+def marked_random(pretrained: str | Path) -> bool:
+    """True when the local checkpoint ``pretrained`` has a sidecar saying ``random_weights: true``.
+    Raises ConfigError naming an unreadable sidecar."""
+    side = Path(str(pretrained) + SIDECAR_SUFFIX)
+    if not side.is_file():
+        return False
+    try:
+        return bool(json.loads(side.read_text()).get("random_weights", False))
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{side}: unreadable weights sidecar ({exc}); fix it or delete it") from exc
 
 
 class RandomWeightsWarning(UserWarning):
@@ -157,7 +184,8 @@ def load_backbone(name: str, pretrained: str | None, device: str | torch.device 
     Args:
         name: an open_clip model name (``open_clip.list_models()``) or ``"vadlib-tiny"``.
         pretrained: an open_clip pretrained tag (``"openai"``, ``"laion2b_s34b_b88k"``…),
-            a local checkpoint path, or ``"random"`` for explicit random weights.
+            a local checkpoint path (random if its sidecar says so: :func:`marked_random`), or
+            ``"random"`` for explicit random weights.
         device: torch device.
         random_seed: seed of the random initialisation when ``pretrained="random"``, so every
             stage and process builds the *same* random model (image and text towers agree across
@@ -212,7 +240,8 @@ def load_backbone(name: str, pretrained: str | None, device: str | torch.device 
     with torch.no_grad():
         embed_dim = int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
     bb = Backbone(model=model, preprocess=preprocess, tokenizer=tokenizer, name=name, pretrained=pretrained,
-                  real_weights=real, embed_dim=embed_dim, image_size=size, mean=mean, std=std, device=device,
+                  real_weights=real and not marked_random(pretrained),   # a file marked random is random
+                  embed_dim=embed_dim, image_size=size, mean=mean, std=std, device=device,
                   precision=prec.name, precision_requested=prec.requested, precision_reason=prec.reason)
     bb.warn_if_random()
     return bb
