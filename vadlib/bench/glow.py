@@ -28,7 +28,7 @@ import numpy as np
 
 
 def _features(tmp: Path, size: tuple[int, int], n_train: int, n_test: int, frames: int, seed: int):
-    from vadlib.flow.pipeline import _configs, _flow_cache_dir, dataset_features, merge_params
+    from vadlib.methods.flow_nf.pipeline import _configs, _flow_cache_dir, dataset_features, merge_params
     from vadlib.synthetic.flow import make_dataset
 
     ds = make_dataset(tmp, "glowbench", size=size, n_train=n_train, n_test=n_test, n=frames, seed=seed,
@@ -46,7 +46,7 @@ def _auc(ds, feats, scores: dict[str, np.ndarray]) -> tuple[float, float]:
     """Region-level and frame-level (max over a frame's regions) AUC of the test videos."""
     from sklearn.metrics import roc_auc_score
 
-    from vadlib.flow.pipeline import frame_max
+    from vadlib.methods.flow_nf.pipeline import frame_max
 
     ry, rs, fy, fs = [], [], [], []
     for v in ds.videos("test"):
