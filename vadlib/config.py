@@ -389,3 +389,19 @@ def validate_params(params: Mapping, source: str | None = "params.yaml",
         if name in params and (name in SECTIONS or name in ("seed", "datasets")):
             out[name] = validate_section(params, name, source)
     return out
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read ``params.yaml``; a missing or malformed file raises ConfigError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found (run from the repository root)")
+    import yaml
+
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return params

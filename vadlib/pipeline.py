@@ -16,7 +16,6 @@ One name per concept: stage ``zeroshot`` = ``notebooks/zeroshot.py`` = ``params.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import re
 import sys
@@ -24,26 +23,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from vadlib.config import load_params
 from vadlib.errors import ConfigError
 from vadlib.io import atomic_path
 
 SHARED_SECTIONS = ("seed", "backbone", "datasets")
-
-
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read ``params.yaml``; a missing or malformed file raises ConfigError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: params file not found (run from the repository root)")
-    try:
-        params = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(params, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
-    return params
 
 
 def notebook_parameters(params: dict[str, Any], stage: str, item: str | None = None,

@@ -40,7 +40,7 @@ def dataset_spec_videos(spec: str, params_file: str = "params.yaml", where: str 
     options from ``params_file``'s ``datasets`` section. SPLIT defaults to :data:`DEFAULT_SPLIT`; ``all`` is
     every split. ``where`` names the argument in errors."""
     from vadlib.data import get_dataset
-    from vadlib.pipeline import load_params
+    from vadlib.config import load_params
 
     name, _, split = spec[len(DATASET_PREFIX):].partition(":")
     if not spec.startswith(DATASET_PREFIX) or not name or ":" in split:
@@ -286,7 +286,7 @@ def demo_precision_table(dataset: str = "demo_b", split: str = "test", backbone=
     Rows also give ``chance`` = the class's share of the encoded frames (the expected P@k of a random ranking).
     Returns ``(rows, queries)``."""
     from vadlib.data import get_dataset
-    from vadlib.pipeline import load_params
+    from vadlib.config import load_params
 
     opts = (load_params(params_file).get("datasets") or {}).get(dataset, {})
     ds = get_dataset(dataset, **opts)

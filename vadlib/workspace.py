@@ -83,7 +83,7 @@ def parse_set(item: str) -> dict[str, Any]:
 
 def workspace_params(root: Path, dest: Path, overrides: list[dict[str, Any]]) -> dict[str, Any]:
     """``root/params.yaml`` with ``overrides`` merged in, dataset roots outside the project re-pointed."""
-    from vadlib.pipeline import load_params
+    from vadlib.config import load_params
 
     params = load_params(root / "params.yaml")
     for o in overrides:

@@ -247,7 +247,7 @@ def dryrun(a: argparse.Namespace) -> list[dict]:
     """Run the dry run of ``a`` (see the module docstring); prints and returns the table rows."""
     import platform
 
-    from vadlib.pipeline import load_params
+    from vadlib.config import load_params
 
     params_file = Path(a.params)
     if not params_file.is_file():

@@ -326,7 +326,7 @@ def read_prompts(prompts: list[str] | None, prompt_file: str | None, prompts_fro
         out += [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     if prompts_from:
         from vadlib.prompts.text import PromptSet
-        from vadlib.pipeline import load_params
+        from vadlib.config import load_params
 
         table = (load_params(params_file).get("zeroshot") or {}).get("prompts") or {}
         if prompts_from not in table:

@@ -706,7 +706,7 @@ def dataset_options(name: str, root: str | None = None, options: Sequence[str] =
     out: dict[str, Any] = {}
     if params_file is not None:
         from vadlib.config import validate_datasets
-        from vadlib.pipeline import load_params
+        from vadlib.config import load_params
 
         datasets = load_params(params_file).get("datasets") or {}
         if name not in datasets:
