@@ -12,7 +12,8 @@ import sys
 from vadlib.registry import Registry
 
 BENCHMARKS: Registry[str] = Registry("benchmark")
-for _name in ("extract", "anomalyclip", "planted_mil", "flow", "metrics", "transfer", "search", "demo", "reference"):
+for _name in ("extract", "anomalyclip", "planted_mil", "flow", "metrics", "transfer", "search", "demo", "reference",
+              "velocity_variants"):
     BENCHMARKS.register(_name)(f"vadlib.bench.{_name}")  # each module's main(argv) -> int
 
 
