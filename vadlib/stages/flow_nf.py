@@ -109,7 +109,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     write_timing(out, timing)
     print(f"wall time: flow_nf stage {sum(t['seconds_total'] for t in timing.values()):.1f} s over {len(seeds)} seed(s)"
           " (timing.json)")
-    res = {**first, "table": table, "summary": summary, "seeds": runs, "timing": timing,
+    res = {**first, "out_dir": out, "table": table, "summary": summary, "seeds": runs, "timing": timing,
            "validation": summary["validation"], "validation_choices": choices}
     res["figures"] = write_figures(res, out / "figures") if figures else []
     return res
