@@ -17,12 +17,14 @@ TINY: dict[str, list[str]] = {
     "search": ["--backbone", "vadlib-tiny", "--pretrained", "random", "--planted-only", "--seeds", "0",
                "--videos", "4"],
     "demo": ["--size", "tiny"],
+    "velocity_variants": ["--tiny", "--workers", "1", "--variant", "components={}",
+                          "--variant", 'contours={"regions": {"boxes": "contours"}}'],
     "reference": [],  # lists the reference comparisons (they need a reference clone to run)
 }
 # what each tiny run must print (so a run that silently printed nothing fails)
 EXPECT = {"extract": "frames/s", "anomalyclip": "s/epoch", "planted_mil": "auc", "flow": "frames/s",
           "metrics": "aupro", "transfer": "micro frame AUC", "search": "P@1", "demo": "generation",
-          "reference": "references:"}
+          "reference": "references:", "velocity_variants": "key AUC"}
 
 
 def test_every_benchmark_has_a_tiny_run():

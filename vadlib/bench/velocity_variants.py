@@ -53,7 +53,7 @@ def score_variant(dataset, p: Mapping, key_kinds: Sequence[str]) -> dict:
     fcfg, rcfg = _configs(p, dataset.name)
     every = int(p["calib_every"])
     train = src.videos("train")
-    calib = [v for i, v in enumerate(train) if i % every == every - 1]
+    calib = [v for i, v in enumerate(train) if i % every == every - 1] or train[-1:]   # as the stage
     fit = [v for v in train if v not in calib]
     args = (fcfg, rcfg, p["patch"], int(p["velocity"]["bins"]), float(p["naive_top"]), int(p["workers"]),
             p["velocity"].get("crop_size"))
@@ -61,8 +61,13 @@ def score_variant(dataset, p: Mapping, key_kinds: Sequence[str]) -> dict:
     vfeats = dataset_features(vds.videos("test"), _flow_cache_dir(p, vds.name, fcfg), *args)
     vel = np.concatenate([feats[v.name].velocity for v in fit])
     gmm = make_density("gmm", n_components=int(p["velocity"]["n_components"]), random_state=int(p["seed"])).fit(vel)
-    empty = float(np.concatenate([-gmm.score_samples(feats[v.name].velocity) for v in calib
-                                  if len(feats[v.name].frame)]).min())
+    cal = [-gmm.score_samples(feats[v.name].velocity) for v in calib if len(feats[v.name].frame)]
+    if not cal:
+        from vadlib.errors import DataError
+
+        raise DataError(dataset.root, f"no regions in the calibration videos {[v.name for v in calib]}: lower "
+                        "regions.diff_thresh or min_area")
+    empty = float(np.concatenate(cal).min())
     scores = {n: frame_max(-gmm.score_samples(f.velocity) if len(f.frame) else np.zeros(0), f.frame, f.n_frames, empty)
               for n, f in vfeats.items()}
     m = validation_metrics(scores, vds, float(p["sigma"]) or None)
@@ -86,11 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", default="data/flow")
     ap.add_argument("--out", type=Path, help="CSV of the table")
+    ap.add_argument("--tiny", action="store_true", help="a seconds-long run on a generated 48×64 dataset (plumbing)")
     a = ap.parse_args(argv)
     variants = [v.split("=", 1) for v in (a.variant or ["base={}"])]
-    base = _merge(merge_params({"dataset": a.dataset, "validation": DEFAULT_VALIDATION}),
+    validation = DEFAULT_VALIDATION
+    if a.tiny:
+        from vadlib.synthetic.flow import make_dataset
+
+        ds = make_dataset(Path("velocity_variants_tiny"), "synth", size=(48, 64), n_train=5, n_test=1, n=16)
+        validation = {"videos": {"synth": ["synth_tr0", "synth_tr1"]}, "span": [3, 4], "margin": 1}
+        a.base = json.dumps({"regions": {"min_area": 4, "diff_thresh": 5}, **json.loads(a.base)})
+        a.dataset = ds.name
+    else:
+        ds = get_dataset(a.dataset, root=a.root)
+    base = _merge(merge_params({"dataset": a.dataset, "validation": validation}),
                   {"workers": a.workers, "cache": a.cache, **json.loads(a.base)})
-    ds = get_dataset(a.dataset, root=a.root)
     base["flow"]["ref_size"] = list(ds.videos("train")[0].open().size)
     rows = []
     for name, spec in variants:
