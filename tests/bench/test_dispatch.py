@@ -25,6 +25,8 @@ TINY: dict[str, list[str]] = {
     "search": ["--backbone", "vadlib-tiny", "--pretrained", "random", "--planted-only", "--seeds", "0",
                "--videos", "4"],
     "demo": ["--size", "tiny"],
+    "velocity_variants": ["--tiny", "--workers", "1", "--variant", "components={}",
+                          "--variant", 'contours={"regions": {"boxes": "contours"}}'],
     "reference": [],  # lists the reference comparisons (they need a reference clone to run)
     # the random-weight file and extract only; tests/bench/test_dryrun.py runs all four stages
     "dryrun": ["--root", str(PED2), "--params", str(ROOT / "params.yaml"), "--backbone", "vadlib-tiny",
@@ -33,7 +35,7 @@ TINY: dict[str, list[str]] = {
 # what each tiny run must print (so a run that silently printed nothing fails)
 EXPECT = {"extract": "frames/s", "detect": "x real time", "anomalyclip": "s/epoch", "planted_mil": "auc", "flow": "frames/s", "glow": "frame AUC",
           "metrics": "aupro", "transfer": "micro frame AUC", "search": "P@1", "demo": "generation",
-          "reference": "references:", "dryrun": "peak RSS"}
+          "reference": "references:", "dryrun": "peak RSS", "velocity_variants": "key AUC"}
 
 
 def test_every_benchmark_has_a_tiny_run():

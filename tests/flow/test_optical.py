@@ -81,3 +81,24 @@ def test_frames_of_different_sizes_are_an_error(tmp_path):
 def test_unknown_method():
     with pytest.raises(ConfigError, match="known"):
         compute_flow(np.zeros((2, 8, 8), np.uint8), FlowConfig(method="raft9"))
+
+
+def test_upscaled_flow_is_in_reference_pixels(synth_video):
+    """upscale: flow computed on 2× frames, returned at the reference size in reference pixels."""
+    gray = read_gray_video(_video(synth_video))
+    flow = compute_flow(gray, FlowConfig(upscale=2.0, options={"FinestScale": 0})).astype(np.float32)
+    assert flow.shape == (5, 96, 128, 2)
+    mag = np.linalg.norm(flow[1], axis=-1)
+    assert np.median(flow[1][mag > 0.5 * mag.max()][:, 0]) == pytest.approx(2.0, abs=0.6)
+
+
+def test_flow_folder_names_differ_per_config():
+    base = FlowConfig(ref_size=(240, 360))
+    assert base.folder_name() == "dis-medium-240x360-q32"   # the name of caches written before upscale/options
+    assert "upscale" not in base.key()                       # ... and their flow.json stays valid
+    names = {base.folder_name(), FlowConfig(ref_size=(240, 360), upscale=2).folder_name(),
+             FlowConfig(ref_size=(240, 360), options={"FinestScale": 0}).folder_name(),
+             FlowConfig(ref_size=(240, 360), options={"FinestScale": 1}).folder_name()}
+    assert len(names) == 4
+    with pytest.raises(ConfigError, match="upscale"):
+        FlowConfig(upscale=0.5)

@@ -116,3 +116,57 @@ def test_window_policy_in_propose_regions():
         RegionConfig(window=16, window_min_moving=0)
     with pytest.raises(ConfigError, match="window"):
         RegionConfig(window=-1)
+
+
+def _two_frames(shape=(60, 80), rects=((10, 10, 30, 40),)):
+    prev = np.zeros(shape, np.uint8)
+    cur = prev.copy()
+    for x0, y0, x1, y1 in rects:
+        cur[y0:y1, x0:x1] = 200
+    return prev, cur
+
+
+def test_contour_boxes_one_per_blob_without_merging():
+    """AI-VAD foreground boxes: one box per external contour, grown by pad, no merging of neighbours."""
+    from vadlib.flow.regions import foreground_boxes
+
+    prev, cur = _two_frames(rects=((10, 10, 30, 40), (33, 10, 53, 40)))   # 3 px apart: components+close would join
+    cfg = RegionConfig(boxes="contours", blur=1, pad=2, min_area=100)
+    boxes = foreground_boxes(prev, cur, cfg)
+    assert sorted(map(tuple, boxes.tolist())) == [(8, 8, 32, 42), (31, 8, 55, 42)]
+    f = np.zeros((60, 80, 2), np.float32)
+    assert len(propose_regions(f, prev, cur, cfg)) == 2
+
+
+def test_contour_boxes_area_and_aspect_filters():
+    from vadlib.flow.regions import foreground_boxes
+
+    prev, cur = _two_frames(rects=((5, 5, 12, 12), (20, 20, 70, 23), (40, 30, 60, 50)))  # small, thin, ok
+    boxes = foreground_boxes(prev, cur, RegionConfig(boxes="contours", blur=1, pad=0, min_area=100, max_aspect=10))
+    assert boxes.tolist() == [[40, 30, 60, 50]]
+
+
+def test_contours_exclude_detector_boxes_and_drop_covered():
+    from vadlib.flow.regions import drop_covered, foreground_boxes
+
+    prev, cur = _two_frames(rects=((10, 10, 30, 40), (45, 10, 65, 40)))
+    boxes = foreground_boxes(prev, cur, RegionConfig(boxes="contours", blur=1, pad=2), exclude=np.array([[10, 10, 30, 40]]))
+    assert boxes.tolist() == [[43, 8, 67, 42]]   # the blob under the detector box is blanked out
+    det = np.array([[0, 0, 40, 40], [5, 5, 20, 20], [30, 0, 60, 40], [0, 0, 3, 3]])
+    # the 15×15 box lies inside the large one; the 3×3 box is below min_area; the third overlaps 1/3
+    assert drop_covered(det, min_area=100, cover=0.6).tolist() == [[0, 0, 40, 40], [30, 0, 60, 40]]
+
+
+def test_unknown_box_policy_and_hog_detector():
+    with pytest.raises(ConfigError, match="contours"):
+        RegionConfig(boxes="nope")
+    import cv2
+
+    from vadlib.flow.regions import hog_boxes
+
+    frame = np.zeros((60, 80), np.uint8)
+    if not hasattr(cv2, "HOGDescriptor"):
+        with pytest.raises(ConfigError, match="opencv-contrib-python-headless"):
+            hog_boxes(frame, "hog", 2.0)
+    else:
+        assert hog_boxes(frame, "daimler", 2.0).shape == (0, 4)   # nothing to detect on a blank frame

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from vadlib.data import get_dataset
 from vadlib.stages import transfer
 
 
@@ -45,3 +46,37 @@ def test_transfer_matrix_is_the_mean_of_the_per_seed_matrices(repo, params_yaml)
     assert " ± " in (out / "transfer_matrix.md").read_text()
     assert "seconds" not in (out / "transfer_matrix.csv").read_text() + (out / "metrics.json").read_text()
     assert set(json.loads((out / "timing.json").read_text())["training_seconds"]) == {"0", "1"}
+
+
+def test_transfer_validates_each_pair_and_chooses_sigma_before_test(repo, params_yaml, capsys):
+    """transfer.validation: the listed training videos are never trained on, each pair's set is made from
+    the target's (normal) listed videos, σ is chosen among the candidates on the full variant's key AUC
+    and the pair's test scores use it."""
+    v = {**params_yaml["transfer"]["validation"], "sigma": [0, 3], "root": str(repo.root / "data" / "validation")}
+    p = {**params_yaml["transfer"], "train": {"epochs": 2}, "variants": ["full", "clip_zeroshot"], "seeds": [0],
+         "validation": v}
+    res = transfer.run(p, repo.ctx("transfer_val"), figures=False)
+    m = json.loads((repo.root / "reports" / "transfer_val" / "metrics.json").read_text())
+    block = m["validation"]["pairs"]["demo_a->demo_b"]
+    assert block["made_from"] == "demo_b" and block["held_out"] == v["videos"]["demo_b"]
+    assert set(block["variants"]) == {"full", "clip_zeroshot"} and block["variant"] == "full"
+    cands = block["candidates"]
+    assert [c["sigma"] for c in cands] == [0.0, 3.0] and sum(c["chosen"] for c in cands) == 1
+    best = max(cands, key=lambda c: (c["key_auc"], -c["sigma"]))
+    assert block["sigma"] == best["sigma"] and block["auc"] == best["key_auc"]
+    assert m["validation"]["auc"] == sum(b["auc"] for b in m["validation"]["pairs"].values()) / 2
+    n_train = {d: len(get_dataset(d, **repo.datasets[d]).videos("train")) for d in ("demo_a", "demo_b")}
+    out = capsys.readouterr().out
+    assert f"training 'temporal' on demo_a ({n_train['demo_a'] - 2} videos)" in out   # the listed two left out
+    pr = res["result"].predictions[("demo_a", "demo_b", "full")]
+    assert pr.meta["sigma"] == block["sigma"]        # the test scores were smoothed with the choice
+
+
+def test_validation_source_prefers_normal_target_videos(repo, params_yaml):
+    data = {d: get_dataset(d, **repo.datasets[d]) for d in ("demo_a", "demo_b")}
+    vids = params_yaml["transfer"]["validation"]["videos"]
+    assert transfer.validation_source({"videos": vids}, data, "demo_a", "demo_b") == "demo_b"
+    assert transfer.validation_source({"videos": {"demo_a": vids["demo_a"]}}, data, "demo_a", "demo_b") == "demo_a"
+    assert transfer.validation_source({"videos": {}}, data, "demo_a", "demo_b") is None
+    abnormal = [v.name for v in data["demo_b"].videos("train") if v.label == 1][:1]
+    assert transfer.validation_source({"videos": {"demo_b": abnormal}}, data, "demo_a", "demo_b") is None

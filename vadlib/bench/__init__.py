@@ -13,7 +13,7 @@ from vadlib.registry import Registry
 
 BENCHMARKS: Registry[str] = Registry("benchmark")
 for _name in ("extract", "detect", "anomalyclip", "planted_mil", "flow", "glow", "metrics", "transfer", "search", "demo",
-              "reference", "dryrun"):
+              "reference", "dryrun", "velocity_variants"):
     BENCHMARKS.register(_name)(f"vadlib.bench.{_name}")  # each module's main(argv) -> int
 
 

@@ -3,7 +3,8 @@
 retraining to every ``transfer`` dataset.
 
 Writes under ``ctx.out_dir`` every output ``dvc.yaml`` lists (besides the executed notebook):
-``model/`` (when trained), ``metrics.json``, ``results.csv``, ``validation_choices.csv`` and ``figures/``
+``model/`` (when trained), ``metrics.json``, ``results.csv``, ``validation_choices.csv``, ``ablation.{csv,md}`` (each stream and
+combination in AI-VAD's Table 3 format, :mod:`vadlib.flow.ablation`) and ``figures/``
 (log-likelihood histograms and score timelines per test dataset).
 
 Validation (``flow_nf.validation``, :mod:`vadlib.validation.stage`): the source's ``validation.videos``
@@ -72,7 +73,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         shutil.copytree(seed_dir(out, seeds[0]) / "model", out / "model")
         first["info"]["model_out"] = str(out / "model")
     keys = ("micro_auc", "macro_auc", "micro_ap", "macro_ap")
-    summary = {k: v for k, v in first["metrics_json"].items() if k not in ("results", "rows", "info")}
+    summary = {k: v for k, v in first["metrics_json"].items() if k not in ("results", "rows", "info", "ablation")}
     summary["params"] = {**summary["params"], "seed": seeds}
     summary["info"] = {k: v for k, v in first["metrics_json"]["info"].items() if k != "model_out"}
     summary["results"], table = {}, []
@@ -103,14 +104,40 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         pd.DataFrame(table).drop(columns=["seeds"], errors="ignore").to_csv(tmp, index=False)
     with atomic_path(out / "validation_choices.csv") as tmp:
         pd.DataFrame(choices, columns=None if choices else ["seed", *CHOICE_COLUMNS]).to_csv(tmp, index=False)
+    write_ablation(out, {s: runs[s]["ablation"] for s in seeds}, summary)
     timing = {str(s): r["timing"] for s, r in runs.items()}
     write_timing(out, timing)
     print(f"wall time: flow_nf stage {sum(t['seconds_total'] for t in timing.values()):.1f} s over {len(seeds)} seed(s)"
           " (timing.json)")
-    res = {**first, "table": table, "summary": summary, "seeds": runs, "timing": timing,
+    res = {**first, "out_dir": out, "table": table, "summary": summary, "seeds": runs, "timing": timing,
            "validation": summary["validation"], "validation_choices": choices}
     res["figures"] = write_figures(res, out / "figures") if figures else []
     return res
+
+
+def write_ablation(out: Path, per_seed: Mapping[int, list[dict]], summary: Mapping) -> None:
+    """``ablation.csv`` (mean over seeds of each stream combination's cells, ``_std`` beside) and
+    ``ablation.md`` (the table in AI-VAD's format, :func:`vadlib.flow.ablation.ablation_markdown`)."""
+    import pandas as pd
+
+    from vadlib.flow.ablation import AIVAD_SOURCE, ablation_markdown
+
+    df = pd.concat([pd.DataFrame(r).assign(seed=s) for s, r in per_seed.items()], ignore_index=True)
+    cols = ["micro_auc", "macro_auc", "val_auc", "aivad_micro", "aivad_macro"]
+    g = df.groupby("streams", sort=False)[cols]
+    table = g.mean().join(g.std(ddof=1).add_suffix("_std")).reset_index()
+    table["n_seeds"] = len(per_seed)
+    with atomic_path(out / "ablation.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    proto = summary["protocol"]
+    first = next(iter(summary["results"].values()), {})
+    caption = (f"{proto['source']} test set, σ = {proto['sigma']}, GT {first.get('gt_file', '?')}; mean ± std over "
+               f"{len(per_seed)} seed(s); a combination = unweighted sum of min-max scores (training calibration "
+               "statistics); validation AUC = the pseudo-anomaly key AUC (no pose on the set)"
+               + (f"; AI-VAD quoted from {AIVAD_SOURCE}." if proto["source"] == "ucsd_ped2" else
+                  "; AI-VAD reports Ped2, Avenue and ShanghaiTech only (no quoted row here)."))
+    with atomic_path(out / "ablation.md") as tmp:
+        tmp.write_text(ablation_markdown(table.to_dict("records"), caption))
 
 
 def run_seed(p: dict, ctx: StageContext, out: Path) -> dict:
@@ -136,7 +163,8 @@ def run_seed(p: dict, ctx: StageContext, out: Path) -> dict:
         print(f"loaded model trained on '{model.source}' from {p['model_in']}")
     else:
         model, info = train_flow_nf(without_videos(src, held) if held else src, p)
-    validation, choice_table = validate(model, src, p)
+    val_scored: list = []
+    validation, choice_table = validate(model, src, p, val_scored)
     if validation.get("chosen"):  # the test set is scored once, with what validation chose
         p["sigma"] = validation["chosen"]["sigma"]
         p["fusion"] = dict(validation["chosen"]["fusion"])
@@ -172,6 +200,8 @@ def run_seed(p: dict, ctx: StageContext, out: Path) -> dict:
                                   for m, d in r["metrics"].items()}} for n, r in results.items()}}
     metrics["validation"] = validation
     metrics["rows"] = report_rows(metrics)
+    abl = ablation(model, results[src.name], val_scored, p)
+    metrics["ablation"] = abl
     write_json(out / "metrics.json", json_safe(metrics))
     import pandas as pd
 
@@ -180,15 +210,29 @@ def run_seed(p: dict, ctx: StageContext, out: Path) -> dict:
     with atomic_path(out / "validation_choices.csv") as tmp:
         pd.DataFrame(choice_table, columns=None if choice_table else CHOICE_COLUMNS).to_csv(tmp, index=False)
     return {"params": p, "protocol": protocol, "info": info, "results": results, "table": rows, "model": model,
-            "metrics_json": metrics, "timing": timing, "validation": validation, "validation_choices": choice_table}
+            "metrics_json": metrics, "timing": timing, "validation": validation, "validation_choices": choice_table,
+            "ablation": abl}
 
 
-def validate(model: FlowNFModel, src, p: Mapping) -> tuple[dict, list[dict]]:
+def ablation(model: FlowNFModel, result: Mapping, val_scored: list, p: Mapping) -> list[dict]:
+    """The source's streams alone and combined (:mod:`vadlib.flow.ablation`, AI-VAD's Table 3 format),
+    on its test set with the chosen σ, each row's validation key AUC beside (``validation.key_kinds``)."""
+    from vadlib.flow.ablation import AIVAD_PED2, STREAMS, ablation_rows
+
+    raw = {k: v for k, v in result["scores"].items() if k in STREAMS}
+    vds, vraw = (val_scored + [None, None])[:2]
+    return ablation_rows(raw, result["labels"], model.normalizers(), float(p["sigma"]) or None,
+                         {k: v for k, v in (vraw or {}).items() if k in STREAMS} or None, vds,
+                         list(p["validation"]["key_kinds"]), AIVAD_PED2 if model.source == "ucsd_ped2" else {})
+
+
+def validate(model: FlowNFModel, src, p: Mapping, scored_set: list | None = None) -> tuple[dict, list[dict]]:
     """Score the source's pseudo-anomaly set (``p["validation"]``) with ``model`` and choose σ and the
     fusion weights among the candidates on it (test is never looked at). Returns ``(block, table)``:
     ``block`` = ``{"auc": the chosen fusion's key AUC, "micro_auc", "<method>": validation metrics +
     key_auc, "chosen": {"sigma", "fusion"}, "held_out", "key_kinds", "set", "note"}`` (``{"note"}``
-    alone without a set); ``table`` = the candidate rows (``validation_choices.csv``)."""
+    alone without a set); ``table`` = the candidate rows (``validation_choices.csv``). A list given
+    as ``scored_set`` receives ``(set dataset, raw validation scores)`` (for :func:`ablation`)."""
     from dataclasses import replace
 
     from vadlib.methods.flow_nf.pipeline import fuse_scores
@@ -201,6 +245,8 @@ def validate(model: FlowNFModel, src, p: Mapping) -> tuple[dict, list[dict]]:
         return {"note": f"no validation set: flow_nf.validation.videos has no entry for '{src.name}'"}, []
     r = apply_model(model, vds, pose=False, params_override=p)
     raw = {k: s for k, s in r["scores"].items() if k != "fusion"}
+    if scored_set is not None:
+        scored_set.extend([vds, raw])
     kk = list(v["key_kinds"])
 
     def scored(scores, sigma):

@@ -13,12 +13,22 @@ With ``seeds: [0, 1, 2]`` every source is trained once per seed: each seed's ``t
 cells read ``mean ± std``, ``metrics.json`` gives per pair × variant the mean and spread
 (:mod:`vadlib.seeds`), and the top-level ``model/`` and ``predictions/`` are the first seed's.
 Training wall times go to ``timing.json`` (not a DVC output).
+
+Validation (``transfer.validation``, :mod:`vadlib.validation.stage`): a dataset's ``validation.videos``
+are never trained on; for each pair a pseudo-anomaly set is made from the TARGET's listed training
+videos when they are normal (the target scene, which is never trained on either), else from the
+SOURCE's held-out ones (never from a test split). Its CLIP features are extracted like the store's,
+every variant's model scores it with the pair's test prompts, σ is chosen among
+``validation.sigma`` on the headline variant's key AUC (``full`` if run) before the pair's test
+videos are scored (:func:`validate_pair`), and the AUCs go into ``metrics.json`` under
+``validation`` (``validation.auc`` = the mean over pairs and seeds of the headline key AUC).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
-from dataclasses import dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Union
 
@@ -27,9 +37,11 @@ import numpy as np
 from vadlib.config import bounded, check, check_value, section_dict
 from vadlib.errors import ConfigError
 from vadlib.io import atomic_path, write_json
+from vadlib.metrics import json_safe
 from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
 from vadlib.stages._inputs import feature_store, sampling_label
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
+from vadlib.validation.stage import ValidationParams, held_out
 
 STAGE = "transfer"
 
@@ -64,6 +76,7 @@ class Params:
     features: dict[str, Any] = field(default_factory=dict)   # per dataset: a feature store path (default: extract's)
     num_threads: int = bounded(1, min=1)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])   # one training per seed; [] = the global seed
+    validation: dict = section_dict(ValidationParams)   # pseudo-anomaly set per pair and σ candidates
 
     def _config_check(self, path: str, source: str | None) -> None:
         """``temporal``, ``prompt_learning`` (+ its ``enabled`` switch) and ``train`` against the model
@@ -130,10 +143,13 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
             where=f"transfer.prompts.{tgt}")
 
     loaded = {}
+    vcfg = {**asdict(ValidationParams()), **p.validation}
 
-    def load(name, split):
+    def load(name, split):       # a dataset's validation videos are never trained on
         if (name, split) not in loaded:
-            loaded[(name, split)] = load_videos(stores[name], data[name].videos(split))
+            held = set(held_out(vcfg, name)) if split == "train" else set()
+            loaded[(name, split)] = load_videos(stores[name], [v for v in data[name].videos(split)
+                                                               if v.name not in held])
         return loaded[(name, split)]
 
     encode = text_encoder_for(bb, p.templates)
@@ -142,7 +158,9 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
         torch.manual_seed(seed)
         sd = seed_dir(out, seed)
         print(f"seed {seed}")
-        res_s = run_transfer(p.pairs, load, target_prompts, config(seed), encode, backbone=bb)
+        res_s = run_transfer(p.pairs, load, target_prompts, config(seed), encode, backbone=bb,
+                             validate=lambda s_, t_, prep: validate_pair(s_, t_, prep, data, stores, bb, p, ctx,
+                                                                         config(seed).tau))
         # each source's trained model ("full" variant), for `vadlib detect --method transfer --checkpoint transfer@SOURCE`
         model_params = {"temporal": p.temporal, "prompt_learning": p.prompt_learning,
                         "train": {"seed": seed, **p.train}, "generic_prompts": p.generic_prompts,
@@ -211,7 +229,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
                "n_seeds": len(seeds), "seeds": seeds,
                "protocol": protocol,
                "prompts": {t: {"normal": tp.normal, "anomaly": tp.anomaly} for t, tp in target_prompts.items()}}
-    write_json(out / "metrics.json", metrics)
+    metrics["validation"] = validation_summary(per_seed, seeds)
+    write_json(out / "metrics.json", json_safe(metrics))
     for sd_, r in per_seed.items():       # each seed's own metrics (the numbers the mean was taken over)
         write_json(seed_dir(out, sd_) / "metrics.json",
                    {"pairs": {f"{s}->{t}": {v: {"micro_auc": float(seed_auc[sd_].loc[v, f"{s}→{t}"]),
@@ -226,6 +245,73 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
            "metrics": metrics, "protocol": protocol, "fired": fired, "real_weights": real}
     res["figures"] = write_figures(res, p, out) if figures else []
     return res
+
+
+def validation_source(vcfg: Mapping, data: Mapping, src: str, tgt: str) -> str | None:
+    """The dataset whose listed training videos make the pair's pseudo-anomaly set: the target's when
+    it lists videos that are all normal, else the source's when it lists any, else None."""
+    for name in (tgt, src):
+        names = set(held_out(vcfg, name))
+        if names and (name == src or all(v.label == 0 for v in data[name].videos("train") if v.name in names)):
+            return name
+    return None
+
+
+_VALIDATION_SETS: dict = {}
+
+
+def validate_pair(src: str, tgt: str, prepared: Mapping[str, tuple], data: Mapping, stores: Mapping, bb, p: Params,
+                  ctx: StageContext, tau: float) -> dict:
+    """:func:`~vadlib.methods.transfer.model.run_transfer`'s ``validate`` hook: score the pair's pseudo-anomaly
+    set (:func:`validation_source`) with every variant's model and the pair's prompts, choose σ among
+    ``validation.sigma`` on the headline variant's key AUC. Returns the block for ``metrics.json``
+    (``sigma`` = the choice; ``{"sigma": transfer.sigma, "note"}`` without a set)."""
+    from vadlib.methods.transfer.model import load_videos, predict
+    from vadlib.validation import choose, validation_metrics
+    from vadlib.validation.features import extract_like
+    from vadlib.validation.stage import choice_rows, key_auc, prepare_set
+
+    v = {**asdict(ValidationParams()), **p.validation}
+    base = validation_source(v, data, src, tgt)
+    if base is None:
+        return {"sigma": p.sigma, "note": f"no validation set: transfer.validation.videos lists no video of "
+                                          f"'{tgt}' or '{src}'"}
+    key = (base, json.dumps(v, sort_keys=True, default=str), str(stores[base].path))
+    if key not in _VALIDATION_SETS:
+        vds = prepare_set(data[base], v)
+        vstore = extract_like(stores[base], vds, bb, v["root"], ctx.device, "transfer.validation")
+        _VALIDATION_SETS[key] = (vds, load_videos(vstore, vds.videos("test")))
+    vds, feats = _VALIDATION_SETS[key]
+    scores = {name: predict(m, feats, tn, ta, tau, names)[p.score].scores() for name, (m, tn, ta, names) in prepared.items()}
+    head = "full" if "full" in scores else next(iter(scores))
+    kk = list(v["key_kinds"])
+
+    def scored(sc, sigma):
+        m = validation_metrics(sc, vds, float(sigma) or None)
+        m["key_auc"] = key_auc(m, kk)
+        return m
+
+    choice = choose([float(x) for x in (v["sigma"] or [p.sigma])], lambda x: scored(scores[head], x), key="key_auc")
+    print(f"validation {src}→{tgt} ({vds.name}, made from {base}): {head} {p.score} key AUC {choice.auc:.3f} "
+          f"(sigma {choice.best:g})")
+    return {"sigma": choice.best, "auc": choice.auc, "variant": head, "made_from": base,
+            "held_out": held_out(v, base), "key_kinds": kk or list(v["kinds"]),
+            "variants": {n: scored(sc, choice.best) for n, sc in scores.items()},
+            "chosen": {"sigma": choice.best, "n_candidates": len(choice.table),
+                       "key": f"mean per-kind micro AUC of the {head} variant's {p.score} score over {kk or 'all kinds'}"},
+            "candidates": choice_rows(choice, lambda x: {"sigma": x}),
+            "set": {"root": str(vds.root), "name": vds.name}, "real_weights": bool(bb.real_weights)}
+
+
+def validation_summary(per_seed: Mapping, seeds: list[int]) -> dict:
+    """``metrics.json``'s ``validation``: per pair the first seed's block (plus ``auc_per_seed``) and
+    ``auc`` = the mean over pairs and seeds of the headline key AUC (absent without any set)."""
+    pairs = {}
+    for (s, t), block in per_seed[seeds[0]].validation.items():
+        per = {sd: per_seed[sd].validation[(s, t)].get("auc") for sd in seeds}
+        pairs[f"{s}->{t}"] = {**block, "auc_per_seed": per} if block.get("auc") is not None else dict(block)
+    aucs = [a for b in pairs.values() for a in (b.get("auc_per_seed") or {}).values() if a is not None]
+    return {**({"auc": float(np.mean(aucs))} if aucs else {}), "pairs": pairs}
 
 
 def write_figures(res: Mapping, p: Params, out: Path) -> list[Path]:

@@ -13,7 +13,6 @@ executed notebook): ``metrics.json``, ``roc.csv``, ``pr.csv``, ``predictions.npz
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Union
@@ -146,28 +145,16 @@ def validate(dataset, store, bb, scorer, p: Params, ctx: StageContext) -> tuple[
     extracted with the test store's config, and choose σ among ``validation.sigma`` (by the headline
     score's key AUC). Returns ``(block for metrics.json, candidate rows)``; ``({"note"}, [])`` when
     the dataset has no ``validation.videos`` entry."""
-    from vadlib.features.extract import ExtractConfig, extract_dataset, store_info
     from vadlib.methods.zeroshot.model import predict_store
     from vadlib.validation import choose, validation_metrics
+    from vadlib.validation.features import extract_like
     from vadlib.validation.stage import choice_rows, held_out, key_auc, prepare_set
 
     v = {**asdict(ValidationParams()), **p.validation}
     vds = prepare_set(dataset, v)
     if vds is None:
         return {"note": f"no validation set: zeroshot.validation.videos has no entry for '{dataset.name}'"}, []
-    info = store.info
-    pre = info.get("preprocessing") or {}
-    cfg = ExtractConfig(sampling=info["sampling"], stride=int(info.get("stride") or 1),
-                        snippet_len=int(info.get("snippet_len") or 16), crops=int(info["crops"]),
-                        clip_len=info.get("clip_len"), clip_stride=info.get("clip_stride"),
-                        # None: the backbone's own, loaded in the store's precision (no torch.autocast)
-                        precision=None if bb.precision == info.get("precision", "fp32") else info.get("precision"),
-                        device=ctx.device,
-                        resize=pre.get("resize", "shorter") if isinstance(pre, dict) else "shorter")
-    if json.loads(json.dumps(store_info(vds.name, bb, cfg)["preprocessing"])) != info.get("preprocessing"):
-        raise ConfigError(f"zeroshot.validation: cannot extract the set like the store {store.path} "
-                          f"(preprocessing {info.get('preprocessing')}); re-extract the dataset")
-    vstore = extract_dataset(vds, bb, Path(v["root"]) / "features", cfg, splits=("test",))
+    vstore = extract_like(store, vds, bb, v["root"], ctx.device, "zeroshot.validation")
     preds = predict_store(vstore, scorer, vds.videos("test"))
     kk = list(v["key_kinds"])
 

@@ -52,6 +52,7 @@ class FlowSection:
     ref_size: Union[tuple[int, int], None] = None
     quant: int = bounded(32, min=1)
     options: dict[str, Any] = field(default_factory=dict)
+    upscale: float = bounded(1.0, min=1)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class VelocitySection:
 
     bins: int = bounded(1, min=1)
     n_components: int = bounded(2, min=1)
+    crop_size: Union[int, None] = None   # None: the box's native pixels; 224: Reiss & Hoshen's resized crop
 
 
 @dataclass
@@ -180,8 +182,9 @@ class RegionFeatures:
 
 
 def video_features(video, flow_file: Path, flow_cfg: FlowConfig, rcfg: RegionConfig, patch: Mapping,
-                   vel_bins: int, naive_top: float) -> RegionFeatures:
-    """Regions and features of every frame of ``video`` from its cached flow."""
+                   vel_bins: int, naive_top: float, vel_crop: int | None = None) -> RegionFeatures:
+    """Regions and features of every frame of ``video`` from its cached flow (``vel_crop``: the
+    velocity's ``crop_size``, :func:`~vadlib.flow.descriptors.velocity_descriptor`)."""
     import cv2
 
     cv2.setNumThreads(1)
@@ -202,7 +205,7 @@ def video_features(video, flow_file: Path, flow_cfg: FlowConfig, rcfg: RegionCon
             boxes.append(box)
             patches.append(flow_patch(flows, int(fidx[t]), box, int(patch["size"]), int(patch["stack"]),
                                       bool(patch["rescale"])).astype(np.float16))
-            vels.append(velocity_descriptor(f, box, vel_bins))
+            vels.append(velocity_descriptor(f, box, vel_bins, crop_size=vel_crop))
     c, s = 2 * int(patch["stack"]), int(patch["size"])
     return RegionFeatures(
         video.name, n, np.asarray(frames, np.int64), np.asarray(boxes, np.int64).reshape(-1, 4),
@@ -230,25 +233,27 @@ class feature_memo:
 
 
 def dataset_features(videos: Sequence, cache_dir: Path, flow_cfg: FlowConfig, rcfg: RegionConfig, patch: Mapping,
-                     vel_bins: int, naive_top: float, workers: int = 2) -> dict[str, RegionFeatures]:
+                     vel_bins: int, naive_top: float, workers: int = 2,
+                     vel_crop: int | None = None) -> dict[str, RegionFeatures]:
     """Flow (cached) then features of all ``videos`` (process pool); ``{video: RegionFeatures}``
     (reused inside :class:`feature_memo`)."""
     key = (tuple(str(getattr(v, "path", v.name)) for v in videos), str(cache_dir), repr(flow_cfg), repr(rcfg),
-           repr(sorted(dict(patch).items())), int(vel_bins), float(naive_top))
+           repr(sorted(dict(patch).items())), int(vel_bins), float(naive_top), vel_crop)
     if _FEATURE_MEMO is not None and key in _FEATURE_MEMO:
         return _FEATURE_MEMO[key]
-    out = _dataset_features(videos, cache_dir, flow_cfg, rcfg, patch, vel_bins, naive_top, workers)
+    out = _dataset_features(videos, cache_dir, flow_cfg, rcfg, patch, vel_bins, naive_top, workers, vel_crop)
     if _FEATURE_MEMO is not None:
         _FEATURE_MEMO[key] = out
     return out
 
 
 def _dataset_features(videos: Sequence, cache_dir: Path, flow_cfg: FlowConfig, rcfg: RegionConfig, patch: Mapping,
-                      vel_bins: int, naive_top: float, workers: int = 2) -> dict[str, RegionFeatures]:
+                      vel_bins: int, naive_top: float, workers: int = 2,
+                      vel_crop: int | None = None) -> dict[str, RegionFeatures]:
     from tqdm.auto import tqdm
 
     cache = compute_dataset_flow(videos, cache_dir, flow_cfg, workers=workers)
-    args = [(video_ref(v), cache.path(v), flow_cfg, rcfg, dict(patch), vel_bins, naive_top) for v in videos]
+    args = [(video_ref(v), cache.path(v), flow_cfg, rcfg, dict(patch), vel_bins, naive_top, vel_crop) for v in videos]
     t0 = time.perf_counter()
     if workers <= 1:
         feats = [video_features(*a) for a in tqdm(args, desc="regions+features", unit="video")]
@@ -356,8 +361,7 @@ def _configs(p: Mapping, source: str) -> tuple[FlowConfig, RegionConfig]:
 
 
 def _flow_cache_dir(p: Mapping, dataset_name: str, fcfg: FlowConfig) -> Path:
-    ref = "native" if fcfg.ref_size is None else f"{fcfg.ref_size[0]}x{fcfg.ref_size[1]}"
-    return Path(p["cache"]) / dataset_name / f"{fcfg.method}-{fcfg.preset}-{ref}-q{fcfg.quant}"
+    return Path(p["cache"]) / dataset_name / fcfg.folder_name()
 
 
 def _pose_vectors(dataset, p: Mapping, split: str) -> dict[str, list[np.ndarray]] | None:
@@ -437,7 +441,8 @@ def train_flow_nf(dataset, p: Mapping) -> tuple[FlowNFModel, dict]:
     calib = [v for i, v in enumerate(train) if i % every == every - 1] or train[-1:]
     fit = [v for v in train if v not in calib]
     feats = dataset_features(train, _flow_cache_dir(p, dataset.name, fcfg), fcfg, rcfg, p["patch"],
-                             int(p["velocity"]["bins"]), float(p["naive_top"]), int(p["workers"]))
+                             int(p["velocity"]["bins"]), float(p["naive_top"]), int(p["workers"]),
+                             p["velocity"].get("crop_size"))
     fit_f = [feats[v.name] for v in fit]
     patches = np.concatenate([f.patches for f in fit_f]).astype(np.float32)
     vel = np.concatenate([f.velocity for f in fit_f])
@@ -506,7 +511,8 @@ def apply_model(model: FlowNFModel, dataset, split: str = "test", pose: bool = T
     fcfg, rcfg = _configs(p, model.source)
     videos = dataset.videos(split)
     feats = dataset_features(videos, _flow_cache_dir(p, dataset.name, fcfg), fcfg, rcfg, p["patch"],
-                             int(p["velocity"]["bins"]), float(p["naive_top"]), int(p["workers"]))
+                             int(p["velocity"]["bins"]), float(p["naive_top"]), int(p["workers"]),
+                             p["velocity"].get("crop_size"))
     pv = _pose_vectors(dataset, p, split) if pose and "pose" in model.models and dataset.name == model.source else None
     raw = score_videos(model, feats, pv)
     scores = {k: raw[k] for k in ("naive", "flow_nf", "velocity", "pose") if k in raw}

@@ -427,6 +427,7 @@ class TransferResult:
     predictions: dict
     training: dict
     models: dict = field(default_factory=dict)   # {source: trained model of the "full" variant}
+    validation: dict = field(default_factory=dict)   # {(source, target): what run_transfer's validate returned}
 
 
 def _micro(preds: Predictions, videos: Sequence[VideoFeatures], sigma: float) -> dict:
@@ -439,7 +440,8 @@ def _micro(preds: Predictions, videos: Sequence[VideoFeatures], sigma: float) ->
 
 def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list[VideoFeatures]],
                  prompts: Mapping[str, TargetPrompts], cfg: TransferConfig, encode_text: TextEncoder,
-                 backbone=None, log: Callable[[str], None] | None = print) -> TransferResult:
+                 backbone=None, log: Callable[[str], None] | None = print,
+                 validate: Callable[[str, str, Mapping[str, tuple]], Mapping] | None = None) -> TransferResult:
     """The transfer matrix: for each ``(source, target)`` train on the source's training videos
     (``load(source, "train")``) and score the target's test videos (``load(target, "test")``,
     frame labels required) — no target data enters training, τ, σ or normalisation.
@@ -450,6 +452,11 @@ def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list
         prompts: ``{target: TargetPrompts}`` — the semantic test prompts.
         cfg: :class:`TransferConfig`. encode_text: frozen text tower (:func:`text_encoder_for`).
         backbone: needed when ``cfg.prompt_learning`` is set.
+        validate: ``(source, target, {variant: (model, text_normal, text_anomaly, class names)}) →
+            {"sigma": σ, ...}``, called once per pair after its models are trained and BEFORE its test
+            videos are scored; the test scores of the pair are smoothed with the σ it returns (the
+            stage's pseudo-anomaly validation, :func:`vadlib.stages.transfer.validate_pair`). Its
+            return values are in ``TransferResult.validation[(source, target)]``.
     """
     import pandas as pd
 
@@ -461,7 +468,7 @@ def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list
     cache: dict = {}
     models: dict = {}
     training: dict = {}
-    rows, predictions = [], {}
+    rows, predictions, validation = [], {}, {}
 
     def data(name: str, split: str):
         if (name, split) not in cache:
@@ -480,6 +487,7 @@ def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list
             raise DataError(None, f"target '{tgt}': test videos without frame labels: {missing[:5]}")
         text_n = encode_text(tp.normal).to(cfg.device)
         text_a = encode_text(list(tp.anomaly.values())).to(cfg.device)
+        prepared = {}
         for vname, var in variants.items():
             mixing = var.mixing if var.train == "temporal" else None
             train_cfg = cfg.train if var.identity_weight is None else replace(cfg.train,
@@ -515,16 +523,23 @@ def run_transfer(pairs: Sequence[Sequence[str]], load: Callable[[str, str], list
                 tn, ta, names = g[:1], g[1:], ["generic_abnormal"]
             else:
                 tn, ta, names = text_n, text_a, list(tp.anomaly)
-            meta = {"method": "videoanomalyclip", "variant": vname, "source": src, "target": tgt, "tau": cfg.tau}
+            prepared[vname] = (model, tn, ta, names)
+        sigma = cfg.sigma
+        if validate is not None:     # chosen before the pair's test videos are scored
+            validation[(src, tgt)] = dict(validate(src, tgt, prepared))
+            sigma = float(validation[(src, tgt)].get("sigma", sigma))
+        for vname, (model, tn, ta, names) in prepared.items():
+            meta = {"method": "videoanomalyclip", "variant": vname, "source": src, "target": tgt, "tau": cfg.tau,
+                    "sigma": sigma}
             preds = predict(model, test, tn, ta, cfg.tau, names, meta)
             predictions[(src, tgt, vname)] = preds["calibrated"]
             for score, p in preds.items():
                 rows.append({"source": src, "target": tgt, "variant": vname, "score": score,
-                             **_micro(p, test, cfg.sigma)})
+                             **_micro(p, test, sigma)})
     table = pd.DataFrame(rows)
     full = {k[0]: m for k, m in models.items() if m is not None and k[1] == "temporal" and k[2] == cfg.temporal.mixing
             and len(k) == 3}
-    return TransferResult(table=table, predictions=predictions, training=training, models=full)
+    return TransferResult(table=table, predictions=predictions, training=training, models=full, validation=validation)
 
 
 # --------------------------------------------------------------------------- checkpoints
