@@ -101,7 +101,8 @@ def run_seed(p: Params, ctx: StageContext, seed: int) -> dict:
     store = feature_store(item, ctx.reports)
     from vadlib.methods import METHODS
 
-    bb = (load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
+    bb = (load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device,
+                        clip_len=store.info.get("clip_len"))   # a video backbone's frames per clip, as extracted
           if METHODS.get(p.method).uses_backbone else None)
     real = bool(store.info.get("real_weights", True))
     if not real:

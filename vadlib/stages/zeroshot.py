@@ -48,7 +48,7 @@ class Params:
     score: Literal["softmax", "max_cos"] = "softmax"   # headline score
     tau: float = bounded(0.01, gt=0)                   # softmax temperature
     sigma: float = bounded(0, min=0)                   # Gaussian smoothing (frames) per video; 0 = none
-    templates: list[str] = field(default_factory=lambda: ["{}.", "a photo of {}.",
+    templates: Union[list[str], str] = field(default_factory=lambda: ["{}.", "a photo of {}.",
                                                           "a surveillance camera frame of {}."])
     prompts: dict = section_dict(DatasetPrompts, each=True)   # per dataset: {normal: [...], anomaly: {class: text}}
     validation: dict = section_dict(ValidationParams)         # pseudo-anomaly set and σ candidates
@@ -71,7 +71,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     (out / "figures").mkdir(parents=True, exist_ok=True)
     dataset = get_dataset(item, **ctx.datasets[item])
     store = feature_store(item, ctx.reports)
-    bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
+    bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device,
+                       clip_len=store.info.get("clip_len"))   # a video backbone's frames per clip, as extracted
     if store.info["backbone"] != bb.name:
         raise ConfigError(f"store {store.path} was made with {store.info['backbone']}, not {bb.name}: rerun the "
                           f"extract stage with backbone.name={bb.name}")
