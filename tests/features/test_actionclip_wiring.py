@@ -105,7 +105,7 @@ def test_short_video_is_filled_by_the_authors_rule_and_the_store_says_so(tmp_pat
     with caplog.at_level(logging.WARNING, logger="vadlib.features.extract"):
         store = extract_dataset(ds, ac_random, tmp_path / "f", ExtractConfig(sampling="clip", batch_size=16,
                                                                              progress=False), splits=("test",))
-    assert "every frame repeated in order" in caplog.text and "'short' has 3 frames" in caplog.text
+    assert "repeating every frame in order (5 padding frames)" in caplog.text and "'short' has 3 frames" in caplog.text
     assert "0 0 0 1 1 1 2 2" in store.info["padding"]
     assert store.frame_spans("short").tolist() == [[0, 3]] and store.meta("short")["padded_frames"] == 5
     frames = _rgb_frames(tmp_path / "v" / "short")

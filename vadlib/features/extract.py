@@ -721,11 +721,11 @@ def extract_dataset(dataset, backbone, out_root: str | Path, cfg: ExtractConfig 
             if res.spans is not None:
                 meta["padded_frames"] = res.padded_frames
                 if res.n_frames < int(cfg.clip_len):
-                    how = ("every frame repeated in order, as ActionCLIP's authors sample at test time"
-                           if fill else "its last frame repeated, as the X-CLIP sampler does")
-                    log.warning("video '%s' has %d frames, fewer than one %d-frame clip: filled with %d padding "
-                                "frames, %s (%s; index: padded_frames)", v.name, res.n_frames, cfg.clip_len,
-                                res.padded_frames, how, backbone.name)
+                    how = ("repeating every frame in order (%d padding frames), as ActionCLIP's authors sample "
+                           "at test time" if fill else "repeating its last frame %d times, as the X-CLIP sampler does")
+                    log.warning("video '%s' has %d frames, fewer than one %d-frame clip: padded by " + how
+                                + " (%s; index: padded_frames)", v.name, res.n_frames, cfg.clip_len,
+                                res.padded_frames, backbone.name)
             store.write(v.name, res.feats, res.frame_index, meta, spans=res.spans, aux=res.aux)
             if bar is not None:
                 bar.set_postfix_str(v.name[-24:], refresh=False)

@@ -37,12 +37,12 @@ def resolve_templates(value, where: str = "templates") -> list[str]:
 
     if value is None or (isinstance(value, (list, tuple)) and not value):
         return list(DEFAULT_TEMPLATES)
-    if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], str) and "{}" not in value[0]:
+    if isinstance(value, (list, tuple)) and len(value) == 1 and value[0] in TEMPLATE_SETS:
         value = value[0]
     if isinstance(value, str):
         if value not in TEMPLATE_SETS:
             raise ConfigError(f"`{where}`: unknown template set '{value}'; known: {', '.join(TEMPLATE_SETS)} "
-                              "(or give a list of templates, each with one '{}')")
+                              "(or give a list of templates, each with exactly one '{}')")
         module, _, attr = TEMPLATE_SETS[value].partition(":")
         value = getattr(importlib.import_module(module), attr)
     if not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value):

@@ -28,7 +28,7 @@ from vadlib.config import bounded, check, check_value, section_dict
 from vadlib.errors import ConfigError
 from vadlib.io import atomic_path, write_json
 from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
-from vadlib.stages._inputs import feature_store, sampling_label
+from vadlib.stages._inputs import feature_store, sampling_label, store_clip_len
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 
 STAGE = "transfer"
@@ -116,7 +116,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     stores = {d: feature_store(d, ctx.reports, p.features) for d in names}
     # a video backbone's frame count comes from the store (an ActionCLIP file may not record it)
     bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device,
-                       clip_len=stores[names[0]].info.get("clip_len"))
+                       clip_len=store_clip_len(stores[names[0]].info, ctx.backbone["name"]))
     real = bool(bb.real_weights)
     if not real:
         print("WARNING — RANDOM WEIGHTS: these scores check the plumbing only.")

@@ -25,7 +25,7 @@ from vadlib.errors import ConfigError
 from vadlib.io import write_json
 from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
 from vadlib.scoring import gaussian_smooth
-from vadlib.stages._inputs import feature_store, sampling_label
+from vadlib.stages._inputs import feature_store, sampling_label, store_clip_len
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 from vadlib.validation.stage import ValidationParams
 
@@ -72,7 +72,7 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     dataset = get_dataset(item, **ctx.datasets[item])
     store = feature_store(item, ctx.reports)
     bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device,
-                       clip_len=store.info.get("clip_len"))   # a video backbone's frames per clip, as extracted
+                       clip_len=store_clip_len(store.info, ctx.backbone["name"]))   # a video backbone's, as extracted
     if store.info["backbone"] != bb.name:
         raise ConfigError(f"store {store.path} was made with {store.info['backbone']}, not {bb.name}: rerun the "
                           f"extract stage with backbone.name={bb.name}")
