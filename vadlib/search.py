@@ -316,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrained", default="openai")
     ap.add_argument("--every", type=int, default=8,
                     help="encode every n-th frame; video backbones (xclip, actionclip/...): a clip starts every n frames")
+    ap.add_argument("--clip-len", type=int, default=None,
+                    help="video backbones: frames per clip (default: the checkpoint's; an ActionCLIP file that does "
+                         "not record it needs its model-zoo n-frame, 8, 16 or 32)")
     ap.add_argument("--top-k", type=int, default=10)
     ap.add_argument("--sigma", type=float, default=1.0, help="smoothing of similarities (encoded frames)")
     ap.add_argument("--radius", type=float, default=2.0, help="NMS radius in seconds")
@@ -336,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         raise DataError(out, "output folder exists; pass --overwrite to replace it")
     prompt_list(args.text, "text")  # checked before any model is loaded
     _, videos = collection_videos(args.collection, args.params)
-    bb = load_backbone(args.backbone, args.pretrained, device=args.device, precision=args.precision)
+    bb = load_backbone(args.backbone, args.pretrained, device=args.device, precision=args.precision,
+                       clip_len=args.clip_len)
     hits = search_collection(args.text, args.collection, bb, args.features, args.every, args.top_k, args.sigma,
                              args.radius, args.device, args.params)
     with atomic_dir(out) as tmp:

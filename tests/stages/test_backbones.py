@@ -100,8 +100,8 @@ def _backbone_params(params_yaml, root, keys):
 
 
 def test_backbones_matrix_entries_and_the_report_table(repo, params_yaml):
-    p = _backbone_params(params_yaml, repo.root, ["clip", "xclip"])
-    for key in ("clip", "xclip"):
+    p = _backbone_params(params_yaml, repo.root, ["clip", "xclip", "actionclip"])
+    for key in ("clip", "xclip", "actionclip"):
         backbones.run(p, repo.ctx("backbones", key))
         want = [o.replace("${item.key}", key) for o in dvc_outputs("backbones") if "${item.key}" in o]
         assert [o for o in want if not (repo.root / o).exists()] == []
@@ -113,13 +113,16 @@ def test_backbones_matrix_entries_and_the_report_table(repo, params_yaml):
     from vadlib.report.backbones import comparison_table
 
     table = comparison_table(repo.root / "reports")
-    assert list(table["key"]) == ["clip", "xclip"] and not table["real_weights"].any()
+    assert sorted(table["key"]) == ["actionclip", "clip", "xclip"] and not table["real_weights"].any()
+    ma = json.loads((repo.root / "reports" / "backbones" / "actionclip" / "metrics.json").read_text())
+    assert ma["protocol"]["text_path"] == "text tower" and ma["protocol"]["kind"] == "clip"
+    assert ma["protocol"]["family"] == "actionclip" and ma["n_frames"] == mc["n_frames"]
     out, figs = repo.root / "reports" / "report_cmp", repo.root / "reports" / "figures_cmp"
     out.mkdir(parents=True)
     assert report.backbone_comparison(repo.root / "reports", out, figs) == [figs / "backbone_comparison.png"]
     assert (figs / "backbone_comparison.png").is_file() and (figs / "backbone_comparison.pdf").is_file()
     md = (out / "backbones.md").read_text()
-    assert md.count("NO (RANDOM WEIGHTS)") == 2 and "video-conditioned prompt generator" in md
+    assert md.count("NO (RANDOM WEIGHTS)") == 3 and "video-conditioned prompt generator" in md
 
 
 def test_the_matrix_is_declared_in_dvc_yaml_and_params():
@@ -127,7 +130,79 @@ def test_the_matrix_is_declared_in_dvc_yaml_and_params():
     assert stage["matrix"] == {"key": "${backbones.run_on}"} and "--item ${item.key}" in stage["cmd"]
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["backbones"]
     demo = yaml.safe_load((ROOT / "params.demo.yaml").read_text())["backbones"]
+    assert demo["run_on"] == ["clip", "xclip", "actionclip"]
     assert set(params["run_on"]) <= set(params["models"]) and set(params["run_on"]) <= set(demo["models"])
     assert {m["name"] for m in params["models"].values()} == {"ViT-B-16", "xclip", "actionclip/ViT-B-16"}
     assert all(m["pretrained"] == "random" for m in demo["models"].values())
     backbones.Params(**{k: v for k, v in params.items()})   # the section matches the stage's Params
+
+
+# ------------------------------------------------------------------ ActionCLIP (a file made by --make-tiny)
+
+@pytest.fixture(scope="module")
+def arepo(repo):
+    """The demo data with ActionCLIP stores (a local tiny file in the authors' layout, clip_len recorded
+    by its name only, as the authors' files) under ``reports_ac`` / ``features_ac``."""
+    from vadlib.features.backbones.actionclip import main
+
+    path = repo.root / "models" / "actionclip_tiny-8f.pt"
+    path.parent.mkdir(exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main(["--make-tiny", str(path), "--unrecorded"])
+    a = XRepo(repo)
+    a.reports = repo.root / "reports_ac"
+    a.backbone = {"name": "actionclip/vadlib-tiny", "pretrained": str(path), "device": "cpu"}
+    a.file = path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for item in ("demo_a", "demo_b"):
+            extract.run({"out": str(repo.root / "data" / "features_ac")},
+                        a.ctx("extract", item, backbone=a.backbone))
+    return a
+
+
+def test_actionclip_extract_zeroshot_with_its_template_set(arepo, params_yaml):
+    st = FeatureStore.open(json.loads((arepo.reports / "extract" / "demo_a" / "store.json").read_text())["store"])
+    assert st.info["backbone"] == "actionclip/vadlib-tiny" and st.info["clip_len"] == 8 and st.info["aux"] is None
+    assert st.info["text_path"] == "text tower" and st.info["preprocessing"]["resize_to"] == round(64 * 256 / 224)
+    p = {**params_yaml["zeroshot"], "templates": "actionclip",
+         "validation": {**params_yaml["zeroshot"]["validation"], "root": str(arepo.root / "data" / "validation_ac")}}
+    res = zeroshot.run(p, arepo.ctx("zeroshot", "demo_a", backbone=arepo.backbone), figures=False)
+    m = json.loads((arepo.reports / "zeroshot" / "demo_a" / "metrics.json").read_text())
+    assert m["protocol"]["text_path"] == "text tower" and m["protocol"]["sampling"] == "clip 8 stride 8"
+    assert 0 <= m["micro_auc"] <= 1
+    for v, lab in res["labels"].items():
+        assert len(res["predictions"]["softmax"].scores()[v]) == len(lab)
+
+
+def test_train_mil_anomalyclip_and_transfer_on_actionclip_features(arepo, repo, params_yaml):
+    p = {**params_yaml["train_mil"], "method": "anomalyclip", "overrides": {"epochs": 1}, "seeds": [0]}
+    train_mil.run(p, arepo.ctx("train_mil", "demo_a", backbone=arepo.backbone))
+    out = arepo.reports / "train_mil" / "demo_a"
+    m = json.loads((out / "metrics.json").read_text())
+    assert 0 <= m["micro_auc"] <= 1 and m["protocol"]["backbone"] == "actionclip/vadlib-tiny"
+    ck = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+    assert ck["meta"]["features"]["sampling"] == "clip" and ck["meta"]["features"]["clip_len"] == 8
+    with pytest.raises(ConfigError, match="actionclip/vadlib-tiny"):   # refused on open_clip features
+        train_mil.run({**p, "checkpoint_in": str(out / "model.pt")}, repo.ctx("train_mil_cross_ac", "demo_a"))
+    pt = {**params_yaml["transfer"], "train": {"epochs": 1}, "variants": ["full", "clip_zeroshot"],
+          "templates": "actionclip"}
+    transfer.run(pt, arepo.ctx("transfer", backbone=arepo.backbone))
+    mt = json.loads((arepo.reports / "transfer" / "metrics.json").read_text())
+    assert mt["protocol"]["backbone"].startswith("actionclip/vadlib-tiny")
+    assert set(mt["pairs"]) == {"demo_a->demo_b", "demo_b->demo_a"}
+
+
+def test_an_actionclip_file_without_fusion_weights_fails_the_extract_stage_and_writes_nothing(arepo, repo):
+    ck = torch.load(arepo.file, map_location="cpu", weights_only=True)
+    del ck["fusion_model_state_dict"]
+    bad = repo.root / "models" / "no_fusion-8f.pt"
+    torch.save(ck, bad)
+    out = repo.root / "data" / "features_bad"
+    ctx = arepo.ctx("extract_bad", "demo_a", backbone={**arepo.backbone, "pretrained": str(bad)})
+    from vadlib.errors import DataError
+
+    with pytest.raises(DataError, match="missing 'fusion_model_state_dict'"):
+        extract.run({"out": str(out)}, ctx)
+    assert not out.exists() and not (arepo.reports / "extract_bad").exists()

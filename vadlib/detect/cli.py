@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--pretrained", default=None,
                     help="tag, local checkpoint, or 'random' (plumbing only); default openai, or the checkpoint's")
     ap.add_argument("--every", type=int, default=None, help="encode every n-th frame (default 8, or the checkpoint's)")
+    ap.add_argument("--clip-len", type=int, default=None,
+                    help="video backbones: frames per clip (default: the method checkpoint's, else the backbone "
+                         "file's; an ActionCLIP file that does not record it needs its model-zoo n-frame: 8, 16, 32)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
@@ -101,12 +104,15 @@ def build_methods(args) -> tuple[DetectMethod, dict, list[Path]]:
     # the feature spec: from the CLIP checkpoint when there is one, else the options / defaults
     requested = {"backbone": args.backbone, "pretrained": args.pretrained, "stride": args.every}
     spec = {"backbone": args.backbone or "ViT-B-16", "pretrained": args.pretrained or "openai",
-            "stride": args.every or 8}
+            "stride": args.every or 8, "clip_len": getattr(args, "clip_len", None)}
     for n in (n for n, f in zip(names, factories) if f.needs_checkpoint and f.needs_backbone):
         saved = checkpoint_features(ckpts[n], n)
         if saved.get("sampling") == "clip" and "stride" in requested:   # --every is a clip checkpoint's clip_stride
             requested = {**{k: v for k, v in requested.items() if k != "stride"}, "clip_stride": requested["stride"]}
         saved = check_features(ckpts[n], saved, requested)
+        if getattr(args, "clip_len", None) and saved.get("clip_len") and int(args.clip_len) != int(saved["clip_len"]):
+            raise ConfigError(f"--clip-len {args.clip_len}, but checkpoint {ckpts[n]} was trained on "
+                              f"{saved['clip_len']}-frame clips: drop --clip-len (the checkpoint's is used)")
         # every CLIP checkpoint of a fusion must agree with the first one
         requested = {"backbone": saved.get("backbone"), "pretrained": saved.get("pretrained"),
                      "stride": saved.get("stride") if saved.get("sampling") == "every" else 1}

@@ -112,7 +112,7 @@ class ZeroShotMethod(DetectMethod):
 
     def __init__(self, backbone, cfg, prompts: list[str], normal_prompts: list[str] | None = None,
                  templates: list[str] | None = None, tau: float = 0.01, score: str = "softmax", **_):
-        from vadlib.prompts.text import DEFAULT_TEMPLATES, PromptSet
+        from vadlib.prompts.text import PromptSet, resolve_templates
         from vadlib.methods.zeroshot.model import SCORES, ZeroShotScorer
 
         if not prompts:
@@ -120,7 +120,7 @@ class ZeroShotMethod(DetectMethod):
         if score not in SCORES:
             raise ConfigError(f"unknown score '{score}' (known: {', '.join(SCORES)})")
         ps = PromptSet(normal=list(normal_prompts or ["an ordinary scene with people walking"]),
-                       anomaly={p: p for p in prompts}, templates=list(templates or DEFAULT_TEMPLATES))
+                       anomaly={p: p for p in prompts}, templates=resolve_templates(templates, "--templates"))
         self.scorer = ZeroShotScorer(backbone, ps, tau=tau)
         self._prompt_state(backbone, cfg, score, prompts, normal_prompts)
 

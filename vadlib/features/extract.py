@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -63,7 +63,9 @@ class ExtractConfig:
         sampling: ``"frame"`` (every frame), ``"every"`` (every ``stride``-th frame),
             ``"snippet"`` (one row per ``snippet_len`` frames = mean of their frame features) or
             ``"clip"`` (video backbones: one row per clip of ``clip_len`` consecutive frames, encoded
-            together; clips past the end padded by repeating the last frame, see :func:`clip_starts`).
+            together; clips past the end padded by repeating the last frame, see :func:`clip_starts`;
+            a video shorter than one clip is filled by the backbone's ``short_video_indices(n)`` when
+            it has one (ActionCLIP: every frame repeated in order), else by repeating its last frame).
         stride: frame step for ``"every"``.
         snippet_len: frames per snippet for ``"snippet"``.
         clip_len: frames per clip for ``"clip"``; None = the backbone's (:meth:`for_backbone`
@@ -175,11 +177,14 @@ class ExtractConfig:
             return max(1, int(self.batch_size) // t) * t
         return int(self.batch_size)
 
-    def decode_indices(self, n_frames: int) -> np.ndarray:
+    def decode_indices(self, n_frames: int, short_fill: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
         """Frames to decode for a video of ``n_frames`` frames (clips: ``clip_len`` per clip, padded
-        clips repeating the last frame)."""
+        clips repeating the last frame). ``short_fill``: ``{n: (clip_len,) indices}`` filling a video of
+        ``n < clip_len`` frames (:func:`short_clip_fill`); without an entry the last frame is repeated."""
         if self.sampling == "clip":
             t, _ = self._clip()
+            if short_fill and int(n_frames) in short_fill:
+                return np.asarray(short_fill[int(n_frames)], dtype=np.int64).reshape(t)
             starts = self.row_index(n_frames)
             return np.minimum(starts[:, None] + np.arange(t)[None, :], int(n_frames) - 1).reshape(-1)
         return np.arange(0, int(n_frames), self.step, dtype=np.int64)
@@ -197,6 +202,36 @@ class ExtractConfig:
         if self.sampling == "clip":
             return np.stack([fi, np.minimum(fi + self._clip()[0], int(n_frames))], 1)
         return np.stack([fi, np.append(fi[1:], int(n_frames))], 1)
+
+
+REPEAT_LAST = "repeat last frame (clips past the video's end)"
+
+
+def short_clip_fill(backbone, cfg: ExtractConfig) -> dict[int, np.ndarray] | None:
+    """``{n: (clip_len,) int64 indices}`` for every ``n < clip_len``: how the backbone's authors fill a clip
+    from a video shorter than one clip (its ``short_video_indices(n)``; ActionCLIP: 3 frames into 8 ->
+    0 0 0 1 1 1 2 2). None when the backbone has no such rule (the last frame is repeated). A plain table
+    (not the backbone's method) so DataLoader workers receive a few small arrays, not the model."""
+    rule = getattr(backbone, "short_video_indices", None)
+    if cfg.sampling != "clip" or rule is None:
+        return None
+    t = cfg._clip()[0]
+    table = {n: np.asarray(rule(n), dtype=np.int64) for n in range(1, t)}
+    for n, idx in table.items():
+        if idx.shape != (t,) or idx.min() < 0 or idx.max() >= n:
+            raise ConfigError(f"{backbone.name}: short_video_indices({n}) returned {idx.tolist()}, not {t} "
+                              f"indices in 0..{n - 1}")
+    return table
+
+
+def padding_rule(backbone, cfg: ExtractConfig) -> str | None:
+    """The store index's ``padding`` entry: how clips past the end and videos shorter than a clip are filled."""
+    if cfg.sampling != "clip":
+        return None
+    if getattr(backbone, "short_video_indices", None) is None:
+        return REPEAT_LAST
+    return (REPEAT_LAST + "; a video shorter than one clip: every frame repeated in order, the authors' "
+            "test-time rule (3 frames into 8: 0 0 0 1 1 1 2 2)")
 
 
 def clip_starts(n_frames: int, clip_len: int, clip_stride: int) -> np.ndarray:
@@ -237,13 +272,16 @@ class Preprocessor:
     """
 
     def __init__(self, image_size: int, mean: Sequence[float], std: Sequence[float], crops: int = 1,
-                 resize: str = "shorter"):
+                 resize: str = "shorter", resize_scale: float | None = None):
         self.size = int(image_size)
         self.crops = int(crops)
         self.resize = resize
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        self.resize_to = self.size if self.crops == 1 else int(round(self.size * CROP_RESIZE))
+        if resize_scale is not None and float(resize_scale) < 1:
+            raise ConfigError(f"Preprocessor: resize_scale must be >= 1 (resize, then crop), got {resize_scale}")
+        scale = CROP_RESIZE if self.crops != 1 else (float(resize_scale) if resize_scale else 1.0)
+        self.resize_to = int(round(self.size * scale))
 
     def describe(self) -> dict:
         """What goes in the store index under ``preprocessing``."""
@@ -287,7 +325,10 @@ class Preprocessor:
 
 
 def preprocessor_for(backbone, cfg: ExtractConfig) -> Preprocessor:
-    return Preprocessor(backbone.image_size, backbone.mean, backbone.std, crops=cfg.crops, resize=cfg.resize)
+    """The backbone's preprocessing; a backbone with ``resize_scale`` (ActionCLIP: 256/224, its authors'
+    test view) resizes the shorter side to ``image_size * resize_scale`` before the centre crop."""
+    return Preprocessor(backbone.image_size, backbone.mean, backbone.std, crops=cfg.crops, resize=cfg.resize,
+                        resize_scale=getattr(backbone, "resize_scale", None))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,10 +351,12 @@ class FrameBatches(torch.utils.data.IterableDataset):
     (or whose GT length mismatches) counts as one batch carrying the error.
     """
 
-    def __init__(self, videos: Sequence, cfg: ExtractConfig, pre: Preprocessor | None):
+    def __init__(self, videos: Sequence, cfg: ExtractConfig, pre: Preprocessor | None,
+                 short_fill: Mapping[int, np.ndarray] | None = None):
         self.videos = list(videos)
         self.cfg = cfg
         self.pre = pre
+        self.short_fill = short_fill
 
     def __iter__(self) -> Iterator[dict]:
         info = torch.utils.data.get_worker_info()
@@ -332,7 +375,7 @@ class FrameBatches(torch.utils.data.IterableDataset):
                     yield {"vi": vi, "b": 0, "nb": 1, "error": _describe(exc, video)}
                 g += 1
                 continue
-            idx = self.cfg.decode_indices(n)
+            idx = self.cfg.decode_indices(n, self.short_fill)
             bs = self.cfg.batch_frames
             nb = (len(idx) + bs - 1) // bs
             failed = None
@@ -345,7 +388,7 @@ class FrameBatches(torch.utils.data.IterableDataset):
                     yield {**item, "error": failed}
                     continue
                 try:
-                    want, inverse = np.unique(chunk, return_inverse=True)  # a padded clip repeats its last frame
+                    want, inverse = np.unique(chunk, return_inverse=True)  # a padded clip repeats frames
                     frames = src.get(want.tolist())
                     if len(frames) != len(want):
                         raise DataError(video.path, f"decoder returned {len(frames)} frames for {len(want)} "
@@ -367,12 +410,13 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _loader(videos: Sequence, cfg: ExtractConfig, pre: Preprocessor | None) -> torch.utils.data.DataLoader:
+def _loader(videos: Sequence, cfg: ExtractConfig, pre: Preprocessor | None,
+            short_fill: Mapping[int, np.ndarray] | None = None) -> torch.utils.data.DataLoader:
     nw = int(cfg.num_workers)
     kw: dict[str, Any] = {}
     if nw > 0:
         kw = {"worker_init_fn": _worker_init, "prefetch_factor": 2, "persistent_workers": False}
-    return torch.utils.data.DataLoader(FrameBatches(videos, cfg, pre), batch_size=None, num_workers=nw,
+    return torch.utils.data.DataLoader(FrameBatches(videos, cfg, pre, short_fill), batch_size=None, num_workers=nw,
                                        pin_memory=str(cfg.device).startswith("cuda"), **kw)
 
 
@@ -442,7 +486,11 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
         torch.set_num_threads(int(cfg.torch_threads))
     model = backbone.model
     if next(model.parameters()).device != device:
-        model = model.to(device)
+        if hasattr(backbone, "to"):   # a backbone with modules beside .model (ActionCLIP's visual prompt)
+            backbone.to(device)
+            model = backbone.model
+        else:
+            model = model.to(device)
     model.eval()
     wdtype = _input_dtype(model)  # a bf16 / fp16 cast image tower takes inputs of its dtype
     clips = cfg.sampling == "clip"
@@ -451,7 +499,7 @@ def iter_extract(videos: Sequence, backbone, cfg: ExtractConfig, progress: Any =
     cur: VideoResult | None = None
     rows: list[np.ndarray] = []
     aux_rows: list[np.ndarray] = []
-    for item in _loader(videos, cfg, None if on_gpu else pre):
+    for item in _loader(videos, cfg, None if on_gpu else pre, short_clip_fill(backbone, cfg)):
         vi = item["vi"]
         if cur is None or cur.video is not videos[vi]:
             cur, rows, aux_rows = VideoResult(videos[vi]), [], []
@@ -538,7 +586,7 @@ def store_info(dataset_name: str, backbone, cfg: ExtractConfig) -> dict:
             "snippet_len": int(cfg.snippet_len) if cfg.sampling == "snippet" else None,
             "clip_len": int(cfg.clip_len) if clip else None, "clip_stride": int(cfg.clip_stride) if clip else None,
             "aux": getattr(backbone, "aux", None) if clip else None,
-            "padding": "repeat last frame (clips past the video's end)" if clip else None,
+            "padding": padding_rule(backbone, cfg),
             "text_path": text_path_of(backbone),
             "crops": int(cfg.crops), "dtype": "float32", "precision": effective_precision(backbone, cfg),
             "precision_reason": (getattr(backbone, "precision_reason", "requested") if cfg.precision is None
@@ -633,6 +681,7 @@ def extract_dataset(dataset, backbone, out_root: str | Path, cfg: ExtractConfig 
         DataError: a video fails (``on_error="raise"``), naming its file; finished videos stay.
     """
     cfg = (cfg or ExtractConfig()).for_backbone(backbone)
+    fill = short_clip_fill(backbone, cfg)
     rank, world = shard if shard is not None else dist_env()
     info = store_info(dataset.name, backbone, cfg)
     path = store_dir(out_root, dataset.name, info)
@@ -653,7 +702,7 @@ def extract_dataset(dataset, backbone, out_root: str | Path, cfg: ExtractConfig 
         from tqdm.auto import tqdm
 
         known = [v.num_frames for v in todo]
-        total = sum(len(cfg.decode_indices(n)) for n in known) if all(known) else None
+        total = sum(len(cfg.decode_indices(n, fill)) for n in known) if all(known) else None
         bar = tqdm(total=total, unit="frame", desc=f"{dataset.name}" + (f" [rank {rank}/{world}]" if world > 1 else ""),
                    file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
     t0 = time.perf_counter()
@@ -672,9 +721,11 @@ def extract_dataset(dataset, backbone, out_root: str | Path, cfg: ExtractConfig 
             if res.spans is not None:
                 meta["padded_frames"] = res.padded_frames
                 if res.n_frames < int(cfg.clip_len):
-                    log.warning("video '%s' has %d frames, fewer than one %d-frame clip: padded by repeating its "
-                                "last frame %d times (as the X-CLIP / ActionCLIP samplers do; index: padded_frames)",
-                                v.name, res.n_frames, cfg.clip_len, res.padded_frames)
+                    how = ("repeating every frame in order (%d padding frames), as ActionCLIP's authors sample "
+                           "at test time" if fill else "repeating its last frame %d times, as the X-CLIP sampler does")
+                    log.warning("video '%s' has %d frames, fewer than one %d-frame clip: padded by " + how
+                                + " (%s; index: padded_frames)", v.name, res.n_frames, cfg.clip_len,
+                                res.padded_frames, backbone.name)
             store.write(v.name, res.feats, res.frame_index, meta, spans=res.spans, aux=res.aux)
             if bar is not None:
                 bar.set_postfix_str(v.name[-24:], refresh=False)

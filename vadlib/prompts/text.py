@@ -18,6 +18,41 @@ from vadlib.errors import ConfigError
 DEFAULT_TEMPLATES = ("{}.", "a photo of {}.", "a surveillance camera frame of {}.")
 SEPARATOR = ";;"
 
+#: named template sets: ``templates: actionclip`` in params.yaml (or ``templates=["actionclip"]``) selects
+#: ActionCLIP's 16 Kinetics templates; the targets are imported on first use ("module:attribute")
+TEMPLATE_SETS: dict[str, str] = {
+    "default": "vadlib.prompts.text:DEFAULT_TEMPLATES",
+    "actionclip": "vadlib.features.backbones.actionclip:ACTIONCLIP_TEMPLATES",
+}
+
+
+def resolve_templates(value, where: str = "templates") -> list[str]:
+    """Templates as a list of format strings with one ``{}`` each.
+
+    ``value``: a list of templates, or the name of a set in :data:`TEMPLATE_SETS` (``"actionclip"``), as a
+    string or a one-element list; None / empty = :data:`DEFAULT_TEMPLATES`. Raises :class:`ConfigError`
+    naming ``where`` for an unknown name or a template without exactly one ``{}``.
+    """
+    import importlib
+
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return list(DEFAULT_TEMPLATES)
+    if isinstance(value, (list, tuple)) and len(value) == 1 and value[0] in TEMPLATE_SETS:
+        value = value[0]
+    if isinstance(value, str):
+        if value not in TEMPLATE_SETS:
+            raise ConfigError(f"`{where}`: unknown template set '{value}'; known: {', '.join(TEMPLATE_SETS)} "
+                              "(or give a list of templates, each with exactly one '{}')")
+        module, _, attr = TEMPLATE_SETS[value].partition(":")
+        value = getattr(importlib.import_module(module), attr)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value):
+        raise ConfigError(f"`{where}` must be a list of templates or a template set name, got {value!r}")
+    for t in value:
+        if t.count("{}") != 1:
+            raise ConfigError(f"`{where}`: template {t!r} must contain exactly one '{{}}' "
+                              f"(or name a template set: {', '.join(TEMPLATE_SETS)})")
+    return list(value)
+
 
 def prompt_list(value, where: str = "prompts", allow_empty: bool = False) -> list[str]:
     """Descriptions as a list of stripped, non-empty strings: the one parser of every prompt list.
@@ -75,10 +110,7 @@ class PromptSet:
                               "(mapping class -> text, or list of texts)")
         normal = prompt_list(p["normal"], f"{where}.normal")
         anomaly = anomaly_prompts(p["anomaly"], f"{where}.anomaly")
-        tmpl = list(templates) if templates else list(p.get("templates", DEFAULT_TEMPLATES))
-        for t in tmpl:
-            if t.count("{}") != 1:
-                raise ConfigError(f"{where}: template {t!r} must contain exactly one '{{}}'")
+        tmpl = resolve_templates(templates if templates else p.get("templates", DEFAULT_TEMPLATES), f"{where}.templates")
         return cls(normal=normal, anomaly=anomaly, templates=tmpl)
 
     @property

@@ -43,3 +43,12 @@ def sampling_label(info: Mapping) -> str:
     if samp == "snippet":
         return f"snippet {info.get('snippet_len')}"
     return f"{samp} stride {info.get('stride')}"
+
+
+def store_clip_len(info: Mapping, backbone_name: str) -> int | None:
+    """The frames per clip a store of ``backbone_name`` was extracted with, for loading that backbone
+    (an ActionCLIP file may not record it); None for a frame store or a store of another backbone
+    (the stage's backbone check then names the mismatch)."""
+    if info.get("backbone") != backbone_name or info.get("sampling") != "clip" or info.get("clip_len") is None:
+        return None
+    return int(info["clip_len"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional, Union
 
 import numpy as np
 
@@ -37,6 +37,8 @@ class BackboneEntry:
     name: str = "ViT-B-16"
     pretrained: str = "openai"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    clip_len: Optional[int] = None   # video backbones: frames per clip (null = the checkpoint's; an ActionCLIP
+    #                                  file that does not record it needs 8, 16 or 32, its model-zoo row)
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Params:
     score: Literal["softmax", "max_cos"] = "softmax"
     tau: float = bounded(0.01, gt=0)
     sigma: float = bounded(0, min=0)
-    templates: list[str] = field(default_factory=lambda: ["{}.", "a photo of {}.", "a surveillance camera frame of {}."])
+    templates: Union[list[str], str] = field(default_factory=lambda: ["{}.", "a photo of {}.", "a surveillance camera frame of {}."])
     prompts: dict = section_dict(ComparedPrompts)
 
 
@@ -94,7 +96,7 @@ def run(params: Params | Mapping | None, ctx: StageContext) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)   # said once below, and in every output
         bb = load_backbone(entry["name"], entry["pretrained"], device=ctx.device, precision=entry["precision"],
-                           random_seed=ctx.seed)
+                           random_seed=ctx.seed, clip_len=entry["clip_len"])
     real = bool(bb.real_weights)
     if not real:
         print(f"WARNING — RANDOM WEIGHTS: backbone {bb.name}: these scores check the plumbing only.")

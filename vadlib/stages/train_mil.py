@@ -27,7 +27,7 @@ from vadlib.config import bounded
 from vadlib.io import atomic_path, write_json
 from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
 from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
-from vadlib.stages._inputs import feature_store, per_item, sampling_label
+from vadlib.stages._inputs import feature_store, per_item, sampling_label, store_clip_len
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 
 STAGE = "train_mil"
@@ -101,7 +101,8 @@ def run_seed(p: Params, ctx: StageContext, seed: int) -> dict:
     store = feature_store(item, ctx.reports)
     from vadlib.methods import METHODS
 
-    bb = (load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
+    bb = (load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device,
+                        clip_len=store_clip_len(store.info, ctx.backbone["name"]))   # a video backbone's, as extracted
           if METHODS.get(p.method).uses_backbone else None)
     real = bool(store.info.get("real_weights", True))
     if not real:

@@ -39,7 +39,7 @@ from vadlib.errors import ConfigError
 from vadlib.io import atomic_path, write_json
 from vadlib.metrics import json_safe
 from vadlib.seeds import resolve_seeds, seed_dir, summarize, write_timing
-from vadlib.stages._inputs import feature_store, sampling_label
+from vadlib.stages._inputs import feature_store, sampling_label, store_clip_len
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 from vadlib.validation.stage import ValidationParams, held_out
 
@@ -65,7 +65,7 @@ class Params:
     score: Literal["calibrated", "max_cos"] = "calibrated"   # headline score
     tau: float = bounded(0.01, gt=0)     # test softmax temperature; never fitted on the target
     sigma: float = bounded(0, min=0)     # Gaussian smoothing (frames) per video
-    templates: list[str] = field(default_factory=lambda: ["{}.", "a photo of {}.",
+    templates: Union[list[str], str] = field(default_factory=lambda: ["{}.", "a photo of {}.",
                                                           "a surveillance camera frame of {}."])
     generic_prompts: dict = section_dict(GenericPrompts)
     normal_prompts: dict[str, list[str]] = field(default_factory=dict)   # per target (default: generic_prompts.normal)
@@ -121,16 +121,18 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
                                            "templates": p.templates, "tau": p.tau, "sigma": p.sigma,
                                            "variants": p.variants, "device": ctx.device})
     cfg = config(seeds[0])
-    bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device)
-    real = bool(bb.real_weights)
-    if not real:
-        print("WARNING — RANDOM WEIGHTS: these scores check the plumbing only.")
     names = sorted({d for pair in p.pairs for d in pair})
     missing = [d for d in names if d not in ctx.datasets]
     if missing:
         raise ConfigError(f"params.yaml: datasets has no entry for {missing}")
     data = {d: get_dataset(d, **ctx.datasets[d]) for d in names}
     stores = {d: feature_store(d, ctx.reports, p.features) for d in names}
+    # a video backbone's frame count comes from the store (an ActionCLIP file may not record it)
+    bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device,
+                       clip_len=store_clip_len(stores[names[0]].info, ctx.backbone["name"]))
+    real = bool(bb.real_weights)
+    if not real:
+        print("WARNING — RANDOM WEIGHTS: these scores check the plumbing only.")
     for d, st in stores.items():
         if st.info.get("backbone") != bb.name:
             raise ConfigError(f"feature store of '{d}' was made with {st.info.get('backbone')}, not {bb.name}")

@@ -24,7 +24,7 @@ from vadlib.errors import ConfigError
 from vadlib.io import write_json
 from vadlib.metrics import evaluate_frames, json_safe, pr_curve_points, recognition_metrics, roc_curve_points
 from vadlib.scoring import gaussian_smooth
-from vadlib.stages._inputs import feature_store, sampling_label
+from vadlib.stages._inputs import feature_store, sampling_label, store_clip_len
 from vadlib.stages._params import StageContext, from_section, notebook_params, split_params
 from vadlib.validation.stage import ValidationParams
 
@@ -47,7 +47,7 @@ class Params:
     score: Literal["softmax", "max_cos"] = "softmax"   # headline score
     tau: float = bounded(0.01, gt=0)                   # softmax temperature
     sigma: float = bounded(0, min=0)                   # Gaussian smoothing (frames) per video; 0 = none
-    templates: list[str] = field(default_factory=lambda: ["{}.", "a photo of {}.",
+    templates: Union[list[str], str] = field(default_factory=lambda: ["{}.", "a photo of {}.",
                                                           "a surveillance camera frame of {}."])
     prompts: dict = section_dict(DatasetPrompts, each=True)   # per dataset: {normal: [...], anomaly: {class: text}}
     validation: dict = section_dict(ValidationParams)         # pseudo-anomaly set and σ candidates
@@ -73,7 +73,8 @@ def run(params: Params | Mapping | None, ctx: StageContext, figures: bool = True
     # the image tower in the store's precision: the validation set is encoded like the store (bf16 weights,
     # not fp32 weights under torch.autocast, which is slower on CPU and differs from the store's features)
     bb = load_backbone(ctx.backbone["name"], ctx.backbone["pretrained"], device=ctx.device,
-                       precision=store.info.get("precision", "fp32"))
+                       precision=store.info.get("precision", "fp32"),
+                       clip_len=store_clip_len(store.info, ctx.backbone["name"]))   # a video backbone's, as extracted
     if store.info["backbone"] != bb.name:
         raise ConfigError(f"store {store.path} was made with {store.info['backbone']}, not {bb.name}: rerun the "
                           f"extract stage with backbone.name={bb.name}")

@@ -191,6 +191,14 @@ class ActionClipBackbone:
         return {"precision": self.precision, "precision_requested": self.precision_requested,
                 "precision_reason": self.precision_reason}
 
+    def to(self, device: str | torch.device) -> "ActionClipBackbone":
+        """Move the CLIP and the visual prompt to ``device`` (the extractor calls this: ``model`` alone
+        would leave the visual prompt behind)."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.fusion.to(self.device)
+        return self
+
     def short_video_indices(self, n_frames: int) -> np.ndarray:
         """``(clip_len,)`` frame indices padding a video shorter than one clip, as the authors do
         (:func:`short_video_indices`: every frame repeated in order)."""

@@ -146,7 +146,7 @@ class TransferConfig:
                   prompt_learning=PromptLearnerConfig.from_params(pl) if enabled else None,
                   train=TrainConfig.from_params(p.get("train")),
                   generic_prompts=dict(p.get("generic_prompts") or GENERIC_PROMPTS),
-                  templates=list(p.get("templates") or ["{}."]),
+                  templates=_templates(p.get("templates") or ["{}."]),
                   tau=float(p.get("tau", 0.01)), sigma=float(p.get("sigma") or 0.0),
                   variants=list(p.get("variants") or cls().variants),
                   device=str(p.get("device", "cpu")))
@@ -366,12 +366,21 @@ for _name, _v in {
 TextEncoder = Callable[[Sequence[str]], torch.Tensor]
 
 
-def text_encoder_for(backbone, templates: Sequence[str] = ("{}.",)) -> TextEncoder:
-    """Texts → ``(K, D)`` normalised prompt-ensemble features with a frozen backbone."""
-    from vadlib.prompts.text import encode_prompts
+def _templates(value) -> list[str]:
+    from vadlib.prompts.text import resolve_templates
+
+    return resolve_templates(value, "transfer.templates")
+
+
+def text_encoder_for(backbone, templates: Sequence[str] | str = ("{}.",)) -> TextEncoder:
+    """Texts → ``(K, D)`` normalised prompt-ensemble features with a frozen backbone (``templates``: a
+    list, or a template set name such as ``"actionclip"``, :func:`vadlib.prompts.text.resolve_templates`)."""
+    from vadlib.prompts.text import encode_prompts, resolve_templates
+
+    tmpl = resolve_templates(templates, "transfer templates")
 
     def enc(texts: Sequence[str]) -> torch.Tensor:
-        return encode_prompts(backbone, list(texts), list(templates)).float()
+        return encode_prompts(backbone, list(texts), tmpl).float()
 
     return enc
 

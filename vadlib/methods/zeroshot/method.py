@@ -24,7 +24,7 @@ class ZeroShotConfig:
 
     normal: list[str] = field(default_factory=list)
     anomaly: dict[str, str] = field(default_factory=dict)
-    templates: list[str] | None = None
+    templates: list[str] | str | None = None   # a list, or a template set name ("actionclip")
     tau: float = 0.01
     score: str = "softmax"
 
@@ -36,7 +36,7 @@ class ZeroShotConfig:
 
     def to_dict(self) -> dict:
         return {"normal": list(self.normal), "anomaly": dict(self.anomaly),
-                "templates": None if self.templates is None else list(self.templates), "tau": float(self.tau),
+                "templates": None if self.templates is None else (self.templates if isinstance(self.templates, str) else list(self.templates)), "tau": float(self.tau),
                 "score": self.score}
 
 
@@ -65,7 +65,7 @@ class ZeroShotMethod(UntrainedMethod):
     def __init__(self, cfg: Mapping, class_names: Sequence[str] | None, feat_dim: int, *, backbone=None,
                  text_embeddings: tuple[np.ndarray, np.ndarray] | None = None, **_):
         from vadlib.methods.zeroshot.model import SCORES, ZeroShotScorer
-        from vadlib.prompts.text import DEFAULT_TEMPLATES, PromptSet
+        from vadlib.prompts.text import PromptSet, resolve_templates
 
         self.cfg = ZeroShotConfig.from_dict(cfg)
         c = self.cfg
@@ -75,7 +75,7 @@ class ZeroShotMethod(UntrainedMethod):
         if c.score not in SCORES:
             raise ConfigError(f"zeroshot: unknown score '{c.score}' (known: {', '.join(SCORES)})")
         prompts = PromptSet(normal=list(c.normal), anomaly=dict(c.anomaly),
-                            templates=list(c.templates or DEFAULT_TEMPLATES))
+                            templates=resolve_templates(c.templates, "zeroshot templates"))
         if text_embeddings is None:
             if backbone is None:
                 raise ConfigError("zeroshot: needs a CLIP backbone to encode its prompts (backbone=...), or the "
