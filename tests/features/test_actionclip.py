@@ -55,7 +55,8 @@ def _save(obj: dict, path: Path) -> Path:
 
 def _load(path: Path, **kw) -> A.ActionClipBackbone:
     with warnings.catch_warnings():
-        warnings.simplefilter("error", RandomWeightsWarning)   # a real file never warns
+        # a file not marked random never warns (make_tiny_checkpoint's files carry a random-weights sidecar)
+        warnings.simplefilter("ignore" if A.marked_random(path) else "error", RandomWeightsWarning)
         return A.load_actionclip("vadlib-tiny", str(path), **kw)
 
 
@@ -130,17 +131,21 @@ def test_make_tiny_command_writes_a_loadable_file(tiny, clips, tmp_path, capsys)
     path = tmp_path / "made" / "tiny.pt"
     assert A.main(["--make-tiny", str(path)]) == 0
     assert "RANDOM WEIGHTS" in capsys.readouterr().out
-    assert [p.name for p in path.parent.iterdir()] == ["tiny.pt"]          # no temporary left behind
+    # no temporary left behind; the sidecar says the weights are random
+    assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.pt", "tiny.pt.vadlib.json"]
     raw = torch.load(path, weights_only=True)
     assert set(OPENAI_KEYS) <= set(raw["model_state_dict"])
     assert all(k.startswith("module.") for k in raw["fusion_model_state_dict"]) and raw["clip_len"] == T
     bb = _load(path)
+    assert not bb.real_weights                                            # marked RANDOM by the sidecar
     assert bb.clip_len == T and bb.clip_len_source == "the file's 'clip_len' entry"
     torch.testing.assert_close(bb.encode_clips(clips), tiny.encode_clips(clips), rtol=0, atol=0)
     assert A.main(["--make-tiny", str(tmp_path / "pub.pt"), "--unrecorded", "--fp16", "--clip-len", "16"]) == 0
     raw = torch.load(tmp_path / "pub.pt", weights_only=True)
     assert "clip_len" not in raw and raw["model_state_dict"]["visual.proj"].dtype == torch.float16
     assert _load(tmp_path / "pub.pt", clip_len=16).clip_len == 16
+    (tmp_path / "pub.pt.vadlib.json").unlink()                            # an authors' file has no sidecar
+    assert _load(tmp_path / "pub.pt", clip_len=16).real_weights
 
 
 def test_missing_file_names_it(tmp_path):

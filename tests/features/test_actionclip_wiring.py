@@ -64,7 +64,7 @@ def test_registry_loads_random_and_the_made_file_with_the_contract_stages_expect
         assert b.name == "actionclip/vadlib-tiny" and b.kind == "clip" and b.clip_len == 8
         assert b.text_path == "text tower" and getattr(b, "aux", None) is None
         assert isinstance(b.model, torch.nn.Module) and text_clip_of(b) is b.model   # the open_clip CLIP
-    assert ac_random.real_weights is False and bb.real_weights is True   # a file: not marked random by vadlib
+    assert ac_random.real_weights is False and bb.real_weights is False  # the made file: its sidecar says random
     clips = torch.randn(2, 8, 3, bb.image_size, bb.image_size)
     torch.testing.assert_close(bb.encode_clips(clips), ac_random.encode_clips(clips))   # same seed, same weights
 

@@ -57,9 +57,9 @@ from vadlib.errors import ConfigError, DataError, WeightsUnavailableError, cli_e
 from vadlib.features.precision import resolve_precision
 from vadlib.io import atomic_path
 
-# The open_clip backbone module: the ONE place this file imports it from (at the issue-16 merge it
-# becomes vadlib.features.backbones.open_clip; re-point this import only).
-from vadlib.features.backbones.open_clip import RANDOM, RANDOM_WEIGHTS_WARNING, TINY, RandomWeightsWarning, _register_configs
+# The open_clip backbone module: the one place this file imports it from.
+from vadlib.features.backbones.open_clip import (RANDOM, RANDOM_WEIGHTS_WARNING, TINY, RandomWeightsWarning,
+                                                 _register_configs, mark_random_weights, marked_random)
 
 #: The authors' Kinetics prompt templates (ActionCLIP ``modules/Text_Prompt.py``), ``{}`` = the class text.
 ACTIONCLIP_TEMPLATES: list[str] = [
@@ -422,6 +422,8 @@ def load_actionclip(arch: str, pretrained: str, device: str | torch.device = "cp
     prec = resolve_precision(precision, device)
     name = NAME_PREFIX + arch
     real = pretrained != RANDOM
+    # a local file whose sidecar says it holds random weights (make_tiny_checkpoint, bench dryrun) is random
+    real_weights = real and not marked_random(pretrained)
     model, preprocess = _build_tower(arch, random_seed)
     text_width = _text_width(model)
     if real:
@@ -461,7 +463,7 @@ def load_actionclip(arch: str, pretrained: str, device: str | torch.device = "cp
                         f"the visual prompt's width {fusion.frame_position_embeddings.embedding_dim} differs from "
                         f"the CLIP embedding width {embed_dim} of '{arch}'")
     bb = ActionClipBackbone(model=model, fusion=fusion, preprocess=preprocess, tokenizer=tokenizer, name=name,
-                            pretrained=str(pretrained), real_weights=real, embed_dim=embed_dim, image_size=size,
+                            pretrained=str(pretrained), real_weights=real_weights, embed_dim=embed_dim, image_size=size,
                             mean=mean, std=std, device=device, clip_len=clip_len, clip_len_source=how,
                             precision=prec.name, precision_requested=prec.requested, precision_reason=prec.reason)
     bb.warn_if_random()
@@ -486,13 +488,16 @@ def checkpoint_dict(bb: ActionClipBackbone, record_clip_len: bool = True, half: 
 def make_tiny_checkpoint(path: str | Path, clip_len: int = DEFAULT_RANDOM_CLIP_LEN, seed: int = 0,
                          arch: str = TINY, record_clip_len: bool = True, half: bool = False) -> Path:
     """Write a random ActionCLIP (``arch`` tower + its random visual prompt: 1 layer for ``vadlib-tiny``)
-    in the authors' checkpoint layout to ``path`` (atomically). Its weights are RANDOM."""
+    in the authors' checkpoint layout to ``path`` (atomically), with the sidecar ``<path>.vadlib.json``
+    saying its weights are RANDOM (:func:`~vadlib.features.backbones.open_clip.mark_random_weights`), so
+    every output of a backbone loaded from it is marked RANDOM WEIGHTS."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
         bb = load_actionclip(arch, RANDOM, random_seed=seed, clip_len=clip_len)
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(checkpoint_dict(bb, record_clip_len=record_clip_len, half=half), tmp)
+    mark_random_weights(path, made_by="vadlib.features.backbones.actionclip.make_tiny_checkpoint", seed=seed)
     return path
 
 
