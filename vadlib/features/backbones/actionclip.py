@@ -58,8 +58,9 @@ from vadlib.features.precision import resolve_precision
 from vadlib.io import atomic_path
 
 # The open_clip backbone module: the one place this file imports it from.
-from vadlib.features.backbones.open_clip import (RANDOM, RANDOM_WEIGHTS_WARNING, TINY, RandomWeightsWarning,
-                                                 _register_configs, mark_random_weights, marked_random)
+from vadlib.features.backbones.base import BackboneIdentity, RandomWeightsWarning
+from vadlib.features.backbones.open_clip import (RANDOM, TINY, _register_configs, mark_random_weights,
+                                                 marked_random)
 
 #: The authors' Kinetics prompt templates (ActionCLIP ``modules/Text_Prompt.py``), ``{}`` = the class text.
 ACTIONCLIP_TEMPLATES: list[str] = [
@@ -138,7 +139,7 @@ def fusion_heads(text_width: int) -> int:
 
 
 @dataclass
-class ActionClipBackbone:
+class ActionClipBackbone(BackboneIdentity):
     """A frozen ActionCLIP: open_clip CLIP (``model``) + visual prompt (``fusion``).
 
     Attributes:
@@ -181,15 +182,7 @@ class ActionClipBackbone:
         """The dtype of the image tower's weights (clip inputs are cast to it)."""
         return next(self.model.visual.parameters()).dtype
 
-    @property
-    def tag(self) -> str:
-        """Short identity used in feature-store keys: ``name/pretrained``."""
-        return f"{self.name}/{Path(self.pretrained).name if self.pretrained else ''}"
 
-    def precision_protocol(self) -> dict:
-        """``{"precision", "precision_requested", "precision_reason"}`` for store indexes and protocols."""
-        return {"precision": self.precision, "precision_requested": self.precision_requested,
-                "precision_reason": self.precision_reason}
 
     def to(self, device: str | torch.device) -> "ActionClipBackbone":
         """Move the CLIP and the visual prompt to ``device`` (the extractor calls this: ``model`` alone
@@ -232,9 +225,6 @@ class ActionClipBackbone:
         feats = self.model.encode_text(tokens).float()
         return nn.functional.normalize(feats, dim=-1) if normalize else feats
 
-    def warn_if_random(self) -> None:
-        if not self.real_weights:
-            warnings.warn(RANDOM_WEIGHTS_WARNING.format(name=self.name), RandomWeightsWarning, stacklevel=2)
 
 
 # ---------------------------------------------------------------------------------------------- loading

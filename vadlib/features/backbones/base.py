@@ -19,9 +19,47 @@ Two kinds, told apart by ``kind``:
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 import torch
+
+RANDOM_WEIGHTS_WARNING = (
+    "RANDOM WEIGHTS: backbone '{name}' has random (untrained) weights; every score and figure "
+    "from it checks the plumbing only and says nothing about the method."
+)
+
+
+class RandomWeightsWarning(UserWarning):
+    """Raised (as a warning) whenever a random-weight backbone is built or used."""
+
+
+class BackboneIdentity:
+    """What every backbone dataclass (open_clip, X-CLIP, ActionCLIP) says of itself the same way, from
+    its ``name``, ``pretrained``, ``real_weights`` and ``precision*`` fields."""
+
+    name: str
+    pretrained: str
+    real_weights: bool
+    precision: str
+    precision_requested: str
+    precision_reason: str
+
+    @property
+    def tag(self) -> str:
+        """Short identity used in feature-store keys: ``name/pretrained``."""
+        return f"{self.name}/{Path(self.pretrained).name if self.pretrained else ''}"
+
+    def precision_protocol(self) -> dict:
+        """``{"precision", "precision_requested", "precision_reason"}`` for store indexes and protocols."""
+        return {"precision": self.precision, "precision_requested": self.precision_requested,
+                "precision_reason": self.precision_reason}
+
+    def warn_if_random(self) -> None:
+        """Warn (:class:`RandomWeightsWarning`) when the weights are random."""
+        if not self.real_weights:
+            warnings.warn(RANDOM_WEIGHTS_WARNING.format(name=self.name), RandomWeightsWarning, stacklevel=2)
 
 TEXT_TOWER = "text tower"
 PROMPT_GENERATOR = "video-conditioned prompt generator"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
@@ -29,15 +28,12 @@ from typing import Callable, ClassVar, Sequence
 import torch
 
 from vadlib.errors import ConfigError, WeightsUnavailableError
+from vadlib.features.backbones.base import RANDOM_WEIGHTS_WARNING, BackboneIdentity, RandomWeightsWarning  # noqa: F401
 from vadlib.features.precision import fused_attention, resolve_precision
 
 RANDOM = "random"
 TINY = "vadlib-tiny"
 _CONFIG_DIR = Path(__file__).parent.parent / "model_configs"
-RANDOM_WEIGHTS_WARNING = (
-    "RANDOM WEIGHTS: backbone '{name}' has random (untrained) weights; every score and figure "
-    "from it checks the plumbing only and says nothing about the method."
-)
 
 
 #: sidecar beside a local checkpoint file ``<file>.vadlib.json``: ``{"random_weights": true, ...}`` marks it random
@@ -64,10 +60,6 @@ def marked_random(pretrained: str | Path) -> bool:
         raise ConfigError(f"{side}: unreadable weights sidecar ({exc}); fix it or delete it") from exc
 
 
-class RandomWeightsWarning(UserWarning):
-    """Raised (as a warning) whenever a random-weight backbone is built or used."""
-
-
 def _register_configs() -> None:
     import open_clip
 
@@ -76,7 +68,7 @@ def _register_configs() -> None:
 
 
 @dataclass
-class Backbone:
+class Backbone(BackboneIdentity):
     """A frozen open_clip model with its preprocessing and tokenizer.
 
     Attributes:
@@ -113,15 +105,7 @@ class Backbone:
         """The dtype of the image tower's weights (image inputs are cast to it)."""
         return next(self.model.visual.parameters()).dtype
 
-    def precision_protocol(self) -> dict:
-        """``{"precision", "precision_requested", "precision_reason"}`` for store indexes and protocols."""
-        return {"precision": self.precision, "precision_requested": self.precision_requested,
-                "precision_reason": self.precision_reason}
 
-    @property
-    def tag(self) -> str:
-        """Short identity used in feature-store keys: ``name/pretrained``."""
-        return f"{self.name}/{Path(self.pretrained).name if self.pretrained else ''}"
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -139,9 +123,6 @@ class Backbone:
         feats = self.model.encode_text(tokens).float()
         return torch.nn.functional.normalize(feats, dim=-1) if normalize else feats
 
-    def warn_if_random(self) -> None:
-        if not self.real_weights:
-            warnings.warn(RANDOM_WEIGHTS_WARNING.format(name=self.name), RandomWeightsWarning, stacklevel=2)
 
 
 def list_backbones() -> list[str]:

@@ -25,7 +25,6 @@ uses; 77 tokens, pooled at the end-of-text token), so no tokenizer files need do
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -33,8 +32,8 @@ from typing import Any, ClassVar, Sequence
 import torch
 
 from vadlib.errors import ConfigError, WeightsUnavailableError
-from vadlib.features.backbones.base import AUX_PROMPT_TOKENS, PROMPT_GENERATOR
-from vadlib.features.backbones.open_clip import RANDOM, RANDOM_WEIGHTS_WARNING, RandomWeightsWarning
+from vadlib.features.backbones.base import AUX_PROMPT_TOKENS, PROMPT_GENERATOR, BackboneIdentity
+from vadlib.features.backbones.open_clip import RANDOM
 from vadlib.features.precision import resolve_precision
 
 XCLIP = "xclip"
@@ -60,7 +59,7 @@ def tiny_config():
 
 
 @dataclass
-class XClipBackbone:
+class XClipBackbone(BackboneIdentity):
     """A frozen ``XCLIPModel`` (see the module docstring); conforms to
     :class:`~vadlib.features.backbones.base.ClipBackbone`."""
 
@@ -82,17 +81,8 @@ class XClipBackbone:
     text_path: ClassVar[str] = PROMPT_GENERATOR
     aux: ClassVar[str] = AUX_PROMPT_TOKENS
 
-    @property
-    def tag(self) -> str:
-        return f"{self.name}/{Path(self.pretrained).name if self.pretrained else ''}"
 
-    def precision_protocol(self) -> dict:
-        return {"precision": self.precision, "precision_requested": self.precision_requested,
-                "precision_reason": self.precision_reason}
 
-    def warn_if_random(self) -> None:
-        if not self.real_weights:
-            warnings.warn(RANDOM_WEIGHTS_WARNING.format(name=self.name), RandomWeightsWarning, stacklevel=2)
 
     @property
     def text_clip(self) -> OpenClipTextView:
