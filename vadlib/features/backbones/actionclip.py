@@ -138,7 +138,7 @@ def fusion_heads(text_width: int) -> int:
     return max(1, int(text_width) // 64)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ActionClipBackbone(BackboneIdentity):
     """A frozen ActionCLIP: open_clip CLIP (``model``) + visual prompt (``fusion``).
 
@@ -158,19 +158,8 @@ class ActionClipBackbone(BackboneIdentity):
     fusion: VisualPrompt
     preprocess: Callable
     tokenizer: Callable
-    name: str
-    pretrained: str
-    real_weights: bool
-    embed_dim: int
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    device: torch.device
     clip_len: int
     clip_len_source: str = "requested"
-    precision: str = "fp32"
-    precision_requested: str = "fp32"
-    precision_reason: str = "requested"
     kind: str = "clip"
     text_path: str = "text tower"
     #: the authors' evaluation view: shorter side to ``image_size * 256 / 224`` (bicubic), centre crop

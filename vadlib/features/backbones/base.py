@@ -20,6 +20,7 @@ Two kinds, told apart by ``kind``:
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -35,16 +36,33 @@ class RandomWeightsWarning(UserWarning):
     """Raised (as a warning) whenever a random-weight backbone is built or used."""
 
 
+@dataclass(kw_only=True)
 class BackboneIdentity:
-    """What every backbone dataclass (open_clip, X-CLIP, ActionCLIP) says of itself the same way, from
-    its ``name``, ``pretrained``, ``real_weights`` and ``precision*`` fields."""
+    """The fields every backbone dataclass (open_clip, X-CLIP, ActionCLIP) has, and what it says of
+    itself from them (store tag, precision protocol, the random-weights warning). Subclasses are
+    ``@dataclass(kw_only=True)`` and add their model and family fields.
+
+    Attributes:
+        name, pretrained: as given to ``load_backbone``.
+        real_weights: False for ``pretrained="random"`` or a file marked random; reports carry it.
+        embed_dim: width D of the image / clip and text embeddings.
+        image_size: the encoder's input size S (pixels); mean, std: the preprocessing normalisation.
+        device: the torch device.
+        precision: the precision the image tower runs in (``fp32``, ``bf16``, ``fp16``; resolved, never
+            ``auto``); ``precision_requested`` and ``precision_reason`` say how it was chosen.
+    """
 
     name: str
     pretrained: str
     real_weights: bool
-    precision: str
-    precision_requested: str
-    precision_reason: str
+    embed_dim: int
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    device: torch.device
+    precision: str = "fp32"
+    precision_requested: str = "fp32"
+    precision_reason: str = "requested"
 
     @property
     def tag(self) -> str:

@@ -67,7 +67,7 @@ def _register_configs() -> None:
         open_clip.add_model_config(_CONFIG_DIR)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Backbone(BackboneIdentity):
     """A frozen open_clip model with its preprocessing and tokenizer.
 
@@ -84,17 +84,6 @@ class Backbone(BackboneIdentity):
     model: torch.nn.Module
     preprocess: Callable
     tokenizer: Callable
-    name: str
-    pretrained: str
-    real_weights: bool
-    embed_dim: int
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    device: torch.device
-    precision: str = "fp32"
-    precision_requested: str = "fp32"
-    precision_reason: str = "requested"
     # the backbone protocol (vadlib.features.backbones.base): one row per frame, prompts by the text tower
     kind: ClassVar[str] = "frame"
     clip_len: ClassVar[int] = 1

@@ -58,25 +58,14 @@ def tiny_config():
         projection_dim=32, prompt_layers=1, prompt_num_attention_heads=4)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class XClipBackbone(BackboneIdentity):
     """A frozen ``XCLIPModel`` (see the module docstring); conforms to
     :class:`~vadlib.features.backbones.base.ClipBackbone`."""
 
     model: Any
     tokenizer: Any
-    name: str
-    pretrained: str
-    real_weights: bool
-    embed_dim: int
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    device: torch.device
     clip_len: int
-    precision: str = "fp32"
-    precision_requested: str = "fp32"
-    precision_reason: str = "requested"
     kind: ClassVar[str] = "clip"
     text_path: ClassVar[str] = PROMPT_GENERATOR
     aux: ClassVar[str] = AUX_PROMPT_TOKENS
