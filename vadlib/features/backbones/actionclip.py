@@ -59,7 +59,7 @@ from vadlib.io import atomic_path
 
 # The open_clip backbone module: the one place this file imports it from.
 from vadlib.features.backbones.base import BackboneIdentity, RandomWeightsWarning
-from vadlib.features.backbones.open_clip import (RANDOM, TINY, _register_configs, mark_random_weights,
+from vadlib.features.backbones.open_clip import (RANDOM, TINY, Backbone, _register_configs, mark_random_weights,
                                                  marked_random)
 
 #: The authors' Kinetics prompt templates (ActionCLIP ``modules/Text_Prompt.py``), ``{}`` = the class text.
@@ -205,14 +205,9 @@ class ActionClipBackbone(BackboneIdentity):
         (per-frame image tower, then the visual prompt; computed in the backbone's precision)."""
         return self.fusion(self.encode_frames(clips)).float()
 
-    @torch.no_grad()
-    def encode_text(self, texts: Sequence[str], normalize: bool = True) -> torch.Tensor:
-        """Texts → ``(N, D)`` float32 embeddings from the CLIP text tower (L2-normalised by default)."""
-        if len(texts) == 0:
-            raise ConfigError("encode_text got an empty prompt list")
-        tokens = self.tokenizer(list(texts)).to(self.device)
-        feats = self.model.encode_text(tokens).float()
-        return nn.functional.normalize(feats, dim=-1) if normalize else feats
+    #: texts → ``(N, D)`` float32 embeddings from the CLIP text tower (L2-normalised by default), as the
+    #: open_clip backbone encodes them: the same model class and tokenizer
+    encode_text = Backbone.encode_text
 
 
 
